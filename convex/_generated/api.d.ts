@@ -1,0 +1,56 @@
+/* eslint-disable */
+/**
+ * Generated `api` utility.
+ *
+ * THIS CODE IS AUTOMATICALLY GENERATED.
+ *
+ * To regenerate, run `npx convex dev`.
+ * @module
+ */
+
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+import type * as crons from "../crons.js";
+import type * as lib_caseFile from "../lib/caseFile.js";
+import type * as lib_config from "../lib/config.js";
+import type * as lib_dispatch from "../lib/dispatch.js";
+import type * as lib_jobs from "../lib/jobs.js";
+import type * as lib_recraft from "../lib/recraft.js";
+import type * as lib_redact from "../lib/redact.js";
+import type * as lib_storyWriter from "../lib/storyWriter.js";
+import type * as portraits from "../portraits.js";
+import type * as stories from "../stories.js";
+import type * as validators from "../validators.js";
+
+/**
+ * A utility for referencing Convex functions in your app's API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
+declare const fullApi: ApiFromModules<{
+  crons: typeof crons;
+  "lib/caseFile": typeof lib_caseFile;
+  "lib/config": typeof lib_config;
+  "lib/dispatch": typeof lib_dispatch;
+  "lib/jobs": typeof lib_jobs;
+  "lib/recraft": typeof lib_recraft;
+  "lib/redact": typeof lib_redact;
+  "lib/storyWriter": typeof lib_storyWriter;
+  portraits: typeof portraits;
+  stories: typeof stories;
+  validators: typeof validators;
+}>;
+export declare const api: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "public">
+>;
+export declare const internal: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "internal">
+>;

@@ -1,0 +1,170 @@
+/**
+ * The portrait job state machine. Every function here runs inside a mutation:
+ * a transition patches the job, appends its event and adjusts the status counts
+ * in the same transaction, so the event log is the truth and the job row its
+ * projection.
+ *
+ *   pending ──claim──> requested ──> downloaded ──> stored
+ *      └──────────────────┴──────────────┴──> failed ──retry──> pending (attempt + 1)
+ */
+import type { Doc, Id } from "../_generated/dataModel";
+import type { MutationCtx, QueryCtx } from "../_generated/server";
+import type { JobError, JobStatus, StepDetails } from "../validators";
+import { queueConfig, type QueueConfig } from "./config";
+import { dispatch } from "./dispatch";
+import { redact } from "./redact";
+
+export const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed"];
+
+const NEXT: Record<JobStatus, JobStatus[]> = {
+  pending: ["requested", "failed"],
+  requested: ["downloaded", "failed"],
+  downloaded: ["stored", "failed"],
+  stored: [],
+  failed: ["pending"],
+};
+
+export function canMove(from: JobStatus | null, to: JobStatus): boolean {
+  return from === null ? to === "pending" : NEXT[from].includes(to);
+}
+
+const TRANSIENT_CODES = new Set(["rate_limited", "timeout", "network_error", "stalled"]);
+
+export function isTransient(error: JobError): boolean {
+  return TRANSIENT_CODES.has(error.code) || (error.code === "http_error" && (error.httpStatus ?? 0) >= 500);
+}
+
+/** Exponential backoff with jitter (the workpool's shape), never sooner than Retry-After. */
+export function retryDelayMs(attempt: number, error: JobError, config: QueueConfig): number {
+  const exponential = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** (attempt - 1));
+  const jittered = Math.round(exponential * (0.5 + Math.random() / 2));
+  return Math.max(jittered, error.retryAfterMs ?? 0);
+}
+
+function sanitize(error: JobError): JobError {
+  return { ...error, message: redact(error.message) };
+}
+
+async function bumpCount(ctx: MutationCtx, status: JobStatus, delta: number) {
+  const row = await ctx.db
+    .query("portraitJobCounts")
+    .withIndex("by_status", (q) => q.eq("status", status))
+    .unique();
+  if (row) await ctx.db.patch(row._id, { count: row.count + delta });
+  else await ctx.db.insert("portraitJobCounts", { status, count: delta });
+}
+
+export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
+  const counts = { pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0 };
+  for (const row of await ctx.db.query("portraitJobCounts").collect()) counts[row.status] = row.count;
+  return counts;
+}
+
+function logTransition(
+  job: Doc<"portraitJobs">,
+  from: JobStatus | null,
+  to: JobStatus,
+  now: number,
+  error?: JobError,
+  details?: StepDetails,
+) {
+  const line = {
+    event: "portrait.transition",
+    jobId: job._id,
+    storyId: job.storyId,
+    attempt: job.attempt,
+    from,
+    to,
+    durationMs: details?.durationMs ?? (from === null ? 0 : now - job.updatedAt),
+    code: error?.code ?? null,
+    ...(error ? { step: error.step, message: error.message } : {}),
+  };
+  (to === "failed" ? console.warn : console.log)(JSON.stringify(line));
+}
+
+/** Creates a story's job in `pending` with its first event. */
+export async function createJob(ctx: MutationCtx, storyId: Id<"stories">, now: number) {
+  const jobId = await ctx.db.insert("portraitJobs", {
+    storyId,
+    status: "pending",
+    attempt: 1,
+    createdAt: now,
+    updatedAt: now,
+    runAt: now,
+    holdsSlot: false,
+  });
+  await ctx.db.insert("portraitJobEvents", { jobId, storyId, attempt: 1, from: null, to: "pending", at: now });
+  await bumpCount(ctx, "pending", 1);
+  const job = (await ctx.db.get(jobId))!;
+  logTransition(job, null, "pending", now);
+  return jobId;
+}
+
+type Change = { error?: JobError; details?: StepDetails; storageId?: Id<"_storage"> };
+
+/**
+ * Moves a job one step and records it. Callers have already checked that the
+ * job is in the state they expected (compare-and-set); this refuses an
+ * impossible edge outright. Returns the job as it now is.
+ */
+export async function move(
+  ctx: MutationCtx,
+  job: Doc<"portraitJobs">,
+  to: JobStatus,
+  change: Change = {},
+): Promise<Doc<"portraitJobs">> {
+  if (!canMove(job.status, to)) throw new Error(`portrait job ${job._id}: no transition ${job.status} -> ${to}`);
+  const now = Date.now();
+  const error = change.error && sanitize(change.error);
+  const attempt = job.status === "failed" && to === "pending" ? job.attempt + 1 : job.attempt;
+  const inFlight = to === "requested" || to === "downloaded";
+  const patch: Partial<Doc<"portraitJobs">> = {
+    status: to,
+    attempt,
+    updatedAt: now,
+    error,
+    holdsSlot: inFlight,
+  };
+  if (to === "stored") patch.storageId = change.storageId;
+  if (!inFlight) {
+    patch.scheduledFunctionId = undefined;
+    patch.dispatchedAt = undefined;
+  }
+  await ctx.db.patch(job._id, patch);
+  await ctx.db.insert("portraitJobEvents", {
+    jobId: job._id,
+    storyId: job.storyId,
+    attempt,
+    from: job.status,
+    to,
+    at: now,
+    error,
+    details: change.details,
+  });
+  await bumpCount(ctx, job.status, -1);
+  await bumpCount(ctx, to, 1);
+  logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
+  return (await ctx.db.get(job._id))!;
+}
+
+/**
+ * Fails a job, and if the failure is transient and attempts remain, queues the
+ * next attempt after a backoff. Frees the job's slot either way.
+ */
+export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: JobError, details?: StepDetails) {
+  const config = queueConfig();
+  let failed = await move(ctx, job, "failed", { error, details });
+  if (failed.attempt < config.maxAttempts && isTransient(error)) {
+    const retryAt = Date.now() + retryDelayMs(failed.attempt, error, config);
+    failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
+    await ctx.db.patch(failed._id, { runAt: retryAt });
+  }
+  await dispatch(ctx);
+}
+
+/** A manual retry: a failed job goes back to the queue as a new attempt. */
+export async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {
+  const now = Date.now();
+  const queued = await move(ctx, job, "pending", { details: { reason } });
+  await ctx.db.patch(queued._id, { runAt: now });
+}

@@ -1,0 +1,253 @@
+/**
+ * The portrait pipeline: one scheduled action per attempt, and the
+ * compare-and-set mutations it moves the job through. Every transition is one
+ * mutation and one event (see lib/jobs.ts); a stale or duplicate caller is
+ * refused and stops.
+ */
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import type { Id } from "./_generated/dataModel";
+import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
+import { utf8Bytes } from "./lib/caseFile";
+import { queueConfig, recraftConfig } from "./lib/config";
+import { dispatch } from "./lib/dispatch";
+import { fail, move, requeue } from "./lib/jobs";
+import { downloadImage, requestGeneration } from "./lib/recraft";
+import { describeError } from "./lib/redact";
+import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
+
+const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
+
+/** The job as the action needs it, or null when this caller has no claim on it. */
+export const loadAttempt = internalQuery({
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.union(v.string(), v.null()) })),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get(jobId);
+    if (!job || job.status !== "pending" || !job.holdsSlot) return null;
+    const story = await ctx.db.get(job.storyId);
+    return { attempt: job.attempt, prompt: story?.imageGenerationPrompt ?? null };
+  },
+});
+
+async function expect(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "pending" | "requested" | "downloaded") {
+  const job = await ctx.db.get(jobId);
+  const current = job && job.status === status && job.attempt === attempt && job.holdsSlot;
+  if (!current) {
+    console.warn(
+      JSON.stringify({ event: "portrait.refused", jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" }),
+    );
+  }
+  return current ? job : null;
+}
+
+/** pending -> requested. Refused unless the job is pending in this attempt and holds a slot. */
+export const claim = internalMutation({
+  args: attemptArgs,
+  returns: v.boolean(),
+  handler: async (ctx, { jobId, attempt }) => {
+    const job = await expect(ctx, jobId, attempt, "pending");
+    if (!job) return false;
+    if (!(await ctx.db.get(job.storyId))) {
+      await fail(ctx, job, { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" });
+      return false;
+    }
+    await move(ctx, job, "requested");
+    return true;
+  },
+});
+
+/** requested -> downloaded. */
+export const markDownloaded = internalMutation({
+  args: { ...attemptArgs, details: stepDetails },
+  returns: v.boolean(),
+  handler: async (ctx, { jobId, attempt, details }) => {
+    const job = await expect(ctx, jobId, attempt, "requested");
+    if (!job) return false;
+    await move(ctx, job, "downloaded", { details });
+    return true;
+  },
+});
+
+/**
+ * downloaded -> stored, patching the story in the same transaction. A refused
+ * caller's file is deleted here, and so is the file of a story that vanished.
+ */
+export const markStored = internalMutation({
+  args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
+  returns: v.boolean(),
+  handler: async (ctx, { jobId, attempt, storageId, details }) => {
+    const job = await expect(ctx, jobId, attempt, "downloaded");
+    if (!job) {
+      await ctx.storage.delete(storageId);
+      return false;
+    }
+    const story = await ctx.db.get(job.storyId);
+    if (!story) {
+      await ctx.storage.delete(storageId);
+      await fail(ctx, job, { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" }, details);
+      return false;
+    }
+    await move(ctx, job, "stored", { storageId, details });
+    await ctx.db.patch(story._id, { storageId });
+    await dispatch(ctx);
+    return true;
+  },
+});
+
+/** Any live state -> failed (with an automatic retry when configured and transient). */
+export const markFailed = internalMutation({
+  args: { ...attemptArgs, from: v.union(v.literal("pending"), v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
+  returns: v.boolean(),
+  handler: async (ctx, { jobId, attempt, from, error, details }) => {
+    const job = await expect(ctx, jobId, attempt, from);
+    if (!job) return false;
+    await fail(ctx, job, error, details);
+    return true;
+  },
+});
+
+/**
+ * One attempt of the pipeline for one job. Never throws for an expected
+ * failure: every outcome is a recorded transition.
+ */
+export const generatePatientPortrait = internalAction({
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.null(),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.runQuery(internal.portraits.loadAttempt, { jobId });
+    if (!job) {
+      console.warn(JSON.stringify({ event: "portrait.refused", jobId, reason: "job is not pending with a slot" }));
+      return null;
+    }
+    const { attempt } = job;
+    const failed = (from: "pending" | "requested" | "downloaded", error: JobError, details?: StepDetails) =>
+      ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details });
+
+    const config = recraftConfig();
+    const prompt = job.prompt?.trim() ?? "";
+    if (!config.apiKey) {
+      await failed("pending", { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" });
+      return null;
+    }
+    if (job.prompt !== null && prompt === "") {
+      await failed("pending", { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" });
+      return null;
+    }
+    if (utf8Bytes(prompt) > config.maxPromptBytes) {
+      const message = `imageGenerationPrompt is ${utf8Bytes(prompt)} UTF-8 bytes; Recraft accepts at most ${config.maxPromptBytes}`;
+      await failed("pending", { step: "validate", code: "prompt_too_long", message });
+      return null;
+    }
+    // A missing story (prompt null) is failed by the claim itself.
+    if (!(await ctx.runMutation(internal.portraits.claim, { jobId, attempt }))) return null;
+
+    const generated = await requestGeneration(config, config.apiKey, prompt);
+    if (!generated.ok) {
+      await failed("requested", generated.error, generated.details);
+      return null;
+    }
+    const image = await downloadImage(config, generated.value.url);
+    if (!image.ok) {
+      await failed("requested", image.error, { ...generated.details, ...image.details, durationMs: image.details.durationMs });
+      return null;
+    }
+    const downloadDetails = {
+      ...image.details,
+      recraftRequestId: generated.details.recraftRequestId,
+      credits: generated.details.credits,
+      durationMs: (generated.details.durationMs ?? 0) + (image.details.durationMs ?? 0),
+    };
+    if (!(await ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details: downloadDetails }))) return null;
+
+    const started = Date.now();
+    let storageId: Id<"_storage">;
+    try {
+      storageId = await ctx.storage.store(image.value.blob);
+    } catch (error) {
+      await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
+      return null;
+    }
+    await ctx.runMutation(internal.portraits.markStored, {
+      jobId,
+      attempt,
+      storageId,
+      details: { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType },
+    });
+    return null;
+  },
+});
+
+/** Runs the dispatcher: scheduled as a wakeup when a backoff or the rate window ends. */
+export const dispatchQueue = internalMutation({
+  args: {},
+  returns: v.number(),
+  handler: async (ctx) => dispatch(ctx),
+});
+
+/** An admin retry of one failed job: a new attempt through the same dispatcher. */
+export const retryJob = internalMutation({
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.union(v.literal("queued"), v.literal("not_failed")),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get(jobId);
+    if (!job || job.status !== "failed") return "not_failed";
+    await requeue(ctx, job, "manual retry");
+    await dispatch(ctx);
+    return "queued";
+  },
+});
+
+const RETRY_BATCH = 100;
+
+/** Retries every failed job with the given error code, in batches of 100. */
+export const retryFailedByCode = internalMutation({
+  args: { code: errorCode },
+  returns: v.number(),
+  handler: async (ctx, { code }) => {
+    const batch = await ctx.db
+      .query("portraitJobs")
+      .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+      .take(RETRY_BATCH);
+    for (const job of batch) await requeue(ctx, job, `bulk retry of ${code}`);
+    if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
+    await dispatch(ctx);
+    return batch.length;
+  },
+});
+
+/**
+ * Recovery, run every minute by convex/crons.ts. Convex never retries an action
+ * and marks one failed when its backend restarts, so a job holding a slot whose
+ * action failed, was cancelled, finished without finishing the job, or no
+ * longer exists, or that has held its slot past PORTRAIT_STALL_MS, fails as
+ * `stalled` (and retries if attempts remain). A late action from that attempt
+ * is refused by the compare-and-set transitions.
+ */
+export const sweep = internalMutation({
+  args: {},
+  returns: v.number(),
+  handler: async (ctx) => {
+    const { stallMs } = queueConfig();
+    const now = Date.now();
+    let swept = 0;
+    const holders = await ctx.db
+      .query("portraitJobs")
+      .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+      .collect();
+    for (const job of holders) {
+      const action = job.scheduledFunctionId ? await ctx.db.system.get(job.scheduledFunctionId) : null;
+      const actionState = action?.state.kind ?? "missing";
+      const dead = actionState === "missing" || actionState === "failed" || actionState === "canceled" || actionState === "success";
+      const heldMs = now - (job.dispatchedAt ?? job.updatedAt);
+      if (!dead && heldMs <= stallMs) continue;
+      const message = dead
+        ? `the attempt's action is ${actionState} but the job is still ${job.status}`
+        : `in flight for ${heldMs} ms, longer than PORTRAIT_STALL_MS (${stallMs} ms)`;
+      await fail(ctx, job, { step: "recovery", code: "stalled", message });
+      swept++;
+    }
+    await dispatch(ctx);
+    return swept;
+  },
+});

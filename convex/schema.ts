@@ -1,0 +1,72 @@
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+import { jobError, jobStatus, chapter, stepDetails } from "./validators";
+
+export default defineSchema({
+  stories: defineTable({
+    title: v.string(),
+    slug: v.string(),
+    introduction: v.string(),
+    chapters: v.array(chapter),
+    patientName: v.string(),
+    patientNumber: v.string(),
+    story: v.string(),
+    imageGenerationPrompt: v.string(),
+    createdAt: v.number(),
+    // Set only by the mutation that moves the story's portrait job to `stored`.
+    storageId: v.optional(v.id("_storage")),
+  })
+    .index("by_slug", ["slug"])
+    .index("by_createdAt", ["createdAt"]),
+
+  // One row per story; a retry reuses the row with `attempt + 1`.
+  portraitJobs: defineTable({
+    storyId: v.id("stories"),
+    status: jobStatus,
+    attempt: v.number(),
+    error: v.optional(jobError),
+    storageId: v.optional(v.id("_storage")),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+    // Queue position of a pending job: creation time, or when its backoff ends.
+    runAt: v.number(),
+    // True from the moment the dispatcher gives the job a slot until it leaves
+    // `requested`/`downloaded` (or is refused before claiming).
+    holdsSlot: v.boolean(),
+    // The action currently responsible for the job, for recovery.
+    scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
+    dispatchedAt: v.optional(v.number()),
+  })
+    .index("by_story", ["storyId"])
+    .index("by_status", ["status", "updatedAt"])
+    .index("by_queue", ["status", "holdsSlot", "runAt"])
+    .index("by_slot", ["holdsSlot", "dispatchedAt"])
+    .index("by_error_code", ["status", "error.code", "updatedAt"]),
+
+  // Append-only: one row per transition, written by the mutation that makes it.
+  portraitJobEvents: defineTable({
+    jobId: v.id("portraitJobs"),
+    storyId: v.id("stories"),
+    attempt: v.number(),
+    from: v.union(jobStatus, v.null()),
+    to: jobStatus,
+    at: v.number(),
+    error: v.optional(jobError),
+    details: v.optional(stepDetails),
+  })
+    .index("by_job", ["jobId", "at"])
+    .index("by_to", ["to", "at"]),
+
+  // Exact job counts per status, maintained by every transition: the admin
+  // view reads five documents however many jobs exist.
+  portraitJobCounts: defineTable({
+    status: jobStatus,
+    count: v.number(),
+  }).index("by_status", ["status"]),
+
+  // Singleton: when the dispatcher has already asked to be woken up (a job's
+  // backoff ending, or the rate window freeing), so bursts don't pile up wakeups.
+  portraitDispatcher: defineTable({
+    wakeAt: v.number(),
+  }),
+});

@@ -1,0 +1,79 @@
+import { v, type Infer } from "convex/values";
+
+export const jobStatus = v.union(
+  v.literal("pending"),
+  v.literal("requested"),
+  v.literal("downloaded"),
+  v.literal("stored"),
+  v.literal("failed"),
+);
+export type JobStatus = Infer<typeof jobStatus>;
+
+export const errorCode = v.union(
+  v.literal("missing_api_key"),
+  v.literal("empty_prompt"),
+  v.literal("prompt_too_long"),
+  v.literal("unauthorized"),
+  v.literal("rate_limited"),
+  v.literal("http_error"),
+  v.literal("timeout"),
+  v.literal("network_error"),
+  v.literal("bad_response"),
+  v.literal("disallowed_url"),
+  v.literal("bad_content_type"),
+  v.literal("too_large"),
+  v.literal("storage_error"),
+  v.literal("story_missing"),
+  v.literal("stalled"),
+);
+export type ErrorCode = Infer<typeof errorCode>;
+
+export const pipelineStep = v.union(
+  v.literal("validate"),
+  v.literal("request"),
+  v.literal("download"),
+  v.literal("store"),
+  v.literal("finish"),
+  v.literal("recovery"),
+);
+export type PipelineStep = Infer<typeof pipelineStep>;
+
+export const jobError = v.object({
+  step: pipelineStep,
+  code: errorCode,
+  message: v.string(),
+  httpStatus: v.optional(v.number()),
+  retryAfterMs: v.optional(v.number()),
+});
+export type JobError = Infer<typeof jobError>;
+
+/** What an auditor needs to know about the step that led to a transition. */
+export const stepDetails = v.object({
+  durationMs: v.optional(v.number()),
+  httpStatus: v.optional(v.number()),
+  recraftRequestId: v.optional(v.string()),
+  credits: v.optional(v.number()),
+  bytes: v.optional(v.number()),
+  contentType: v.optional(v.string()),
+  imageHost: v.optional(v.string()),
+  retryAt: v.optional(v.number()),
+  reason: v.optional(v.string()),
+});
+export type StepDetails = Infer<typeof stepDetails>;
+
+export const difficulty = v.union(v.literal("easy"), v.literal("medium"), v.literal("hard"));
+
+export const chapter = v.object({ text: v.string(), difficulty });
+
+export const storyFields = {
+  title: v.string(),
+  slug: v.string(),
+  introduction: v.string(),
+  chapters: v.array(chapter),
+  patientName: v.string(),
+  patientNumber: v.string(),
+  story: v.string(),
+  imageGenerationPrompt: v.string(),
+};
+export const storyInput = v.object(storyFields);
+export type StoryInput = Infer<typeof storyInput>;

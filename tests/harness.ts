@@ -1,0 +1,129 @@
+/**
+ * The test stack: the project's own Convex functions on convex-test, a
+ * Recraft-compatible server and an Anthropic-compatible server on 127.0.0.1,
+ * and the Convex environment variables pointing at them.
+ */
+import { convexTest } from "convex-test";
+import schema from "../convex/schema";
+import { startAnthropicServer, type FakeAnthropic } from "./fakes/anthropicServer";
+import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "./fakes/recraftServer";
+
+export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
+
+export type Backend = ReturnType<typeof newBackend>;
+export const newBackend = () => convexTest(schema, modules);
+
+export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
+export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
+
+export type Stack = {
+  t: Backend;
+  recraft: FakeRecraft;
+  anthropic: FakeAnthropic;
+  setEnv(vars: Record<string, string | undefined>): void;
+  close(): Promise<void>;
+};
+
+export async function startStack(
+  options: { env?: Record<string, string | undefined>; recraft?: RecraftServerOptions } = {},
+): Promise<Stack> {
+  const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
+  const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
+  const saved = new Map<string, string | undefined>();
+  const setEnv = (vars: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(vars)) {
+      if (!saved.has(name)) saved.set(name, process.env[name]);
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  setEnv({
+    RECRAFT_API_KEY: RECRAFT_KEY,
+    RECRAFT_API_URL: recraft.url,
+    RECRAFT_IMAGE_HOSTS: recraft.imageHost,
+    ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+    ANTHROPIC_BASE_URL: anthropic.url,
+    STORY_MODEL: "claude-test-model",
+    PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
+    PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
+    PORTRAIT_RETRY_INITIAL_MS: "10",
+    PORTRAIT_RETRY_MAX_MS: "50",
+    ...options.env,
+  });
+  return {
+    t: newBackend(),
+    recraft,
+    anthropic,
+    setEnv,
+    async close() {
+      await Promise.all([recraft.close(), anthropic.close()]);
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits (on real timers: the pipeline's fetch needs them) until no scheduled
+ * function is pending or running.
+ */
+export async function settle(t: Backend, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const busy = await t.run(async (ctx) =>
+      (await ctx.db.system.query("_scheduled_functions").collect()).filter(
+        (fn) => fn.state.kind === "pending" || fn.state.kind === "inProgress",
+      ),
+    );
+    if (busy.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`settle: still busy after ${timeoutMs} ms: ${busy.map((fn) => `${fn.name} ${fn.state.kind}`).join(", ")}`);
+    }
+    await sleep(5);
+  }
+}
+
+/** A valid case file; `overrides` make it whatever a test needs. */
+export function caseFile(overrides: Record<string, unknown> = {}) {
+  const difficulties = ["easy", "easy", "easy", "easy", "medium", "medium", "medium", "medium", "hard", "hard"] as const;
+  return {
+    title: "The Quiet Ward",
+    slug: "the-quiet-ward",
+    introduction: "Ward C was sealed in 1974. The night nurse still signs in.",
+    chapters: difficulties.map((difficulty, i) => ({ text: `Chapter ${i + 1}: the corridor lights hum.`, difficulty })),
+    patientName: "Edith Marrow",
+    patientNumber: "P-0413",
+    story: "Edith Marrow was admitted for insomnia and never slept again.",
+    imageGenerationPrompt: "Clinical black and white portrait of a gaunt woman in a hospital gown, 1970s asylum, harsh flash.",
+    ...overrides,
+  };
+}
+
+export async function jobOf(t: Backend, storyId: string) {
+  return t.run(async (ctx) => {
+    const jobs = await ctx.db
+      .query("portraitJobs")
+      .withIndex("by_story", (q) => q.eq("storyId", storyId as never))
+      .collect();
+    if (jobs.length !== 1) throw new Error(`story ${storyId} has ${jobs.length} jobs`);
+    return jobs[0];
+  });
+}
+
+export async function eventsOf(t: Backend, jobId: string) {
+  return t.run((ctx) =>
+    ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", jobId as never))
+      .collect(),
+  );
+}
+
+/** The path a job took, e.g. "pending>requested>downloaded>stored". */
+export async function pathOf(t: Backend, jobId: string) {
+  return (await eventsOf(t, jobId)).map((e) => e.to).join(">");
+}
