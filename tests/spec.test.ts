@@ -5,6 +5,7 @@
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "./fakes/recraftServer";
 import { portraitPng } from "./fakes/png";
@@ -37,10 +38,10 @@ async function insert(overrides: Record<string, unknown> = {}) {
   return t.mutation(internal.stories.insertStory, caseFile(overrides));
 }
 
-async function storedBytes(storyId: string) {
+async function storedBytes(storyId: Id<"stories">) {
   const buffer = await t.run(async (ctx) => {
-    const story = await ctx.db.get(storyId as never);
-    const blob = await ctx.storage.get((story as { storageId: never }).storageId);
+    const story = await ctx.db.get(storyId);
+    const blob = await ctx.storage.get(story!.storageId!);
     return blob!.arrayBuffer();
   });
   return new Uint8Array(buffer);
