@@ -69,14 +69,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Waits (on real timers: the pipeline's fetch needs them) until no scheduled
- * function is pending or running.
+ * function is running or due within `horizonMs` (a dispatcher wakeup a minute
+ * away, for the rate window, is not waited for).
  */
-export async function settle(t: Backend, timeoutMs = 20_000): Promise<void> {
+export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000 } = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const busy = await t.run(async (ctx) =>
       (await ctx.db.system.query("_scheduled_functions").collect()).filter(
-        (fn) => fn.state.kind === "pending" || fn.state.kind === "inProgress",
+        (fn) => fn.state.kind === "inProgress" || (fn.state.kind === "pending" && fn.scheduledTime <= Date.now() + horizonMs),
       ),
     );
     if (busy.length === 0) return;

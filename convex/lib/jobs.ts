@@ -155,7 +155,7 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
   const config = queueConfig();
   let failed = await move(ctx, job, "failed", { error, details });
   if (failed.attempt < config.maxAttempts && isTransient(error)) {
-    const retryAt = Date.now() + retryDelayMs(failed.attempt, error, config);
+    const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
     await ctx.db.patch(failed._id, { runAt: retryAt });
   }

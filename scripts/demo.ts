@@ -1,0 +1,166 @@
+/**
+ * `npm run demo`: the whole system on this machine, without a Convex account,
+ * keys or network. The project's Convex functions run on an embedded backend;
+ * Claude and Recraft are loopback fakes unless their keys are set.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { fractionFlag, intFlag, isEntryPoint, parseFlags, runCli, UsageError, type Io } from "./lib/cli.ts";
+import { progressView } from "./lib/progress.ts";
+import { summarize, writeOutputs } from "./lib/report.ts";
+import { readSnapshot } from "./lib/snapshot.ts";
+import { generateStories, startDemoStack, type DemoStack } from "./lib/stack.ts";
+import { formatMs } from "./lib/stats.ts";
+
+export const USAGE = `Usage: npm run demo -- [options]
+
+Writes case files with Claude, paints each patient's portrait with Recraft (at
+most PORTRAIT_MAX_CONCURRENCY=4 in flight), and writes the portraits and an
+HTML report. Runs the project's Convex functions on an embedded backend
+(convex-test) in this process; Claude and Recraft are local fakes unless
+ANTHROPIC_API_KEY / RECRAFT_API_KEY are set, in which case that real service
+is used.
+
+Options:
+  --stories N        case files to generate (default 5)
+  --fail-rate R      share of image generation requests the fake Recraft fails,
+                     0..1 (default 0): 429 with Retry-After, 500, 503, image 404,
+                     wrong content type. When R > 0 the demo sets
+                     PORTRAIT_MAX_ATTEMPTS=3 and PORTRAIT_RETRY_INITIAL_MS=500
+                     so transient failures are retried
+  --max-attempts N   PORTRAIT_MAX_ATTEMPTS (default 1, or 3 with --fail-rate)
+  --out DIR          output directory (default out): DIR/portraits/<slug>.png,
+                     DIR/report.html, DIR/backend.log
+  --serve            keep the stack running afterwards (Ctrl-C to stop)
+  -h, --help         show this help
+
+Exit code: 0 when every portrait job ended (stored or failed: failures are
+shown, not fatal), 1 when a case file could not be generated or the demo broke,
+2 for a bad option.
+`;
+
+interface DemoOptions {
+  stories: number;
+  failRate: number;
+  maxAttempts: number;
+  out: string;
+  serve: boolean;
+}
+
+export function parseDemoArgs(argv: string[]): DemoOptions | "help" {
+  const flags = parseFlags(argv, {
+    stories: { type: "string" },
+    "fail-rate": { type: "string" },
+    "max-attempts": { type: "string" },
+    out: { type: "string" },
+    serve: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (flags.help) return "help";
+  const failRate = fractionFlag("fail-rate", flags["fail-rate"], 0);
+  if (flags.out !== undefined && flags.out.trim() === "") throw new UsageError("--out needs a directory");
+  return {
+    stories: intFlag("stories", flags.stories, 5, 1, 200),
+    failRate,
+    maxAttempts: intFlag("max-attempts", flags["max-attempts"], failRate > 0 ? 3 : 1, 1, 10),
+    out: flags.out ?? "out",
+    serve: !!flags.serve,
+  };
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const say = (line = "") => io.stdout.write(`${line}\n`);
+  let options: DemoOptions | "help";
+  try {
+    options = parseDemoArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr.write(`demo: ${error.message} (run with --help for usage)\n`);
+    return 2;
+  }
+  if (options === "help") {
+    say(USAGE);
+    return 0;
+  }
+  const real = { recraft: !!process.env.RECRAFT_API_KEY?.trim(), anthropic: !!process.env.ANTHROPIC_API_KEY?.trim() };
+  if (real.recraft && options.failRate > 0) {
+    io.stderr.write("demo: --fail-rate needs the fake Recraft server; unset RECRAFT_API_KEY to use it\n");
+    return 2;
+  }
+
+  await mkdir(options.out, { recursive: true });
+  const logPath = join(options.out, "backend.log");
+  const log = createWriteStream(logPath);
+  const env: Record<string, string> = { PORTRAIT_MAX_ATTEMPTS: String(options.maxAttempts) };
+  if (options.failRate > 0) Object.assign(env, { PORTRAIT_RETRY_INITIAL_MS: "500", PORTRAIT_RETRY_MAX_MS: "4000" });
+
+  let stack: DemoStack | undefined;
+  try {
+    stack = await startDemoStack({
+      real,
+      failRate: options.failRate,
+      storyLatencyMs: 300,
+      env,
+      backendLog: (level, line) => log.write(`${level === "log" ? "" : `[${level}] `}${line}\n`),
+    });
+    say("Hollowell Asylum · case files demo");
+    say("  backend    the project's Convex functions on an embedded backend (convex-test), in this process");
+    say(`  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? "default model"})`}`);
+    say(`  portraits  ${stack.recraft ? `fake Recraft at ${stack.recraft.url}, 1–3 s per portrait (set RECRAFT_API_KEY for the real one)` : `Recraft at ${stack.env.RECRAFT_API_URL ?? "https://external.api.recraft.ai/v1"}`}`);
+    say(`  queue      at most ${stack.env.PORTRAIT_MAX_CONCURRENCY ?? 4} portraits in flight; PORTRAIT_MAX_ATTEMPTS=${options.maxAttempts}`);
+    if (options.failRate > 0) {
+      say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
+    }
+    say(`  logs       ${relative(".", logPath) || logPath}`);
+    say();
+
+    const view = progressView(io.stdout, io.isTTY);
+    const result = await generateStories(stack, options.stories, (p) => view.update(p), { pollMs: io.isTTY ? 150 : 250 });
+    view.finish(result.progress);
+
+    const snapshots = await readSnapshot(stack.t);
+    const outputs = await writeOutputs(snapshots, options.out, {
+      generatedAt: new Date(),
+      env: stack.env,
+      notes: options.failRate > 0 ? [`--fail-rate ${options.failRate}: the fake Recraft server failed that share of generation requests.`] : [],
+    });
+    const summary = summarize(snapshots);
+    say();
+    say(`jobs       ${Object.entries(summary.counts).map(([s, n]) => `${s} ${n}`).join(" · ")}`);
+    for (const s of summary.steps) say(`step       ${s.step.padEnd(24)} n=${String(s.n).padEnd(3)} p50 ${formatMs(s.p50).padStart(7)}  p95 ${formatMs(s.p95).padStart(7)}`);
+    for (const { story, job } of snapshots.filter((s) => s.job?.status === "failed")) {
+      say(`failed     ${story.slug}: ${job!.error?.code}${job!.error?.httpStatus ? ` (HTTP ${job!.error.httpStatus})` : ""} ${job!.error?.message ?? ""}`);
+    }
+    say(`portraits  ${outputs.portraits.length} written to ${join(options.out, "portraits")}`);
+    say(`report     ${outputs.report}`);
+
+    if (result.timedOut) {
+      io.stderr.write("demo: gave up waiting for the portrait jobs to finish\n");
+      return 1;
+    }
+    if (result.progress.storyFailures.length > 0) {
+      io.stderr.write(`demo: ${result.progress.storyFailures.length} case file(s) could not be generated (see above and ${logPath})\n`);
+      return 1;
+    }
+    if (options.serve) await serve(stack, say);
+    return 0;
+  } finally {
+    await stack?.close();
+    await new Promise((resolve) => log.end(resolve));
+  }
+}
+
+async function serve(stack: DemoStack, say: (line?: string) => void) {
+  say();
+  say("serving: the stack stays up");
+  if (stack.recraft) say(`  fake Recraft  ${stack.recraft.url}  (images from ${stack.recraft.origin}/images/)`);
+  if (stack.anthropic) say(`  fake Claude   ${stack.anthropic.url}/v1/messages`);
+  say("press Ctrl-C to stop");
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+}
+
+if (isEntryPoint(import.meta.url)) runCli("demo", main);

@@ -1,0 +1,73 @@
+/**
+ * Live progress in the terminal: redrawn in place on a TTY, plain lines
+ * (on change, at most once a second) otherwise, e.g. in CI.
+ */
+import type { Progress } from "./stack.ts";
+
+const STATUSES = ["pending", "requested", "downloaded", "stored", "failed"] as const;
+const BAR_WIDTH = 24;
+
+export interface ProgressView {
+  update(progress: Progress): void;
+  finish(progress: Progress): void;
+}
+
+function bar(done: number, total: number): string {
+  const filled = total === 0 ? 0 : Math.round((BAR_WIDTH * Math.min(done, total)) / total);
+  return `[${"█".repeat(filled)}${"░".repeat(BAR_WIDTH - filled)}]`;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const terminal = (p: Progress) => p.counts.stored + p.counts.failed;
+
+function statusLine(p: Progress): string {
+  return STATUSES.map((s) => `${s} ${p.counts[s]}`).join(" · ");
+}
+
+function failureLine(f: Progress["failures"][number]): string {
+  const http = f.httpStatus ? ` HTTP ${f.httpStatus}` : "";
+  const outcome = f.retrying ? "retrying" : "failed";
+  return `✗ ${f.slug} attempt ${f.attempt}: ${f.code}${http} (${outcome}) ${f.message.slice(0, 90)}`;
+}
+
+export function progressView(out: NodeJS.WriteStream | NodeJS.WritableStream, isTTY: boolean): ProgressView {
+  return isTTY ? ttyView(out) : plainView(out);
+}
+
+function ttyView(out: NodeJS.WritableStream): ProgressView {
+  let drawn = 0;
+  const draw = (p: Progress) => {
+    const lines = [
+      `case files  ${p.written}/${p.requested} written${p.storyFailures.length ? `, ${p.storyFailures.length} failed` : ""}`,
+      `portraits   ${bar(terminal(p), p.requested)} ${terminal(p)}/${p.requested} done   ${seconds(p.elapsedMs)}`,
+      `            ${statusLine(p)}`,
+      ...p.failures.slice(-8).map((f) => `  ${failureLine(f)}`),
+      ...p.storyFailures.map((f) => `  ✗ case file ${f.index + 1}: ${f.stage}: ${f.message.slice(0, 100)}`),
+    ];
+    // Move up over the previous frame and clear it, then draw the new one.
+    out.write(`${drawn ? `\x1b[${drawn}A` : ""}\x1b[J${lines.join("\n")}\n`);
+    drawn = lines.length;
+  };
+  return { update: draw, finish: draw };
+}
+
+function plainView(out: NodeJS.WritableStream): ProgressView {
+  let last = "";
+  let lastAt = 0;
+  let failuresShown = 0;
+  let storyFailuresShown = 0;
+  const print = (p: Progress, force: boolean) => {
+    for (const f of p.failures.slice(failuresShown)) out.write(`  ${failureLine(f)}\n`);
+    failuresShown = p.failures.length;
+    for (const f of p.storyFailures.slice(storyFailuresShown)) out.write(`  ✗ case file ${f.index + 1}: ${f.stage}: ${f.message}\n`);
+    storyFailuresShown = p.storyFailures.length;
+    const line = `case files ${p.written}/${p.requested} | portraits ${terminal(p)}/${p.requested} done | ${statusLine(p)}`;
+    const now = Date.now();
+    if (line !== last && (force || now - lastAt >= 1000)) {
+      out.write(`[${seconds(p.elapsedMs).padStart(7)}] ${line}\n`);
+      last = line;
+      lastAt = now;
+    }
+  };
+  return { update: (p) => print(p, false), finish: (p) => print(p, true) };
+}
