@@ -5,7 +5,7 @@
  */
 import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { fractionFlag, intFlag, isEntryPoint, parseFlags, runCli, UsageError, type Io } from "./lib/cli.ts";
 import { progressView } from "./lib/progress.ts";
 import { summarize, writeOutputs } from "./lib/report.ts";
@@ -112,7 +112,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (options.failRate > 0) {
       say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
     }
-    say(`  logs       ${relative(".", logPath) || logPath}`);
+    say(`  logs       ${logPath}`);
     say();
 
     const view = progressView(io.stdout, io.isTTY);

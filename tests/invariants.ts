@@ -50,11 +50,12 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     }
   }
 
-  // Every file belongs to exactly one story; a story's file exists.
+  // Every file belongs to exactly one story (at rest: between an action's store and
+  // its stored transition the file is not referenced yet); a story's file exists.
   const fileIds = new Set(files.map((f) => f._id as string));
   for (const file of files) {
     const owners = stories.filter((s) => s.storageId === file._id);
-    if (owners.length !== 1) problems.push(`file ${file._id} belongs to ${owners.length} stories`);
+    if (owners.length > 1 || (settled && owners.length === 0)) problems.push(`file ${file._id} belongs to ${owners.length} stories`);
   }
   for (const story of stories) {
     if (story.storageId && !fileIds.has(story.storageId)) problems.push(`story ${story._id} points at a missing file`);

@@ -44,8 +44,11 @@ function ttyView(out: NodeJS.WritableStream): ProgressView {
       ...p.failures.slice(-8).map((f) => `  ${failureLine(f)}`),
       ...p.storyFailures.map((f) => `  ✗ case file ${f.index + 1}: ${f.stage}: ${f.message.slice(0, 100)}`),
     ];
+    // Lines are cut to the terminal's width: a wrapped line would break the move up.
+    const width = Math.max(20, ((out as NodeJS.WriteStream).columns ?? 120) - 1);
+    const frame = lines.map((line) => [...line].slice(0, width).join(""));
     // Move up over the previous frame and clear it, then draw the new one.
-    out.write(`${drawn ? `\x1b[${drawn}A` : ""}\x1b[J${lines.join("\n")}\n`);
+    out.write(`${drawn ? `\x1b[${drawn}A` : ""}\x1b[J${frame.join("\n")}\n`);
     drawn = lines.length;
   };
   return { update: draw, finish: draw };
