@@ -152,11 +152,15 @@ export const generatePatientPortrait = internalAction({
       await failed("requested", image.error, { ...generated.details, ...image.details, durationMs: image.details.durationMs });
       return null;
     }
+    const requestMs = generated.details.durationMs ?? 0;
+    const downloadMs = image.details.durationMs ?? 0;
     const downloadDetails = {
       ...image.details,
       recraftRequestId: generated.details.recraftRequestId,
       credits: generated.details.credits,
-      durationMs: (generated.details.durationMs ?? 0) + (image.details.durationMs ?? 0),
+      requestMs,
+      downloadMs,
+      durationMs: requestMs + downloadMs,
     };
     if (!(await ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details: downloadDetails }))) return null;
 

@@ -36,12 +36,15 @@ export default defineSchema({
     // The action currently responsible for the job, for recovery.
     scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
     dispatchedAt: v.optional(v.number()),
+    // Story title, patient name and number, for the admin search.
+    searchText: v.string(),
   })
     .index("by_story", ["storyId"])
     .index("by_status", ["status", "updatedAt"])
     .index("by_queue", ["status", "holdsSlot", "runAt"])
     .index("by_slot", ["holdsSlot", "dispatchedAt"])
-    .index("by_error_code", ["status", "error.code", "updatedAt"]),
+    .index("by_error_code", ["status", "error.code", "updatedAt"])
+    .searchIndex("search_text", { searchField: "searchText", filterFields: ["status"] }),
 
   // Append-only: one row per transition, written by the mutation that makes it.
   portraitJobEvents: defineTable({

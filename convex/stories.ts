@@ -23,7 +23,7 @@ export const insertStory = internalMutation({
     if (problems.length > 0) throw new ConvexError(`invalid case file: ${problems.join("; ")}`);
     const now = Date.now();
     const storyId = await ctx.db.insert("stories", { ...story, slug: await uniqueSlug(ctx, story.slug), createdAt: now });
-    await createJob(ctx, storyId, now);
+    await createJob(ctx, (await ctx.db.get(storyId))!);
     await dispatch(ctx);
     return storyId;
   },

@@ -50,6 +50,8 @@ export type JobError = Infer<typeof jobError>;
 /** What an auditor needs to know about the step that led to a transition. */
 export const stepDetails = v.object({
   durationMs: v.optional(v.number()),
+  requestMs: v.optional(v.number()),
+  downloadMs: v.optional(v.number()),
   httpStatus: v.optional(v.number()),
   recraftRequestId: v.optional(v.string()),
   credits: v.optional(v.number()),

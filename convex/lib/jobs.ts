@@ -83,9 +83,12 @@ function logTransition(
 }
 
 /** Creates a story's job in `pending` with its first event. */
-export async function createJob(ctx: MutationCtx, storyId: Id<"stories">, now: number) {
+export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
+  const now = story.createdAt;
+  const storyId = story._id;
   const jobId = await ctx.db.insert("portraitJobs", {
     storyId,
+    searchText: `${story.title} ${story.patientName} ${story.patientNumber}`,
     status: "pending",
     attempt: 1,
     createdAt: now,
