@@ -10,7 +10,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
-import { dispatch } from "./lib/dispatch";
+import { dispatch, recordRequest } from "./lib/dispatch";
 import { fail, move, requeue } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { describeError } from "./lib/redact";
@@ -53,6 +53,7 @@ export const claim = internalMutation({
       return false;
     }
     await move(ctx, job, "requested");
+    await recordRequest(ctx);
     return true;
   },
 });

@@ -67,9 +67,11 @@ export default defineSchema({
     count: v.number(),
   }).index("by_status", ["status"]),
 
-  // Singleton: when the dispatcher has already asked to be woken up (a job's
-  // backoff ending, or the rate window freeing), so bursts don't pile up wakeups.
+  // Singleton state of the dispatcher: when the requests of the rolling minute were
+  // sent (the rate window, read as one document), and when it has already asked to
+  // be woken up, so bursts don't pile up wakeups.
   portraitDispatcher: defineTable({
-    wakeAt: v.number(),
+    recentRequests: v.array(v.number()),
+    wakeAt: v.optional(v.number()),
   }),
 });

@@ -3,15 +3,29 @@
  * PORTRAIT_MAX_CONCURRENCY jobs hold one and at most PORTRAIT_MAX_PER_MINUTE
  * generation requests fall in the rolling minute. It runs inside the mutations
  * that change capacity (an insert, a job finishing, a retry, the sweep), so
- * Convex's serializable transactions make the cap exact without locks; when
- * nothing can start until later (a backoff, the rate window) it schedules one
- * wakeup for that moment instead of polling.
+ * Convex's serializable transactions make both limits exact without locks;
+ * when nothing can start until later (a backoff, the rate window) it schedules
+ * one wakeup for that moment instead of polling.
  */
 import { internal } from "../_generated/api";
 import type { MutationCtx } from "../_generated/server";
 import { queueConfig } from "./config";
 
 const MINUTE_MS = 60_000;
+
+async function loadState(ctx: MutationCtx, now: number) {
+  const doc = await ctx.db.query("portraitDispatcher").first();
+  const recentRequests = (doc?.recentRequests ?? []).filter((at) => at > now - MINUTE_MS);
+  return { doc, recentRequests, wakeAt: doc?.wakeAt };
+}
+
+/** Called by the claim (pending -> requested): the request is about to be sent. */
+export async function recordRequest(ctx: MutationCtx) {
+  const now = Date.now();
+  const { doc, recentRequests } = await loadState(ctx, now);
+  if (doc) await ctx.db.patch(doc._id, { recentRequests: [...recentRequests, now] });
+  else await ctx.db.insert("portraitDispatcher", { recentRequests: [now] });
+}
 
 export async function dispatch(ctx: MutationCtx): Promise<number> {
   const config = queueConfig();
@@ -23,44 +37,44 @@ export async function dispatch(ctx: MutationCtx): Promise<number> {
   const freeSlots = config.maxConcurrency - holders.length;
   if (freeSlots <= 0) return 0; // a finishing job will dispatch again
 
-  // Requests already sent this minute, plus slot holders about to send one.
-  const recentRequests = await ctx.db
-    .query("portraitJobEvents")
-    .withIndex("by_to", (q) => q.eq("to", "requested").gt("at", now - MINUTE_MS))
-    .take(config.maxPerMinute);
-  const aboutToRequest = holders.filter((job) => job.status === "pending").length;
-  const budget = config.maxPerMinute - recentRequests.length - aboutToRequest;
+  const state = await loadState(ctx, now);
+  // Dispatched jobs that have not claimed yet will each send a request soon.
+  const requestBudget = config.maxPerMinute - holders.filter((job) => job.status === "pending").length;
+  const budget = Math.min(freeSlots, requestBudget - state.recentRequests.length);
+  let wakeAt: number | undefined;
+  let dispatched = 0;
+
   if (budget <= 0) {
-    if (recentRequests.length > 0) await wakeAt(ctx, recentRequests[0].at + MINUTE_MS + 1);
-    return 0;
-  }
-
-  const ready = await ctx.db
-    .query("portraitJobs")
-    .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", now))
-    .take(Math.min(freeSlots, budget));
-  for (const job of ready) {
-    const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.portraits.generatePatientPortrait, {
-      jobId: job._id,
-    });
-    await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, scheduledFunctionId });
-  }
-
-  if (ready.length < Math.min(freeSlots, budget)) {
-    const later = await ctx.db
+    // The window frees when enough of its requests are a minute old.
+    const oldestBlocking = state.recentRequests[state.recentRequests.length - requestBudget];
+    if (requestBudget > 0 && oldestBlocking !== undefined) wakeAt = oldestBlocking + MINUTE_MS + 1;
+  } else {
+    const ready = await ctx.db
       .query("portraitJobs")
-      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).gt("runAt", now))
-      .first();
-    if (later) await wakeAt(ctx, later.runAt);
+      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", now))
+      .take(budget);
+    for (const job of ready) {
+      const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.portraits.generatePatientPortrait, {
+        jobId: job._id,
+      });
+      await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, scheduledFunctionId });
+    }
+    dispatched = ready.length;
+    if (ready.length < budget) {
+      const later = await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).gt("runAt", now))
+        .first();
+      wakeAt = later?.runAt;
+    }
   }
-  return ready.length;
-}
 
-async function wakeAt(ctx: MutationCtx, at: number) {
-  const now = Date.now();
-  const state = await ctx.db.query("portraitDispatcher").first();
-  if (state && state.wakeAt > now && state.wakeAt <= at) return; // an earlier wakeup is already due
-  await ctx.scheduler.runAt(at, internal.portraits.dispatchQueue, {});
-  if (state) await ctx.db.patch(state._id, { wakeAt: at });
-  else await ctx.db.insert("portraitDispatcher", { wakeAt: at });
+  // A wakeup already due no later than this one covers it.
+  const covered = state.wakeAt !== undefined && state.wakeAt > now && wakeAt !== undefined && state.wakeAt <= wakeAt;
+  if (wakeAt !== undefined && !covered) {
+    await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, {});
+    if (state.doc) await ctx.db.patch(state.doc._id, { wakeAt });
+    else await ctx.db.insert("portraitDispatcher", { recentRequests: [], wakeAt });
+  }
+  return dispatched;
 }
