@@ -30,7 +30,7 @@ export const loadAttempt = internalQuery({
   },
 });
 
-async function expect(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "pending" | "requested" | "downloaded") {
+async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "pending" | "requested" | "downloaded") {
   const job = await ctx.db.get(jobId);
   const current = job && job.status === status && job.attempt === attempt && job.holdsSlot;
   if (!current) {
@@ -46,7 +46,7 @@ export const claim = internalMutation({
   args: attemptArgs,
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt }) => {
-    const job = await expect(ctx, jobId, attempt, "pending");
+    const job = await currentJob(ctx, jobId, attempt, "pending");
     if (!job) return false;
     if (!(await ctx.db.get(job.storyId))) {
       await fail(ctx, job, { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" });
@@ -63,7 +63,7 @@ export const markDownloaded = internalMutation({
   args: { ...attemptArgs, details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, details }) => {
-    const job = await expect(ctx, jobId, attempt, "requested");
+    const job = await currentJob(ctx, jobId, attempt, "requested");
     if (!job) return false;
     await move(ctx, job, "downloaded", { details });
     return true;
@@ -78,7 +78,7 @@ export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
-    const job = await expect(ctx, jobId, attempt, "downloaded");
+    const job = await currentJob(ctx, jobId, attempt, "downloaded");
     if (!job) {
       await ctx.storage.delete(storageId);
       return false;
@@ -101,7 +101,7 @@ export const markFailed = internalMutation({
   args: { ...attemptArgs, from: v.union(v.literal("pending"), v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
-    const job = await expect(ctx, jobId, attempt, from);
+    const job = await currentJob(ctx, jobId, attempt, from);
     if (!job) return false;
     await fail(ctx, job, error, details);
     return true;

@@ -1,17 +1,10 @@
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
-import { jobError, jobStatus, chapter, stepDetails } from "./validators";
+import { jobError, jobStatus, stepDetails, storyFields } from "./validators";
 
 export default defineSchema({
   stories: defineTable({
-    title: v.string(),
-    slug: v.string(),
-    introduction: v.string(),
-    chapters: v.array(chapter),
-    patientName: v.string(),
-    patientNumber: v.string(),
-    story: v.string(),
-    imageGenerationPrompt: v.string(),
+    ...storyFields,
     createdAt: v.number(),
     // Set only by the mutation that moves the story's portrait job to `stored`.
     storageId: v.optional(v.id("_storage")),

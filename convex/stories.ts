@@ -7,7 +7,7 @@ import { dispatch } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
 import { describeError } from "./lib/redact";
 import { writeCaseFile } from "./lib/storyWriter";
-import { chapter, storyFields } from "./validators";
+import { storyFields } from "./validators";
 
 /**
  * Inserts a story, its portrait job (`pending`) and the job's first event, and
@@ -98,7 +98,6 @@ const publicStory = v.object({
   _id: v.id("stories"),
   _creationTime: v.number(),
   ...storyFields,
-  chapters: v.array(chapter),
   createdAt: v.number(),
   storageId: v.optional(v.id("_storage")),
   portraitUrl: v.union(v.string(), v.null()),

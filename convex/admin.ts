@@ -1,0 +1,388 @@
+/**
+ * The admin console's functions. Every one checks the caller first: an
+ * identity whose email is in ADMIN_EMAILS or whose subject is in
+ * ADMIN_SUBJECTS (comma lists). Anyone else gets ConvexError("forbidden") before
+ * anything is read, so a refusal reveals nothing about the data.
+ */
+import { paginationOptsValidator, paginationResultValidator, type PaginationResult } from "convex/server";
+import { ConvexError, v } from "convex/values";
+import { internal } from "./_generated/api";
+import type { Doc, Id } from "./_generated/dataModel";
+import { mutation, query, type QueryCtx } from "./_generated/server";
+import { dispatch } from "./lib/dispatch";
+import { readCounts, requeue } from "./lib/jobs";
+import { chapter, errorCode, jobError, jobStatus, stepDetails, type ErrorCode } from "./validators";
+
+function listed(name: string): string[] {
+  return (process.env[name] ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+}
+
+/** Throws ConvexError("forbidden") unless the caller is a listed admin. */
+export async function requireAdmin(ctx: Pick<QueryCtx, "auth">) {
+  const identity = await ctx.auth.getUserIdentity();
+  const emails = listed("ADMIN_EMAILS").map((email) => email.toLowerCase());
+  const subjects = listed("ADMIN_SUBJECTS");
+  // An email the provider says is unverified proves nothing.
+  const byEmail = !!identity?.email && identity.emailVerified !== false && emails.includes(identity.email.toLowerCase());
+  const bySubject = !!identity && subjects.includes(identity.subject);
+  if (!byEmail && !bySubject) throw new ConvexError("forbidden");
+  return identity!;
+}
+
+const counts = v.object({
+  pending: v.number(),
+  requested: v.number(),
+  downloaded: v.number(),
+  stored: v.number(),
+  failed: v.number(),
+});
+
+/** Jobs per status: five documents, however many jobs exist. */
+export const statusCounts = query({
+  args: {},
+  returns: counts,
+  handler: async (ctx) => {
+    await requireAdmin(ctx);
+    return readCounts(ctx);
+  },
+});
+
+const jobRow = v.object({
+  jobId: v.id("portraitJobs"),
+  status: jobStatus,
+  attempt: v.number(),
+  errorCode: v.optional(errorCode),
+  errorMessage: v.optional(v.string()),
+  createdAt: v.number(),
+  updatedAt: v.number(),
+  storyId: v.id("stories"),
+  // null when the story was deleted (its job stays for the audit).
+  story: v.union(v.null(), v.object({ title: v.string(), patientName: v.string(), patientNumber: v.string() })),
+});
+
+async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
+  const story = await ctx.db.get(job.storyId);
+  return {
+    jobId: job._id,
+    status: job.status,
+    attempt: job.attempt,
+    errorCode: job.error?.code,
+    errorMessage: job.error?.message,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    storyId: job.storyId,
+    story: story && { title: story.title, patientName: story.patientName, patientNumber: story.patientNumber },
+  };
+}
+
+const onePage = <T>(page: T[]): PaginationResult<T> => ({ page, isDone: true, continueCursor: "" });
+
+/**
+ * Jobs for `usePaginatedQuery`, newest first: by status (last change), by
+ * error code (failed jobs only), or by full-text search over the story title,
+ * patient name and number; a search that is a job id returns that job.
+ */
+export const listJobs = query({
+  args: {
+    paginationOpts: paginationOptsValidator,
+    status: v.optional(jobStatus),
+    errorCode: v.optional(errorCode),
+    search: v.optional(v.string()),
+  },
+  returns: paginationResultValidator(jobRow),
+  handler: async (ctx, { paginationOpts, status, errorCode: code, search }) => {
+    await requireAdmin(ctx);
+    const text = search?.trim() ?? "";
+    if (text) {
+      const id = ctx.db.normalizeId("portraitJobs", text);
+      if (id) {
+        const job = await ctx.db.get(id);
+        return onePage(job ? [await toRow(ctx, job)] : []);
+      }
+      let found = ctx.db
+        .query("portraitJobs")
+        .withSearchIndex("search_text", (q) => (status ? q.search("searchText", text).eq("status", status) : q.search("searchText", text)));
+      if (code) found = found.filter((q) => q.eq(q.field("error.code"), code));
+      const result = await found.paginate(paginationOpts);
+      return { ...result, page: await Promise.all(result.page.map((job) => toRow(ctx, job))) };
+    }
+    // Only failed jobs carry an error.
+    if (code && status && status !== "failed") return onePage([]);
+    const jobs = code
+      ? ctx.db.query("portraitJobs").withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+      : status
+        ? ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", status))
+        : ctx.db.query("portraitJobs");
+    const result = await jobs.order("desc").paginate(paginationOpts);
+    return { ...result, page: await Promise.all(result.page.map((job) => toRow(ctx, job))) };
+  },
+});
+
+// A job has a handful of events per attempt; this bounds a pathological one.
+const MAX_EVENTS_PER_JOB = 500;
+
+const timelineEvent = v.object({
+  _id: v.id("portraitJobEvents"),
+  attempt: v.number(),
+  from: v.union(jobStatus, v.null()),
+  to: jobStatus,
+  at: v.number(),
+  error: v.optional(jobError),
+  details: v.optional(stepDetails),
+});
+
+/** One job: its story (null if deleted), its portrait URL once stored, and every transition. */
+export const getJob = query({
+  // A string, not v.id: a malformed id from the address bar is "not found", not a validation error.
+  args: { jobId: v.string() },
+  returns: v.union(
+    v.null(),
+    v.object({
+      job: v.object({
+        _id: v.id("portraitJobs"),
+        storyId: v.id("stories"),
+        status: jobStatus,
+        attempt: v.number(),
+        error: v.optional(jobError),
+        createdAt: v.number(),
+        updatedAt: v.number(),
+      }),
+      story: v.union(
+        v.null(),
+        v.object({
+          title: v.string(),
+          slug: v.string(),
+          introduction: v.string(),
+          chapters: v.array(chapter),
+          patientName: v.string(),
+          patientNumber: v.string(),
+          story: v.string(),
+          imageGenerationPrompt: v.string(),
+          createdAt: v.number(),
+        }),
+      ),
+      portraitUrl: v.union(v.string(), v.null()),
+      events: v.array(timelineEvent),
+      eventsTruncated: v.boolean(),
+    }),
+  ),
+  handler: async (ctx, { jobId }) => {
+    await requireAdmin(ctx);
+    const id = ctx.db.normalizeId("portraitJobs", jobId);
+    const job = id && (await ctx.db.get(id));
+    if (!job) return null;
+    const story = await ctx.db.get(job.storyId);
+    const events = await ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", job._id))
+      .take(MAX_EVENTS_PER_JOB + 1);
+    return {
+      job: {
+        _id: job._id,
+        storyId: job.storyId,
+        status: job.status,
+        attempt: job.attempt,
+        error: job.error,
+        createdAt: job.createdAt,
+        updatedAt: job.updatedAt,
+      },
+      story: story && {
+        title: story.title,
+        slug: story.slug,
+        introduction: story.introduction,
+        chapters: story.chapters,
+        patientName: story.patientName,
+        patientNumber: story.patientNumber,
+        story: story.story,
+        imageGenerationPrompt: story.imageGenerationPrompt,
+        createdAt: story.createdAt,
+      },
+      portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null,
+      events: events.slice(0, MAX_EVENTS_PER_JOB).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
+      eventsTruncated: events.length > MAX_EVENTS_PER_JOB,
+    };
+  },
+});
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+// The summary reads at most this many failure events (newest first); with more
+// failures in a day than this, `truncated` says the counts are a lower bound.
+const MAX_FAILURE_EVENTS = 2000;
+
+/**
+ * Failed attempts of the last 24 hours grouped by error code, most frequent
+ * first. `stillFailed` counts the group's jobs that are failed with that code
+ * now: what "retry all" would re-queue. Uses Date.now(), so Convex will not
+ * cache it across time; the client re-subscribes when it needs a new window.
+ */
+export const failureSummary = query({
+  args: {},
+  returns: v.object({
+    since: v.number(),
+    truncated: v.boolean(),
+    codes: v.array(
+      v.object({
+        code: errorCode,
+        count: v.number(),
+        jobs: v.number(),
+        stillFailed: v.number(),
+        latestMessage: v.string(),
+        latestAt: v.number(),
+      }),
+    ),
+  }),
+  handler: async (ctx) => {
+    await requireAdmin(ctx);
+    const since = Date.now() - DAY_MS;
+    const events = await ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_to", (q) => q.eq("to", "failed").gt("at", since))
+      .order("desc")
+      .take(MAX_FAILURE_EVENTS + 1);
+    const truncated = events.length > MAX_FAILURE_EVENTS;
+    const groups = new Map<ErrorCode, { count: number; jobs: Set<Id<"portraitJobs">>; latestMessage: string; latestAt: number }>();
+    for (const event of events.slice(0, MAX_FAILURE_EVENTS)) {
+      if (!event.error) continue;
+      const group = groups.get(event.error.code);
+      if (group) {
+        group.count++;
+        group.jobs.add(event.jobId);
+      } else {
+        // Newest first, so the first event seen is the latest.
+        groups.set(event.error.code, { count: 1, jobs: new Set([event.jobId]), latestMessage: event.error.message, latestAt: event.at });
+      }
+    }
+    const codes = [];
+    for (const [code, group] of groups) {
+      let stillFailed = 0;
+      for (const jobId of group.jobs) {
+        const job = await ctx.db.get(jobId);
+        if (job?.status === "failed" && job.error?.code === code) stillFailed++;
+      }
+      codes.push({ code, count: group.count, jobs: group.jobs.size, stillFailed, latestMessage: group.latestMessage, latestAt: group.latestAt });
+    }
+    codes.sort((a, b) => b.count - a.count || b.latestAt - a.latestAt);
+    return { since, truncated, codes };
+  },
+});
+
+// Latency is measured over the newest stored portraits.
+const LATENCY_SAMPLE = 200;
+const MAX_EVENTS_PER_SAMPLE = 100;
+const STEPS = ["queue", "request", "download", "store", "total"] as const;
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/**
+ * p50/p95 per step over the last 200 stored portraits, for the attempt that
+ * stored each one: queue (pending → requested, including any backoff),
+ * request and download (timed by the action), store (file write + stored
+ * transition), and total (job created → stored, across every attempt).
+ */
+export const latency = query({
+  args: {},
+  returns: v.object({
+    sample: v.number(),
+    steps: v.array(
+      v.object({
+        step: v.union(...STEPS.map((s) => v.literal(s))),
+        count: v.number(),
+        p50: v.union(v.number(), v.null()),
+        p95: v.union(v.number(), v.null()),
+      }),
+    ),
+  }),
+  handler: async (ctx) => {
+    await requireAdmin(ctx);
+    const stored = await ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_to", (q) => q.eq("to", "stored"))
+      .order("desc")
+      .take(LATENCY_SAMPLE);
+    const samples: Record<(typeof STEPS)[number], number[]> = { queue: [], request: [], download: [], store: [], total: [] };
+    const push = (step: (typeof STEPS)[number], value: number | undefined) => {
+      if (value !== undefined && Number.isFinite(value) && value >= 0) samples[step].push(value);
+    };
+    for (const done of stored) {
+      const events = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", done.jobId))
+        .take(MAX_EVENTS_PER_SAMPLE);
+      const ofAttempt = (to: string) => events.find((e) => e.attempt === done.attempt && e.to === to);
+      const pending = ofAttempt("pending");
+      const requested = ofAttempt("requested");
+      const downloaded = ofAttempt("downloaded");
+      if (pending && requested) push("queue", requested.at - pending.at);
+      push("request", downloaded?.details?.requestMs);
+      push("download", downloaded?.details?.downloadMs);
+      push("store", done.details?.durationMs);
+      if (events[0]) push("total", done.at - events[0].at);
+    }
+    return {
+      sample: stored.length,
+      steps: STEPS.map((step) => {
+        const sorted = samples[step].sort((a, b) => a - b);
+        return { step, count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95) };
+      }),
+    };
+  },
+});
+
+/** Re-queues one failed job as a new attempt. */
+export const retryJob = mutation({
+  args: { jobId: v.string() },
+  returns: v.union(v.literal("queued"), v.literal("not_failed")),
+  handler: async (ctx, { jobId }) => {
+    await requireAdmin(ctx);
+    const id = ctx.db.normalizeId("portraitJobs", jobId);
+    const job = id && (await ctx.db.get(id));
+    if (!job || job.status !== "failed") return "not_failed";
+    await requeue(ctx, job, "manual retry from the admin console");
+    await dispatch(ctx);
+    return "queued";
+  },
+});
+
+const RETRY_BATCH = 100;
+
+/**
+ * Re-queues every job currently failed with `code`: the first 100 in this
+ * mutation, the rest through internal.portraits.retryFailedByCode in batches.
+ * Returns how many were queued here.
+ */
+export const retryFailed = mutation({
+  args: { code: errorCode },
+  returns: v.number(),
+  handler: async (ctx, { code }) => {
+    await requireAdmin(ctx);
+    const batch = await ctx.db
+      .query("portraitJobs")
+      .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+      .take(RETRY_BATCH);
+    for (const job of batch) await requeue(ctx, job, `bulk retry of ${code} from the admin console`);
+    if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
+    await dispatch(ctx);
+    return batch.length;
+  },
+});
+
+const MAX_HINT_CHARS = 200;
+
+/** Asks Claude for a new case file in the background; its portrait job follows. */
+export const generateStory = mutation({
+  args: { hint: v.optional(v.string()) },
+  returns: v.null(),
+  handler: async (ctx, { hint }) => {
+    await requireAdmin(ctx);
+    const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
+    await ctx.scheduler.runAfter(0, internal.stories.generateStory, { hint: theme });
+    return null;
+  },
+});
