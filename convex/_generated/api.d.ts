@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as admin from "../admin.js";
 import type * as crons from "../crons.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
@@ -34,6 +35,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  admin: typeof admin;
   crons: typeof crons;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;

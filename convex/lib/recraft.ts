@@ -15,6 +15,16 @@ const MAX_RESPONSE_BYTES = 1024 * 1024; // a generation answer is a few hundred 
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
+/**
+ * An abort signal that fires after `ms`, from AbortController and setTimeout
+ * (which every Convex runtime has), cleared once the step is over.
+ */
+function deadline(ms: number) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
 function failure(step: PipelineStep, code: JobError["code"], message: string, details: StepDetails, extra: Partial<JobError> = {}) {
   return { ok: false as const, error: { step, code, message: redact(message), ...extra }, details };
 }
@@ -91,7 +101,8 @@ function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
 export async function requestGeneration(config: RecraftConfig, apiKey: string, prompt: string): Promise<StepResult<{ url: string }>> {
   const started = Date.now();
   const details: StepDetails = {};
-  const finish = () => ((details.durationMs = Date.now() - started), details);
+  const timeout = deadline(config.requestTimeoutMs);
+  const finish = () => (timeout.clear(), (details.durationMs = Date.now() - started), details);
   try {
     const response = await fetch(`${config.apiUrl}/images/generations`, {
       method: "POST",
@@ -104,7 +115,7 @@ export async function requestGeneration(config: RecraftConfig, apiKey: string, p
         n: 1,
         response_format: "url",
       }),
-      signal: AbortSignal.timeout(config.requestTimeoutMs),
+      signal: timeout.signal,
     });
     details.httpStatus = response.status;
     details.recraftRequestId = response.headers.get("x-recraft-requestid") ?? undefined;
@@ -168,15 +179,23 @@ export type Image = { blob: Blob; bytes: number; contentType: string };
 export async function downloadImage(config: RecraftConfig, rawUrl: string): Promise<StepResult<Image>> {
   const started = Date.now();
   const details: StepDetails = {};
-  const finish = () => ((details.durationMs = Date.now() - started), details);
-  const signal = AbortSignal.timeout(config.downloadTimeoutMs);
+  const timeout = deadline(config.downloadTimeoutMs);
+  const finish = () => (timeout.clear(), (details.durationMs = Date.now() - started), details);
   try {
     let checked = checkImageUrl(rawUrl, config.imageHosts);
     for (let hop = 0; ; hop++) {
       if (!checked.ok) return failure("download", "disallowed_url", checked.message, finish());
       details.imageHost = checked.url.hostname;
-      const response = await fetch(checked.url, { redirect: "manual", signal });
+      const response = await fetch(checked.url, { redirect: "manual", signal: timeout.signal });
       details.httpStatus = response.status;
+      // A runtime that follows redirects itself still reports where it ended up.
+      if (response.redirected && response.url) {
+        const landed = checkImageUrl(response.url, config.imageHosts);
+        if (!landed.ok) {
+          await response.body?.cancel().catch(() => {});
+          return failure("download", "disallowed_url", `redirected: ${landed.message}`, finish());
+        }
+      }
       if (REDIRECT_STATUSES.has(response.status)) {
         await response.body?.cancel().catch(() => {});
         const location = response.headers.get("location");
