@@ -7,7 +7,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
+import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { dispatch, recordRequest } from "./lib/dispatch";
@@ -18,19 +18,7 @@ import { errorCode, jobError, stepDetails, type JobError, type StepDetails } fro
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
-/** The job as the action needs it, or null when this caller has no claim on it. */
-export const loadAttempt = internalQuery({
-  args: { jobId: v.id("portraitJobs") },
-  returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.union(v.string(), v.null()) })),
-  handler: async (ctx, { jobId }) => {
-    const job = await ctx.db.get(jobId);
-    if (!job || job.status !== "pending" || !job.holdsSlot) return null;
-    const story = await ctx.db.get(job.storyId);
-    return { attempt: job.attempt, prompt: story?.imageGenerationPrompt ?? null };
-  },
-});
-
-async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "pending" | "requested" | "downloaded") {
+async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "requested" | "downloaded") {
   const job = await ctx.db.get(jobId);
   const current = job && job.status === status && job.attempt === attempt && job.holdsSlot;
   if (!current) {
@@ -41,20 +29,45 @@ async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: 
   return current ? job : null;
 }
 
-/** pending -> requested. Refused unless the job is pending in this attempt and holds a slot. */
+/** Why a job must not be sent to Recraft, if it must not: checked before any request. */
+function inputProblem(prompt: string | undefined): JobError | null {
+  const config = recraftConfig();
+  if (prompt === undefined) {
+    return { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" };
+  }
+  if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
+  if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
+  const bytes = utf8Bytes(prompt.trim());
+  if (bytes > config.maxPromptBytes) {
+    const message = `imageGenerationPrompt is ${bytes} UTF-8 bytes; Recraft accepts at most ${config.maxPromptBytes}`;
+    return { step: "validate", code: "prompt_too_long", message };
+  }
+  return null;
+}
+
+/**
+ * pending -> requested, after validating the input (pending -> failed when it is
+ * not fit to send). Refused (null) unless the job is pending and holds a slot, so
+ * a duplicate or late action stops here.
+ */
 export const claim = internalMutation({
-  args: attemptArgs,
-  returns: v.boolean(),
-  handler: async (ctx, { jobId, attempt }) => {
-    const job = await currentJob(ctx, jobId, attempt, "pending");
-    if (!job) return false;
-    if (!(await ctx.db.get(job.storyId))) {
-      await fail(ctx, job, { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" });
-      return false;
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get(jobId);
+    if (!job || job.status !== "pending" || !job.holdsSlot) {
+      console.warn(JSON.stringify({ event: "portrait.refused", jobId, expected: "pending", actual: job ? `${job.status}#${job.attempt}` : "missing" }));
+      return null;
+    }
+    const story = await ctx.db.get(job.storyId);
+    const problem = inputProblem(story?.imageGenerationPrompt);
+    if (problem) {
+      await fail(ctx, job, problem);
+      return null;
     }
     await move(ctx, job, "requested");
     await recordRequest(ctx);
-    return true;
+    return { attempt: job.attempt, prompt: story!.imageGenerationPrompt.trim() };
   },
 });
 
@@ -96,9 +109,9 @@ export const markStored = internalMutation({
   },
 });
 
-/** Any live state -> failed (with an automatic retry when configured and transient). */
+/** requested|downloaded -> failed (then an automatic retry, when configured and transient). */
 export const markFailed = internalMutation({
-  args: { ...attemptArgs, from: v.union(v.literal("pending"), v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
+  args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
     const job = await currentJob(ctx, jobId, attempt, from);
@@ -116,33 +129,18 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const job = await ctx.runQuery(internal.portraits.loadAttempt, { jobId });
-    if (!job) {
-      console.warn(JSON.stringify({ event: "portrait.refused", jobId, reason: "job is not pending with a slot" }));
-      return null;
-    }
-    const { attempt } = job;
-    const failed = (from: "pending" | "requested" | "downloaded", error: JobError, details?: StepDetails) =>
+    const claimed = await ctx.runMutation(internal.portraits.claim, { jobId });
+    if (!claimed) return null;
+    const { attempt, prompt } = claimed;
+    const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>
       ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details });
 
     const config = recraftConfig();
-    const prompt = job.prompt?.trim() ?? "";
     if (!config.apiKey) {
-      await failed("pending", { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" });
+      // Removed between the claim and now: fail rather than send an unauthenticated request.
+      await failed("requested", { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" });
       return null;
     }
-    if (job.prompt !== null && prompt === "") {
-      await failed("pending", { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" });
-      return null;
-    }
-    if (utf8Bytes(prompt) > config.maxPromptBytes) {
-      const message = `imageGenerationPrompt is ${utf8Bytes(prompt)} UTF-8 bytes; Recraft accepts at most ${config.maxPromptBytes}`;
-      await failed("pending", { step: "validate", code: "prompt_too_long", message });
-      return null;
-    }
-    // A missing story (prompt null) is failed by the claim itself.
-    if (!(await ctx.runMutation(internal.portraits.claim, { jobId, attempt }))) return null;
-
     const generated = await requestGeneration(config, config.apiKey, prompt);
     if (!generated.ok) {
       await failed("requested", generated.error, generated.details);

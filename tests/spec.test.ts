@@ -292,8 +292,8 @@ describe("Correctness properties", () => {
         const job = await jobOf(t, storyId);
         const scheduled = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
         expect(scheduled.filter((fn) => fn.name === "portraits:generatePatientPortrait").map((fn) => fn.args[0])).toEqual([{ jobId: job._id }]);
-        const loaded = await t.query(internal.portraits.loadAttempt, { jobId: job._id });
-        expect(loaded).toEqual({ attempt: 1, prompt });
+        expect(job.storyId).toBe(storyId);
+        expect((await t.run((ctx) => ctx.db.get(storyId)))!.imageGenerationPrompt).toBe(prompt);
         await settle(t);
       }),
       { numRuns: 25 },

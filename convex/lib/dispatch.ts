@@ -3,9 +3,9 @@
  * PORTRAIT_MAX_CONCURRENCY jobs hold one and at most PORTRAIT_MAX_PER_MINUTE
  * generation requests fall in the rolling minute. It runs inside the mutations
  * that change capacity (an insert, a job finishing, a retry, the sweep), so
- * Convex's serializable transactions make both limits exact without locks;
- * when nothing can start until later (a backoff, the rate window) it schedules
- * one wakeup for that moment instead of polling.
+ * Convex's serializable transactions make both limits exact without locks.
+ * Nothing polls: a full rate window schedules one wakeup for when it frees, and
+ * a retry's backoff schedules its own (lib/jobs.ts).
  */
 import { internal } from "../_generated/api";
 import type { MutationCtx } from "../_generated/server";
@@ -41,40 +41,31 @@ export async function dispatch(ctx: MutationCtx): Promise<number> {
   // Dispatched jobs that have not claimed yet will each send a request soon.
   const requestBudget = config.maxPerMinute - holders.filter((job) => job.status === "pending").length;
   const budget = Math.min(freeSlots, requestBudget - state.recentRequests.length);
-  let wakeAt: number | undefined;
-  let dispatched = 0;
-
   if (budget <= 0) {
-    // The window frees when enough of its requests are a minute old.
-    const oldestBlocking = state.recentRequests[state.recentRequests.length - requestBudget];
-    if (requestBudget > 0 && oldestBlocking !== undefined) wakeAt = oldestBlocking + MINUTE_MS + 1;
-  } else {
-    const ready = await ctx.db
-      .query("portraitJobs")
-      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", now))
-      .take(budget);
-    for (const job of ready) {
-      const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.portraits.generatePatientPortrait, {
-        jobId: job._id,
-      });
-      await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, scheduledFunctionId });
-    }
-    dispatched = ready.length;
-    if (ready.length < budget) {
-      const later = await ctx.db
-        .query("portraitJobs")
-        .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).gt("runAt", now))
-        .first();
-      wakeAt = later?.runAt;
-    }
+    await wakeWhenWindowFrees(ctx, state, requestBudget, now);
+    return 0;
   }
+  const ready = await ctx.db
+    .query("portraitJobs")
+    .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", now))
+    .take(budget);
+  for (const job of ready) {
+    const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.portraits.generatePatientPortrait, {
+      jobId: job._id,
+    });
+    await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, scheduledFunctionId });
+  }
+  return ready.length;
+}
 
-  // A wakeup already due no later than this one covers it.
-  const covered = state.wakeAt !== undefined && state.wakeAt > now && wakeAt !== undefined && state.wakeAt <= wakeAt;
-  if (wakeAt !== undefined && !covered) {
-    await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, {});
-    if (state.doc) await ctx.db.patch(state.doc._id, { wakeAt });
-    else await ctx.db.insert("portraitDispatcher", { recentRequests: [], wakeAt });
-  }
-  return dispatched;
+async function wakeWhenWindowFrees(ctx: MutationCtx, state: Awaited<ReturnType<typeof loadState>>, requestBudget: number, now: number) {
+  // The window frees when enough of its requests are a minute old. With no
+  // budget at all, the unclaimed slot holders dispatch again when they finish.
+  const blocking = state.recentRequests[state.recentRequests.length - requestBudget];
+  if (requestBudget <= 0 || blocking === undefined) return;
+  const wakeAt = blocking + MINUTE_MS + 1;
+  if (state.wakeAt !== undefined && state.wakeAt > now && state.wakeAt <= wakeAt) return; // an earlier wakeup covers it
+  await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, {});
+  if (state.doc) await ctx.db.patch(state.doc._id, { wakeAt });
+  else await ctx.db.insert("portraitDispatcher", { recentRequests: [], wakeAt });
 }

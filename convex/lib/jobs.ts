@@ -11,6 +11,7 @@ import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { JobError, JobStatus, StepDetails } from "../validators";
 import { queueConfig, type QueueConfig } from "./config";
+import { internal } from "../_generated/api";
 import { dispatch } from "./dispatch";
 import { redact } from "./redact";
 
@@ -161,6 +162,7 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
     const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
     await ctx.db.patch(failed._id, { runAt: retryAt });
+    await ctx.scheduler.runAt(retryAt, internal.portraits.dispatchQueue, {});
   }
   await dispatch(ctx);
 }

@@ -108,7 +108,7 @@ function timeline({ events }: StorySnapshot, t0: number, span: number): string {
 }
 
 function caseFile(snapshot: StorySnapshot, t0: number, span: number): string {
-  const { story, job, events, png } = snapshot;
+  const { story, job, png } = snapshot;
   const portrait = png
     ? `<img class="portrait" alt="Portrait of ${escapeHtml(story.patientName)}" src="data:image/png;base64,${Buffer.from(png).toString("base64")}">`
     : `<div class="portrait missing"><span>no portrait</span><small>${escapeHtml(job?.error?.code ?? job?.status ?? "no job")}</small></div>`;

@@ -1,0 +1,62 @@
+/** Helpers the bench figures share: a quiet stack, case files by number, waiting on the counts table. */
+import { internal } from "../../convex/_generated/api.js";
+import type { Id } from "../../convex/_generated/dataModel.js";
+import type { StoryInput } from "../../convex/validators.ts";
+import { portraitPng } from "../../tests/fakes/png.ts";
+import { caseFiles } from "../caseFiles.ts";
+import type { Backend } from "./backend.ts";
+import { jobCounts, LIVE, startDemoStack, type Counts, type DemoStackOptions } from "./stack.ts";
+
+/**
+ * The demo stack with the backend's logs discarded (on Convex they are
+ * collected by the platform, not written to a terminal) and the per-minute
+ * request budget lifted: these figures measure the pipeline and the
+ * concurrency cap, and at Recraft's 100 requests a minute the rate window
+ * would be all a burst measured. The fake paints one precomputed portrait:
+ * painting takes ~13 ms a portrait, work of the fake (on this process's event
+ * loop) that would be billed to the pipeline.
+ */
+export function benchStack(options: DemoStackOptions = {}) {
+  const png = portraitPng("bench", 64);
+  return startDemoStack({
+    backendLog: () => {},
+    ...options,
+    recraft: { paint: () => png, ...options.recraft },
+    env: { PORTRAIT_MAX_PER_MINUTE: "1000000", PORTRAIT_MAX_CONCURRENCY: "4", PORTRAIT_MAX_ATTEMPTS: "1", ...options.env },
+  });
+}
+
+/** The i-th bundled case file with a unique slug and prompt. */
+export function nthCaseFile(i: number): StoryInput {
+  const base = caseFiles[i % caseFiles.length];
+  return { ...base, slug: `${base.slug}-${i}`, imageGenerationPrompt: `${base.imageGenerationPrompt} (case ${i})` };
+}
+
+export const insertStory = (t: Backend, i: number): Promise<Id<"stories">> => t.mutation(internal.stories.insertStory, nthCaseFile(i));
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls the five counts rows (cheap) until `done` holds; throws after `timeoutMs`. */
+export async function waitForCounts(t: Backend, done: (counts: Counts) => boolean, pollMs: number, timeoutMs: number): Promise<Counts> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await jobCounts(t);
+    if (done(counts)) return counts;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for jobs: ${JSON.stringify(counts)}`);
+    await sleep(pollMs);
+  }
+}
+
+export const live = (counts: Counts) => LIVE.reduce((sum, s) => sum + counts[s], 0);
+
+/** Every job's events, grouped by job. */
+export async function eventsByJob(t: Backend) {
+  const events = await t.run((ctx) => ctx.db.query("portraitJobEvents").collect());
+  const byJob = new Map<string, typeof events>();
+  for (const event of events) {
+    if (!byJob.has(event.jobId)) byJob.set(event.jobId, []);
+    byJob.get(event.jobId)!.push(event);
+  }
+  for (const list of byJob.values()) list.sort((a, b) => a.at - b.at);
+  return byJob;
+}

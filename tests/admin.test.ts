@@ -1,0 +1,325 @@
+/**
+ * The admin functions (convex/admin.ts): who may call them, and what they
+ * report about the job table. Every test ends with the full invariant check.
+ */
+import type { FunctionReturnType } from "convex/server";
+import { ConvexError } from "convex/values";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { api, internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { caseFile, jobOf, settle, startStack, type Stack } from "./harness";
+
+type Caller = Pick<Stack["t"], "query" | "mutation">;
+import { expectInvariants, snapshot } from "./invariants";
+
+const ADMIN_EMAIL = "Warden@Asylum.test";
+const ADMIN_SUBJECT = "user_2warden";
+
+let stack: Stack;
+beforeEach(async () => {
+  stack = await startStack({ env: { ADMIN_EMAILS: ` someone@else.test, ${ADMIN_EMAIL} `, ADMIN_SUBJECTS: `other, ${ADMIN_SUBJECT}` } });
+});
+afterEach(async () => {
+  try {
+    await expectInvariants(stack.t);
+  } finally {
+    await stack.close();
+  }
+});
+
+// Email is compared case-insensitively.
+const admin = () => stack.t.withIdentity({ email: "warden@asylum.TEST", subject: "user_anything" });
+const adminBySubject = () => stack.t.withIdentity({ subject: ADMIN_SUBJECT });
+const page = (numItems: number, cursor: string | null = null) => ({ numItems, cursor });
+
+/**
+ * 30 case files: jobs 0-5 fail `unauthorized` (401), 6-9 fail
+ * `bad_content_type`, the rest are stored. Titles and patients are unique words.
+ */
+async function thirtyJobs() {
+  stack.recraft.setFault(({ prompt }) => {
+    const i = Number(prompt.match(/#(\d+)/)![1]);
+    if (i < 6) return { kind: "status", status: 401, body: "invalid api key" };
+    if (i < 10) return { kind: "imageContentType", contentType: "text/html" };
+    return undefined;
+  });
+  const storyIds: Id<"stories">[] = [];
+  for (let i = 0; i < 30; i++) {
+    storyIds.push(
+      await stack.t.mutation(
+        internal.stories.insertStory,
+        caseFile({
+          title: `The Ward of Whisper${i}`,
+          slug: `ward-${i}`,
+          patientName: `Edith Marrow${i}`,
+          patientNumber: `P-${1000 + i}`,
+          imageGenerationPrompt: `portrait of patient #${i}`,
+        }),
+      ),
+    );
+  }
+  await settle(stack.t);
+  stack.recraft.setFault(undefined);
+  const jobIds = [];
+  for (const storyId of storyIds) jobIds.push((await jobOf(stack.t, storyId))._id);
+  return { storyIds, jobIds };
+}
+
+async function allPages(args: Record<string, unknown>, numItems = 7) {
+  const rows = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 20; pages++) {
+    const result: FunctionReturnType<typeof api.admin.listJobs> = await admin().query(api.admin.listJobs, { ...args, paginationOpts: page(numItems, cursor) });
+    rows.push(...result.page);
+    if (result.isDone) return rows;
+    cursor = result.continueCursor;
+  }
+  throw new Error("listJobs never finished");
+}
+
+describe("access", () => {
+  const calls = [
+    ["statusCounts", (t: Caller) => t.query(api.admin.statusCounts, {})],
+    ["listJobs", (t: Caller) => t.query(api.admin.listJobs, { paginationOpts: page(10) })],
+    ["listJobs search", (t: Caller) => t.query(api.admin.listJobs, { paginationOpts: page(10), search: "Whisper1" })],
+    ["failureSummary", (t: Caller) => t.query(api.admin.failureSummary, {})],
+    ["latency", (t: Caller) => t.query(api.admin.latency, {})],
+    ["retryFailed", (t: Caller) => t.mutation(api.admin.retryFailed, { code: "unauthorized" })],
+    ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
+  ] as const;
+
+  test("anonymous callers, unlisted identities and unverified emails are refused by every function, and learn nothing", async () => {
+    const { jobIds } = await thirtyJobs();
+    const before = await snapshot(stack.t);
+    const scheduledBefore = await stack.t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length);
+    const outsiders = {
+      anonymous: stack.t,
+      stranger: stack.t.withIdentity({ email: "visitor@asylum.test", subject: "user_visitor" }),
+      "unverified email": stack.t.withIdentity({ email: ADMIN_EMAIL, emailVerified: false, subject: "user_x" }),
+      "admin subject as an email": stack.t.withIdentity({ email: ADMIN_SUBJECT, subject: "user_y" }),
+    };
+    const missingJob = jobIds[0].replace(/.$/, (c) => (c === "a" ? "b" : "a"));
+    for (const [who, t] of Object.entries(outsiders)) {
+      const attempts: [string, () => Promise<unknown>][] = [
+        ...calls.map(([name, call]) => [name, () => call(t)] as [string, () => Promise<unknown>]),
+        ["getJob (existing)", () => t.query(api.admin.getJob, { jobId: jobIds[0] })],
+        ["getJob (missing)", () => t.query(api.admin.getJob, { jobId: missingJob })],
+        ["retryJob (existing)", () => t.mutation(api.admin.retryJob, { jobId: jobIds[0] })],
+        ["retryJob (missing)", () => t.mutation(api.admin.retryJob, { jobId: "nonsense" })],
+      ];
+      for (const [name, attempt] of attempts) {
+        const error = await attempt().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, `${who} calling ${name}`).toBeInstanceOf(ConvexError);
+        // The same word whatever exists: no counts, ids, titles or prompts.
+        expect((error as ConvexError<string>).data, `${who} calling ${name}`).toBe("forbidden");
+        expect((error as Error).message).not.toMatch(/Whisper|Marrow|portrait|\d{2,}|j[0-9a-z]{20,}/i);
+      }
+    }
+    expect(await snapshot(stack.t)).toEqual(before);
+    expect(await stack.t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length)).toBe(scheduledBefore);
+  });
+
+  test("a listed email (any case) and a listed subject are both admins", async () => {
+    await stack.t.mutation(internal.stories.insertStory, caseFile());
+    await settle(stack.t);
+    for (const t of [admin(), adminBySubject()]) {
+      for (const [name, call] of calls.filter(([name]) => name !== "generateStory" && name !== "retryFailed")) {
+        await expect(call(t), name).resolves.toBeDefined();
+      }
+    }
+    expect(await adminBySubject().query(api.admin.statusCounts, {})).toMatchObject({ stored: 1 });
+  });
+
+  test("with no ADMIN_EMAILS/ADMIN_SUBJECTS nobody is an admin", async () => {
+    stack.setEnv({ ADMIN_EMAILS: undefined, ADMIN_SUBJECTS: " , " });
+    await expect(admin().query(api.admin.statusCounts, {})).rejects.toThrow(/forbidden/);
+    await expect(stack.t.withIdentity({ subject: "" }).query(api.admin.statusCounts, {})).rejects.toThrow(/forbidden/);
+  });
+});
+
+describe("reading the job table", () => {
+  test("statusCounts is exact and moves with the jobs", async () => {
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0 });
+    await thirtyJobs();
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 20, failed: 10 });
+    await admin().mutation(api.admin.retryFailed, { code: "bad_content_type" });
+    const during = await admin().query(api.admin.statusCounts, {});
+    expect(during.failed).toBe(6);
+    expect(during.pending + during.requested + during.downloaded + during.stored).toBe(24);
+    await settle(stack.t);
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 24, failed: 6 });
+  });
+
+  test("listJobs pages through every job newest first, filters by status and code, and searches", async () => {
+    const { jobIds } = await thirtyJobs();
+    const all = await allPages({});
+    expect(all.map((row) => row.jobId)).toEqual([...jobIds].reverse());
+    expect(all[0]).toMatchObject({
+      status: "stored",
+      attempt: 1,
+      story: { title: "The Ward of Whisper29", patientName: "Edith Marrow29", patientNumber: "P-1029" },
+    });
+
+    const failed = await allPages({ status: "failed" }, 4);
+    expect(failed.map((row) => row.jobId).sort()).toEqual(jobIds.slice(0, 10).sort());
+    // Newest change first.
+    expect(failed.map((row) => row.updatedAt)).toEqual(failed.map((row) => row.updatedAt).sort((a, b) => b - a));
+    expect((await allPages({ status: "stored" }, 6)).map((row) => row.jobId).sort()).toEqual(jobIds.slice(10).sort());
+
+    const unauthorized = await allPages({ errorCode: "unauthorized" }, 4);
+    expect(unauthorized.map((row) => row.jobId).sort()).toEqual(jobIds.slice(0, 6).sort());
+    expect(unauthorized[0]).toMatchObject({ status: "failed", errorCode: "unauthorized", errorMessage: expect.stringContaining("401") });
+    expect(await allPages({ errorCode: "bad_content_type", status: "failed" })).toHaveLength(4);
+    expect(await allPages({ errorCode: "unauthorized", status: "stored" })).toEqual([]);
+
+    const search = async (text: string, extra: Record<string, unknown> = {}) => (await allPages({ search: text, ...extra })).map((row) => row.jobId);
+    expect(await search("Whisper12")).toEqual([jobIds[12]]);
+    expect(await search("marrow7")).toEqual([jobIds[7]]);
+    expect(await search("Whisper3", { status: "failed" })).toEqual([jobIds[3]]);
+    expect(await search("Whisper13", { status: "failed" })).toEqual([]);
+    expect(await search(` ${jobIds[21]} `)).toEqual([jobIds[21]]);
+    expect(await search("nobody-here")).toEqual([]);
+  });
+
+  test("a deleted story shows as missing in the table and on the job page", async () => {
+    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+    await settle(stack.t);
+    const job = await jobOf(stack.t, storyId);
+    await stack.t.mutation(internal.stories.deleteStory, { storyId });
+    const [row] = (await admin().query(api.admin.listJobs, { paginationOpts: page(5) })).page;
+    expect(row).toMatchObject({ jobId: job._id, storyId, story: null });
+    const detail = await admin().query(api.admin.getJob, { jobId: job._id });
+    expect(detail).toMatchObject({ story: null, portraitUrl: null, job: { status: "stored" } });
+  });
+
+  test("getJob returns the story, the portrait URL and every transition across two attempts", async () => {
+    stack.recraft.setFault({ kind: "status", status: 401, body: "expired key" });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+    await settle(stack.t);
+    const jobId = (await jobOf(stack.t, storyId))._id;
+    const failed = await admin().query(api.admin.getJob, { jobId });
+    expect(failed).toMatchObject({ job: { status: "failed", attempt: 1, error: { code: "unauthorized", httpStatus: 401 } }, portraitUrl: null });
+
+    stack.recraft.setFault(undefined);
+    expect(await admin().mutation(api.admin.retryJob, { jobId })).toBe("queued");
+    await settle(stack.t);
+    const detail = (await admin().query(api.admin.getJob, { jobId }))!;
+    expect(detail.job).toMatchObject({ status: "stored", attempt: 2 });
+    expect(detail.story).toMatchObject({ title: "The Quiet Ward", patientName: "Edith Marrow", chapters: expect.any(Array) });
+    expect(detail.portraitUrl).toMatch(/^https?:\/\//);
+    expect(detail.events.map((e) => `${e.attempt}:${e.to}`)).toEqual([
+      "1:pending",
+      "1:requested",
+      "1:failed",
+      "2:pending",
+      "2:requested",
+      "2:downloaded",
+      "2:stored",
+    ]);
+    expect(detail.events[2]).toMatchObject({ error: { code: "unauthorized", httpStatus: 401 }, details: { httpStatus: 401 } });
+    expect(detail.events[3].details?.reason).toMatch(/manual retry/);
+    expect(detail.events[5].details).toMatchObject({
+      recraftRequestId: expect.any(String),
+      credits: expect.any(Number),
+      requestMs: expect.any(Number),
+      downloadMs: expect.any(Number),
+    });
+    expect(detail.events[6].details).toMatchObject({ bytes: expect.any(Number), contentType: "image/png" });
+    expect(detail.eventsTruncated).toBe(false);
+    expect(await admin().query(api.admin.getJob, { jobId: "not-an-id" })).toBeNull();
+  });
+});
+
+describe("audit", () => {
+  test("failureSummary groups the last day's failures by code", async () => {
+    const { jobIds } = await thirtyJobs();
+    let summary = await admin().query(api.admin.failureSummary, {});
+    expect(summary.truncated).toBe(false);
+    expect(summary.codes).toEqual([
+      { code: "unauthorized", count: 6, jobs: 6, stillFailed: 6, latestMessage: expect.stringContaining("401"), latestAt: expect.any(Number) },
+      { code: "bad_content_type", count: 4, jobs: 4, stillFailed: 4, latestMessage: expect.stringContaining("text/html"), latestAt: expect.any(Number) },
+    ]);
+    const failedAt = await stack.t.run(async (ctx) => Promise.all(jobIds.slice(0, 6).map(async (id) => (await ctx.db.get(id))!.updatedAt)));
+    expect(summary.codes[0].latestAt).toBe(Math.max(...failedAt));
+
+    // A retried job still counts as a failure of the day, but no longer as failed now.
+    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
+    await settle(stack.t);
+    // A failure older than a day drops out of the window.
+    await stack.t.run(async (ctx) => {
+      const events = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[9])).collect();
+      for (const e of events) await ctx.db.patch(e._id, { at: e.at - 25 * 60 * 60 * 1000 });
+    });
+    summary = await admin().query(api.admin.failureSummary, {});
+    expect(summary.codes.map(({ code, count, stillFailed }) => ({ code, count, stillFailed }))).toEqual([
+      { code: "unauthorized", count: 6, stillFailed: 5 },
+      { code: "bad_content_type", count: 3, stillFailed: 3 },
+    ]);
+  });
+
+  test("latency reports p50 and p95 for each step", async () => {
+    await thirtyJobs();
+    const { sample, steps } = await admin().query(api.admin.latency, {});
+    expect(sample).toBe(20);
+    expect(steps.map((s) => s.step)).toEqual(["queue", "request", "download", "store", "total"]);
+    for (const s of steps) {
+      expect(s.count, s.step).toBe(20);
+      expect(s.p50, s.step).toEqual(expect.any(Number));
+      expect(s.p95!, s.step).toBeGreaterThanOrEqual(s.p50!);
+    }
+  });
+
+  test("latency with no stored portrait has no numbers", async () => {
+    const { sample, steps } = await admin().query(api.admin.latency, {});
+    expect(sample).toBe(0);
+    expect(steps.every((s) => s.count === 0 && s.p50 === null && s.p95 === null)).toBe(true);
+  });
+});
+
+describe("actions", () => {
+  test("retryJob re-queues a failed job, which ends stored; anything else is refused", async () => {
+    const { jobIds } = await thirtyJobs();
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[20] })).toBe("not_failed");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: "garbage" })).toBe("not_failed");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("queued");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("not_failed");
+    await settle(stack.t);
+    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[2]))).toMatchObject({ status: "stored", attempt: 2 });
+  });
+
+  test("retryFailed re-queues every job failed with a code; all end stored", async () => {
+    const { jobIds } = await thirtyJobs();
+    expect(await admin().mutation(api.admin.retryFailed, { code: "unauthorized" })).toBe(6);
+    await settle(stack.t);
+    const jobs = await stack.t.run(async (ctx) => Promise.all(jobIds.map((id) => ctx.db.get(id))));
+    expect(jobs.slice(0, 6).every((j) => j!.status === "stored" && j!.attempt === 2)).toBe(true);
+    expect(jobs.slice(6, 10).every((j) => j!.status === "failed" && j!.error!.code === "bad_content_type")).toBe(true);
+    expect(await admin().mutation(api.admin.retryFailed, { code: "unauthorized" })).toBe(0);
+  });
+
+  test("retryFailed continues past its first batch of 100", async () => {
+    stack.setEnv({ RECRAFT_API_KEY: undefined, PORTRAIT_MAX_PER_MINUTE: "1000" });
+    for (let i = 0; i < 105; i++) {
+      await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` }));
+    }
+    await settle(stack.t);
+    expect((await admin().query(api.admin.statusCounts, {})).failed).toBe(105);
+    stack.setEnv({ RECRAFT_API_KEY: stack.recraft.apiKey });
+    expect(await admin().mutation(api.admin.retryFailed, { code: "missing_api_key" })).toBe(100);
+    await settle(stack.t, { timeoutMs: 30_000 });
+    expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ stored: 105, failed: 0 });
+  });
+
+  test("generateStory schedules a case file, whose portrait follows", async () => {
+    expect(await admin().mutation(api.admin.generateStory, { hint: "  a drowned lighthouse keeper  " })).toBeNull();
+    const scheduled = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    expect(scheduled).toMatchObject([{ name: "stories:generateStory", args: [{ hint: "a drowned lighthouse keeper" }] }]);
+    await settle(stack.t);
+    const body = JSON.stringify(stack.anthropic.requests.at(-1)!.body);
+    expect(body).toContain("a drowned lighthouse keeper");
+    expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ stored: 1 });
+  });
+});
