@@ -46,13 +46,14 @@ function sanitize(error: JobError): JobError {
   return { ...error, message: redact(error.message) };
 }
 
-async function bumpCount(ctx: MutationCtx, status: JobStatus, delta: number) {
-  const row = await ctx.db
-    .query("portraitJobCounts")
-    .withIndex("by_status", (q) => q.eq("status", status))
-    .unique();
-  if (row) await ctx.db.patch(row._id, { count: row.count + delta });
-  else await ctx.db.insert("portraitJobCounts", { status, count: delta });
+/** Applies count changes, e.g. { pending: -1, requested: +1 }, reading the count rows once. */
+async function bumpCounts(ctx: MutationCtx, deltas: Partial<Record<JobStatus, number>>) {
+  const rows = await ctx.db.query("portraitJobCounts").collect();
+  for (const [status, delta] of Object.entries(deltas) as [JobStatus, number][]) {
+    const row = rows.find((r) => r.status === status);
+    if (row) await ctx.db.patch(row._id, { count: row.count + delta });
+    else await ctx.db.insert("portraitJobCounts", { status, count: delta });
+  }
 }
 
 export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
@@ -98,7 +99,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
     holdsSlot: false,
   });
   await ctx.db.insert("portraitJobEvents", { jobId, storyId, attempt: 1, from: null, to: "pending", at: now });
-  await bumpCount(ctx, "pending", 1);
+  await bumpCounts(ctx, { pending: 1 });
   const job = (await ctx.db.get(jobId))!;
   logTransition(job, null, "pending", now);
   return jobId;
@@ -145,8 +146,7 @@ export async function move(
     error,
     details: change.details,
   });
-  await bumpCount(ctx, job.status, -1);
-  await bumpCount(ctx, to, 1);
+  await bumpCounts(ctx, { [job.status]: -1, [to]: 1 });
   logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
   return (await ctx.db.get(job._id))!;
 }

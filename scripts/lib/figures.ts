@@ -87,7 +87,7 @@ export async function insertCost(size: BenchSize): Promise<Row> {
       met: ratio <= 1.5,
       notes: [
         `internal.stories.insertStory against an inline mutation inserting the same story, ${size.inserts} of each, interleaved (ABBA), after ${warmup} warm-up pairs; each insertStory's job ran to \`stored\` between measurements, outside the timed window.`,
-        `A mutation doing just one indexed lookup (stories.by_slug) took ${formatMs1(median(lookup))} (median) on the same tables: convex-test answers every index range by walking every document in the database (then sorting the matches), and insertStory makes six (slug check, count row, dispatcher: slot holders, rate window, ready queue, next wakeup) where the bare insert makes none.`,
+        `A mutation doing just one indexed lookup (stories.by_slug) took ${formatMs1(median(lookup))} (median) on the same tables: convex-test answers every index range by walking every document in the database (then sorting the matches), and insertStory makes five (slug check, count rows, dispatcher: slot holders, rate window, ready queue) where the bare insert makes none.`,
       ],
     };
   } finally {
@@ -179,7 +179,7 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
       met: p50 <= 1.05 && p95 <= 1.05 && stored === size.jobs,
       notes: [
         `${size.jobs} jobs in waves of 4 (the cap, so none queues) after 8 warm-up jobs, fake latency ${requestMs} ms generation + ${downloadMs} ms download = ${provider} ms. End-to-end = the job's creation event to its \`stored\` event.`,
-        `Median steps: created → requested ${formatMs(stepMedian(jobs, "pending", "requested"))} (scheduler hop + loadAttempt + claim), requested → downloaded ${formatMs(stepMedian(jobs, "requested", "downloaded"))} (the action's own HTTP time ${formatMs(http)}; the fake's generation spans, configured ${requestMs} ms, took ${formatMs(serverSpan)} as the server saw them), downloaded → stored ${formatMs(stepMedian(jobs, "downloaded", "stored"))} (storage + markStored).`,
+        `Median steps: created → requested ${formatMs(stepMedian(jobs, "pending", "requested"))} (scheduler hop + claim), requested → downloaded ${formatMs(stepMedian(jobs, "requested", "downloaded"))} (the action's own HTTP time ${formatMs(http)}; the fake's generation spans, configured ${requestMs} ms, took ${formatMs(serverSpan)} as the server saw them), downloaded → stored ${formatMs(stepMedian(jobs, "downloaded", "stored"))} (storage + markStored).`,
         `The process was on CPU ${cpu} of the wall time: one JS thread runs the backend, the actions and the fake, and convex-test runs one transaction at a time, so one job's timers and transactions wait behind the other jobs' transactions.`,
       ],
     };
@@ -223,7 +223,7 @@ export async function burst(size: BenchSize): Promise<Row> {
       met: ratio <= 1.2 && maxInFlight === concurrency && lost === 0,
       notes: [
         `${size.burst} insertStory calls at once after 8 warm-up jobs, fake latency ${latency} ms, PORTRAIT_MAX_CONCURRENCY ${concurrency}; ideal = jobs × latency ÷ concurrency. Makespan = first insert to the last terminal event.`,
-        `What it is made of: the ${size.burst} inserts took ${formatMs(insertedAt - start)} to commit, and convex-test runs one transaction at a time, so the first jobs' claims queue behind them; per job, the HTTP exchange took ${formatMs(http)} (median, configured ${latency} ms), downloaded → stored ${formatMs(stepMedian(stored, "downloaded", "stored"))}, and a slot's hand-off (a job's \`stored\` to the next job's \`requested\`: dispatch, scheduler hop, loadAttempt, claim) ${formatMs(handoff)}. The process was on CPU ${cpu} of the makespan, and every index query walks all the documents in the database (${(await documentCount(t)).toLocaleString("en")} by the end).`,
+        `What it is made of: the ${size.burst} inserts took ${formatMs(insertedAt - start)} to commit, and convex-test runs one transaction at a time, so the first jobs' claims queue behind them; per job, the HTTP exchange took ${formatMs(http)} (median, configured ${latency} ms), downloaded → stored ${formatMs(stepMedian(stored, "downloaded", "stored"))}, and a slot's hand-off (a job's \`stored\` to the next job's \`requested\`: dispatch, scheduler hop, claim) ${formatMs(handoff)}. The process was on CPU ${cpu} of the makespan, and every index query walks all the documents in the database (${(await documentCount(t)).toLocaleString("en")} by the end).`,
       ],
     };
   } finally {
