@@ -96,12 +96,15 @@ function setEnv(vars: Record<string, string | undefined>) {
 
 const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|STORY_)/;
 
+// A report names which key is in use, never any of its characters.
+const keyLabel = (key: string) => ([FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY].includes(key) ? "the fake's key" : "set (hidden)");
+
 function maskedEnv(): Record<string, string> {
   return Object.fromEntries(
     Object.entries(process.env)
       .filter(([name, value]) => CONVEX_ENV.test(name) && value !== undefined)
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([name, value]) => [name, name.endsWith("_KEY") ? `${value!.slice(0, 6)}…` : value!]),
+      .map(([name, value]) => [name, name.endsWith("_KEY") ? keyLabel(value!) : value!]),
   );
 }
 
