@@ -269,9 +269,8 @@ export const failureSummary = query({
   },
 });
 
-// Latency is measured over the newest stored portraits.
+// Latency is measured over the newest stored portraits (at most 5 reads each).
 const LATENCY_SAMPLE = 200;
-const MAX_EVENTS_PER_SAMPLE = 100;
 const STEPS = ["queue", "request", "download", "store", "total"] as const;
 
 /** Nearest-rank percentile of sorted values. */
@@ -311,19 +310,20 @@ export const latency = query({
       if (value !== undefined && Number.isFinite(value) && value >= 0) samples[step].push(value);
     };
     for (const done of stored) {
-      const events = await ctx.db
+      // A successful attempt is exactly pending → requested → downloaded → stored.
+      const [, downloaded, requested, pending] = await ctx.db
         .query("portraitJobEvents")
-        .withIndex("by_job", (q) => q.eq("jobId", done.jobId))
-        .take(MAX_EVENTS_PER_SAMPLE);
-      const ofAttempt = (to: string) => events.find((e) => e.attempt === done.attempt && e.to === to);
-      const pending = ofAttempt("pending");
-      const requested = ofAttempt("requested");
-      const downloaded = ofAttempt("downloaded");
-      if (pending && requested) push("queue", requested.at - pending.at);
-      push("request", downloaded?.details?.requestMs);
-      push("download", downloaded?.details?.downloadMs);
+        .withIndex("by_job", (q) => q.eq("jobId", done.jobId).lte("at", done.at))
+        .order("desc")
+        .take(4);
+      if (pending?.to === "pending" && requested?.to === "requested") push("queue", requested.at - pending.at);
+      if (downloaded?.to === "downloaded") {
+        push("request", downloaded.details?.requestMs);
+        push("download", downloaded.details?.downloadMs);
+      }
       push("store", done.details?.durationMs);
-      if (events[0]) push("total", done.at - events[0].at);
+      const job = await ctx.db.get(done.jobId);
+      if (job) push("total", done.at - job.createdAt);
     }
     return {
       sample: stored.length,

@@ -1,5 +1,5 @@
 /**
- * `npm run admin:serve -- [--port N] [--stories N] [--fail-rate R]`: the admin
+ * `npx tsx scripts/serve-admin.ts [--port N] [--stories N] [--fail-rate R]`: the admin
  * console on the embedded demo backend (a local development harness: see
  * scripts/lib/bridge.ts), with fake Claude and Recraft. Ctrl-C stops it.
  */

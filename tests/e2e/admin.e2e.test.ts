@@ -57,8 +57,15 @@ test("an admin generates a story and watches its portrait arrive; a failure is a
   // Set on this document: still there at the end means nothing reloaded the page.
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 
-  // Generate: the job appears in the table, then its page follows it to `stored`.
-  await page.getByRole("button", { name: "Generate story" }).click();
+  // Generate from the keyboard: the job appears in the table, then its page follows it to `stored`.
+  await page.getByLabel("Theme").fill("a drowned lighthouse keeper");
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => {
+    const el = document.activeElement as HTMLElement;
+    return { text: el.textContent, outline: getComputedStyle(el).outlineStyle };
+  });
+  expect(focused).toEqual({ text: "Generate story", outline: "solid" });
+  await page.keyboard.press("Enter");
   const firstRow = page.locator("tbody tr").first();
   await firstRow.waitFor({ timeout: 10_000 });
   await firstRow.getByRole("link").click();
@@ -68,6 +75,7 @@ test("an admin generates a story and watches its portrait arrive; a failure is a
   expect(await page.locator(".job-head .badge").textContent()).toBe("stored");
   expect(await page.locator(".timeline tbody tr").allTextContents()).toHaveLength(4);
   expect(await page.locator(".chapters li").count()).toBe(10);
+  expect(JSON.stringify(stack!.anthropic!.requests.at(-1)!.body)).toContain("a drowned lighthouse keeper");
   await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
 
   // The image server fails: the next job fails with its code.

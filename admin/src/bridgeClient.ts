@@ -1,0 +1,215 @@
+/**
+ * DEVELOPMENT AND TEST HARNESS, not for production. A stand-in for
+ * ConvexReactClient that runs the admin app against the demo's embedded
+ * backend (convex-test) through scripts/lib/bridge.ts instead of a Convex
+ * deployment. It implements what convex/react's hooks call (`watchQuery`,
+ * `mutation`, `action`, `query`, `logger`), so the components are unchanged:
+ * a watched query is re-run whenever the bridge reports a change, and its
+ * listeners are told when its result differs.
+ */
+import type { ConvexReactClient } from "convex/react";
+import { getFunctionName, type FunctionReference } from "convex/server";
+import { ConvexError, convexToJson, jsonToConvex, type JSONValue, type Value } from "convex/values";
+
+export type CallKind = "query" | "mutation" | "action";
+/** One function call; `args` are in Convex's JSON encoding (convexToJson). */
+export type Call = { kind: CallKind; name: string; args: JSONValue };
+/** A call's result, or the error it threw (`data` is a ConvexError's payload). */
+export type Outcome = { value: JSONValue } | { error: { message: string; data?: JSONValue } };
+
+/** How the client reaches the backend. The identity is the transport's. */
+export interface BridgeTransport {
+  run(calls: Call[]): Promise<Outcome[]>;
+  /** Calls `onChange` whenever the backend may have changed; returns a function that stops it. */
+  subscribe(onChange: () => void): () => void;
+}
+
+/** The identities the bridge can act as (chosen with `?as=` on the page). */
+export const BRIDGE_IDENTITIES = ["admin", "guest", "anon"] as const;
+export type BridgeIdentity = (typeof BRIDGE_IDENTITIES)[number];
+
+/** The transport of the served app: POST /bridge/run, and server-sent events from /bridge/changes. */
+export function httpTransport(base: string, as: string): BridgeTransport {
+  return {
+    async run(calls) {
+      const response = await fetch(`${base}/bridge/run`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-bridge-as": as },
+        body: JSON.stringify(calls),
+      });
+      if (!response.ok) throw new Error(`bridge: HTTP ${response.status}: ${await response.text()}`);
+      return (await response.json()) as Outcome[];
+    },
+    subscribe(onChange) {
+      const source = new EventSource(`${base}/bridge/changes`);
+      source.onmessage = () => onChange();
+      return () => source.close();
+    },
+  };
+}
+
+type Result = { value: Value } | { error: Error };
+
+interface Entry {
+  name: string;
+  args: Record<string, Value>;
+  listeners: Set<() => void>;
+  result?: Result;
+  json?: string;
+  sent: number;
+  applied: number;
+  /** A paginated page's end, fixed by its first result (see `argsFor`). */
+  end?: { cursor: string; isDone: boolean };
+}
+
+function toError(error: { message: string; data?: JSONValue }): Error {
+  return error.data !== undefined ? new ConvexError(jsonToConvex(error.data)) : new Error(error.message);
+}
+
+function unwrap(outcome: Outcome): Value {
+  if ("error" in outcome) throw toError(outcome.error);
+  return jsonToConvex(outcome.value);
+}
+
+type Args = Record<string, Value>;
+
+export class BridgeClient {
+  readonly logger = {
+    log: (...args: unknown[]) => console.log(...args),
+    warn: (...args: unknown[]) => console.warn(...args),
+    error: (...args: unknown[]) => console.error(...args),
+    logVerbose: () => {},
+  };
+  private readonly entries = new Map<string, Entry>();
+  private stopWatching?: () => void;
+  private refreshing?: Promise<void>;
+  private refreshAgain = false;
+  private closed = false;
+
+  constructor(private readonly transport: BridgeTransport) {}
+
+  watchQuery(query: FunctionReference<"query">, args: Args = {}) {
+    const name = getFunctionName(query);
+    const key = `${name}:${JSON.stringify(convexToJson(args))}`;
+    return {
+      onUpdate: (callback: () => void) => {
+        let entry = this.entries.get(key);
+        if (!entry) {
+          entry = { name, args, listeners: new Set(), sent: 0, applied: 0 };
+          this.entries.set(key, entry);
+          void this.fetch([entry]);
+        }
+        entry.listeners.add(callback);
+        this.stopWatching ??= this.transport.subscribe(() => void this.refresh());
+        const watched = entry;
+        return () => {
+          watched.listeners.delete(callback);
+          if (watched.listeners.size === 0 && this.entries.get(key) === watched) this.entries.delete(key);
+          if (this.entries.size === 0) {
+            this.stopWatching?.();
+            this.stopWatching = undefined;
+          }
+        };
+      },
+      localQueryResult: (): Value | undefined => {
+        const result = this.entries.get(key)?.result;
+        if (result && "error" in result) throw result.error;
+        return result?.value;
+      },
+      journal: () => undefined,
+    };
+  }
+
+  /** Runs a mutation; like Convex, resolves once the watched queries reflect it. */
+  async mutation(mutation: FunctionReference<"mutation">, args: Args = {}): Promise<Value> {
+    return this.write("mutation", getFunctionName(mutation), args);
+  }
+
+  async action(action: FunctionReference<"action">, args: Args = {}): Promise<Value> {
+    return this.write("action", getFunctionName(action), args);
+  }
+
+  async query(query: FunctionReference<"query">, args: Args = {}): Promise<Value> {
+    const [outcome] = await this.transport.run([{ kind: "query", name: getFunctionName(query), args: convexToJson(args) }]);
+    return unwrap(outcome);
+  }
+
+  /** Re-runs every watched query (the transport calls this on each change). */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        await this.fetch([...this.entries.values()]);
+      } while (this.refreshAgain && !this.closed);
+    })().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  close() {
+    this.closed = true;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    this.entries.clear();
+  }
+
+  private async write(kind: CallKind, name: string, args: Args): Promise<Value> {
+    const [outcome] = await this.transport.run([{ kind, name, args: convexToJson(args) }]);
+    await this.refresh();
+    return unwrap(outcome);
+  }
+
+  /**
+   * Convex keeps a loaded page's range fixed: after the first result, a page
+   * re-runs up to the cursor it first ended at, so new rows grow the page
+   * instead of shifting rows into the next one. The bridge does the same by
+   * passing that cursor as `endCursor`.
+   */
+  private argsFor(entry: Entry): Args {
+    const opts = entry.args.paginationOpts as Record<string, Value> | undefined;
+    if (!opts || !entry.end || opts.endCursor) return entry.args;
+    return { ...entry.args, paginationOpts: { ...opts, endCursor: entry.end.cursor } };
+  }
+
+  private async fetch(entries: Entry[]) {
+    if (entries.length === 0 || this.closed) return;
+    const sent = entries.map((entry) => ++entry.sent);
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.transport.run(entries.map((entry) => ({ kind: "query", name: entry.name, args: convexToJson(this.argsFor(entry)) })));
+    } catch (error) {
+      // Keep the last results; the next change notification tries again.
+      this.logger.warn("bridge: refresh failed:", error);
+      return;
+    }
+    entries.forEach((entry, i) => this.apply(entry, sent[i], outcomes[i]));
+  }
+
+  private apply(entry: Entry, sent: number, outcome: Outcome) {
+    if (sent < entry.applied) return; // an older answer arriving late
+    entry.applied = sent;
+    const json = JSON.stringify(outcome);
+    if (json === entry.json) return;
+    entry.json = json;
+    if ("error" in outcome) {
+      entry.result = { error: toError(outcome.error) };
+    } else {
+      let value = jsonToConvex(outcome.value);
+      if (entry.args.paginationOpts && !(entry.args.paginationOpts as Record<string, Value>).endCursor) {
+        const page = value as { continueCursor: string; isDone: boolean };
+        if (!entry.end) entry.end = { cursor: page.continueCursor, isDone: page.isDone };
+        else value = { ...page, continueCursor: entry.end.cursor, isDone: entry.end.isDone };
+      }
+      entry.result = { value };
+    }
+    for (const listener of entry.listeners) listener();
+  }
+}
+
+/** ConvexProvider's prop type is the real client; the bridge client has the part the hooks use. */
+export function asConvexClient(client: BridgeClient): ConvexReactClient {
+  return client as unknown as ConvexReactClient;
+}
