@@ -9,8 +9,7 @@ import { ConvexError, v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { mutation, query, type QueryCtx } from "./_generated/server";
-import { dispatch } from "./lib/dispatch";
-import { readCounts, requeue } from "./lib/jobs";
+import { readCounts, retryBatch, retryOne } from "./lib/jobs";
 import { chapter, errorCode, jobError, jobStatus, stepDetails, type ErrorCode } from "./validators";
 
 function listed(name: string): string[] {
@@ -342,34 +341,20 @@ export const retryJob = mutation({
   handler: async (ctx, { jobId }) => {
     await requireAdmin(ctx);
     const id = ctx.db.normalizeId("portraitJobs", jobId);
-    const job = id && (await ctx.db.get(id));
-    if (!job || job.status !== "failed") return "not_failed";
-    await requeue(ctx, job, "manual retry from the admin console");
-    await dispatch(ctx);
-    return "queued";
+    return retryOne(ctx, id && (await ctx.db.get(id)), "manual retry from the admin console");
   },
 });
 
-const RETRY_BATCH = 100;
-
 /**
  * Re-queues every job currently failed with `code`: the first 100 in this
- * mutation, the rest through internal.portraits.retryFailedByCode in batches.
- * Returns how many were queued here.
+ * mutation, the rest in follow-up batches. Returns how many were queued here.
  */
 export const retryFailed = mutation({
   args: { code: errorCode },
   returns: v.number(),
   handler: async (ctx, { code }) => {
     await requireAdmin(ctx);
-    const batch = await ctx.db
-      .query("portraitJobs")
-      .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
-      .take(RETRY_BATCH);
-    for (const job of batch) await requeue(ctx, job, `bulk retry of ${code} from the admin console`);
-    if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
-    await dispatch(ctx);
-    return batch.length;
+    return retryBatch(ctx, code, `bulk retry of ${code} from the admin console`);
   },
 });
 

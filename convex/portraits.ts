@@ -11,7 +11,7 @@ import { internalAction, internalMutation, type MutationCtx } from "./_generated
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { dispatch, recordRequest } from "./lib/dispatch";
-import { fail, move, requeue } from "./lib/jobs";
+import { fail, move, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
@@ -192,31 +192,14 @@ export const dispatchQueue = internalMutation({
 export const retryJob = internalMutation({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.literal("queued"), v.literal("not_failed")),
-  handler: async (ctx, { jobId }) => {
-    const job = await ctx.db.get(jobId);
-    if (!job || job.status !== "failed") return "not_failed";
-    await requeue(ctx, job, "manual retry");
-    await dispatch(ctx);
-    return "queued";
-  },
+  handler: async (ctx, { jobId }) => retryOne(ctx, await ctx.db.get(jobId), "manual retry"),
 });
-
-const RETRY_BATCH = 100;
 
 /** Retries every failed job with the given error code, in batches of 100. */
 export const retryFailedByCode = internalMutation({
   args: { code: errorCode },
   returns: v.number(),
-  handler: async (ctx, { code }) => {
-    const batch = await ctx.db
-      .query("portraitJobs")
-      .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
-      .take(RETRY_BATCH);
-    for (const job of batch) await requeue(ctx, job, `bulk retry of ${code}`);
-    if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
-    await dispatch(ctx);
-    return batch.length;
-  },
+  handler: async (ctx, { code }) => retryBatch(ctx, code, `bulk retry of ${code}`),
 });
 
 /**

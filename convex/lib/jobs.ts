@@ -9,7 +9,7 @@
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
-import type { JobError, JobStatus, StepDetails } from "../validators";
+import type { ErrorCode, JobError, JobStatus, StepDetails } from "../validators";
 import { queueConfig, type QueueConfig } from "./config";
 import { internal } from "../_generated/api";
 import { dispatch } from "./dispatch";
@@ -167,9 +167,32 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
   await dispatch(ctx);
 }
 
-/** A manual retry: a failed job goes back to the queue as a new attempt. */
-export async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {
-  const now = Date.now();
+async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {
   const queued = await move(ctx, job, "pending", { details: { reason } });
-  await ctx.db.patch(queued._id, { runAt: now });
+  await ctx.db.patch(queued._id, { runAt: queued.updatedAt });
+}
+
+/** A manual retry: a failed job goes back to the queue as a new attempt. */
+export async function retryOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null, reason: string) {
+  if (!job || job.status !== "failed") return "not_failed" as const;
+  await requeue(ctx, job, reason);
+  await dispatch(ctx);
+  return "queued" as const;
+}
+
+const RETRY_BATCH = 100;
+
+/**
+ * Retries the failed jobs with `code`: one batch here, the rest in follow-up
+ * mutations (internal.portraits.retryFailedByCode). Returns this batch's size.
+ */
+export async function retryBatch(ctx: MutationCtx, code: ErrorCode, reason: string) {
+  const batch = await ctx.db
+    .query("portraitJobs")
+    .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+    .take(RETRY_BATCH);
+  for (const job of batch) await requeue(ctx, job, reason);
+  if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
+  await dispatch(ctx);
+  return batch.length;
 }
