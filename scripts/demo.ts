@@ -10,6 +10,7 @@ import { fractionFlag, intFlag, isEntryPoint, parseFlags, runCli, UsageError, ty
 import { progressView } from "./lib/progress.ts";
 import { summarize, writeOutputs } from "./lib/report.ts";
 import { readSnapshot } from "./lib/snapshot.ts";
+import { serveAdmin } from "./lib/bridge.ts";
 import { generateStories, startDemoStack, type DemoStack } from "./lib/stack.ts";
 import { formatMs } from "./lib/stats.ts";
 
@@ -32,7 +33,10 @@ Options:
   --max-attempts N   PORTRAIT_MAX_ATTEMPTS (default 1, or 3 with --fail-rate)
   --out DIR          output directory (default out): DIR/portraits/<slug>.png,
                      DIR/report.html, DIR/backend.log
-  --serve            keep the stack running afterwards (Ctrl-C to stop)
+  --serve            serve the admin console (a local bridge to the embedded
+                     backend) while generating, and keep the stack running
+                     afterwards (Ctrl-C to stop)
+  --port N           the admin console's port with --serve (default 5178)
   -h, --help         show this help
 
 Exit code: 0 when every portrait job ended (stored or failed: failures are
@@ -46,6 +50,7 @@ interface DemoOptions {
   maxAttempts: number;
   out: string;
   serve: boolean;
+  port: number;
 }
 
 export function parseDemoArgs(argv: string[]): DemoOptions | "help" {
@@ -55,6 +60,7 @@ export function parseDemoArgs(argv: string[]): DemoOptions | "help" {
     "max-attempts": { type: "string" },
     out: { type: "string" },
     serve: { type: "boolean" },
+    port: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (flags.help) return "help";
@@ -66,6 +72,7 @@ export function parseDemoArgs(argv: string[]): DemoOptions | "help" {
     maxAttempts: intFlag("max-attempts", flags["max-attempts"], failRate > 0 ? 3 : 1, 1, 10),
     out: flags.out ?? "out",
     serve: !!flags.serve,
+    port: intFlag("port", flags.port, 5178, 1, 65535),
   };
 }
 
@@ -96,6 +103,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   if (options.failRate > 0) Object.assign(env, { PORTRAIT_RETRY_INITIAL_MS: "500", PORTRAIT_RETRY_MAX_MS: "4000" });
 
   let stack: DemoStack | undefined;
+  let admin: AdminServer | undefined;
   try {
     stack = await startDemoStack({
       real,
@@ -113,6 +121,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
     }
     say(`  logs       ${logPath}`);
+    if (options.serve) {
+      admin = await startAdmin(stack, options.port, io);
+      if (!admin) return 2;
+      say(`  admin      ${admin.url}/  (local bridge; ?as=guest shows what a non-admin sees)`);
+    }
     say();
 
     const view = progressView(io.stdout, io.isTTY);
@@ -146,8 +159,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (options.serve) await serve(stack, say);
     return 0;
   } finally {
+    await admin?.close();
     await stack?.close();
     await new Promise((resolve) => log.end(resolve));
+  }
+}
+
+type AdminServer = Awaited<ReturnType<typeof serveAdmin>>;
+
+async function startAdmin(stack: DemoStack, port: number, io: Io): Promise<AdminServer | undefined> {
+  try {
+    return await serveAdmin(stack, { port });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    io.stderr.write(`demo: port ${port} is busy; pass --port N to serve the admin console elsewhere\n`);
+    return undefined;
   }
 }
 
