@@ -10,7 +10,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { mutation, query, type QueryCtx } from "./_generated/server";
 import { readCounts, retryBatch, retryOne } from "./lib/jobs";
-import { chapter, errorCode, jobError, jobStatus, stepDetails, type ErrorCode } from "./validators";
+import { errorCode, jobError, jobStatus, storyFields, transitionFields, type ErrorCode } from "./validators";
 
 function listed(name: string): string[] {
   return (process.env[name] ?? "")
@@ -123,15 +123,7 @@ export const listJobs = query({
 // A job has a handful of events per attempt; this bounds a pathological one.
 const MAX_EVENTS_PER_JOB = 500;
 
-const timelineEvent = v.object({
-  _id: v.id("portraitJobEvents"),
-  attempt: v.number(),
-  from: v.union(jobStatus, v.null()),
-  to: jobStatus,
-  at: v.number(),
-  error: v.optional(jobError),
-  details: v.optional(stepDetails),
-});
+const timelineEvent = v.object({ _id: v.id("portraitJobEvents"), ...transitionFields });
 
 /** One job: its story (null if deleted), its portrait URL once stored, and every transition. */
 export const getJob = query({
@@ -151,17 +143,7 @@ export const getJob = query({
       }),
       story: v.union(
         v.null(),
-        v.object({
-          title: v.string(),
-          slug: v.string(),
-          introduction: v.string(),
-          chapters: v.array(chapter),
-          patientName: v.string(),
-          patientNumber: v.string(),
-          story: v.string(),
-          imageGenerationPrompt: v.string(),
-          createdAt: v.number(),
-        }),
+        v.object({ ...storyFields, createdAt: v.number() }),
       ),
       portraitUrl: v.union(v.string(), v.null()),
       events: v.array(timelineEvent),

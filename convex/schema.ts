@@ -1,6 +1,6 @@
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
-import { jobError, jobStatus, stepDetails, storyFields } from "./validators";
+import { eventFields, jobError, jobStatus, storyFields } from "./validators";
 
 export default defineSchema({
   stories: defineTable({
@@ -40,16 +40,7 @@ export default defineSchema({
     .searchIndex("search_text", { searchField: "searchText", filterFields: ["status"] }),
 
   // Append-only: one row per transition, written by the mutation that makes it.
-  portraitJobEvents: defineTable({
-    jobId: v.id("portraitJobs"),
-    storyId: v.id("stories"),
-    attempt: v.number(),
-    from: v.union(jobStatus, v.null()),
-    to: jobStatus,
-    at: v.number(),
-    error: v.optional(jobError),
-    details: v.optional(stepDetails),
-  })
+  portraitJobEvents: defineTable(eventFields)
     .index("by_job", ["jobId", "at"])
     .index("by_to", ["to", "at"]),
 

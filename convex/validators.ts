@@ -63,6 +63,19 @@ export const stepDetails = v.object({
 });
 export type StepDetails = Infer<typeof stepDetails>;
 
+/** One transition of a portrait job. */
+export const transitionFields = {
+  attempt: v.number(),
+  from: v.union(jobStatus, v.null()),
+  to: jobStatus,
+  at: v.number(),
+  error: v.optional(jobError),
+  details: v.optional(stepDetails),
+};
+
+/** A transition as the append-only event log keeps it. */
+export const eventFields = { jobId: v.id("portraitJobs"), storyId: v.id("stories"), ...transitionFields };
+
 export const difficulty = v.union(v.literal("easy"), v.literal("medium"), v.literal("hard"));
 
 export const chapter = v.object({ text: v.string(), difficulty });
