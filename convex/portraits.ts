@@ -18,9 +18,10 @@ import { errorCode, jobError, stepDetails, type JobError, type StepDetails } fro
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
-async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "requested" | "downloaded") {
+/** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
+async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
   const job = await ctx.db.get(jobId);
-  const current = job && job.status === status && job.attempt === attempt && job.holdsSlot;
+  const current = job && job.status === status && job.holdsSlot && (attempt === undefined || job.attempt === attempt);
   if (!current) {
     console.warn(
       JSON.stringify({ event: "portrait.refused", jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" }),
@@ -54,11 +55,8 @@ export const claim = internalMutation({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
   handler: async (ctx, { jobId }) => {
-    const job = await ctx.db.get(jobId);
-    if (!job || job.status !== "pending" || !job.holdsSlot) {
-      console.warn(JSON.stringify({ event: "portrait.refused", jobId, expected: "pending", actual: job ? `${job.status}#${job.attempt}` : "missing" }));
-      return null;
-    }
+    const job = await currentJob(ctx, jobId, "pending");
+    if (!job) return null;
     const story = await ctx.db.get(job.storyId);
     const problem = inputProblem(story?.imageGenerationPrompt);
     if (problem) {
@@ -76,7 +74,7 @@ export const markDownloaded = internalMutation({
   args: { ...attemptArgs, details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, details }) => {
-    const job = await currentJob(ctx, jobId, attempt, "requested");
+    const job = await currentJob(ctx, jobId, "requested", attempt);
     if (!job) return false;
     await move(ctx, job, "downloaded", { details });
     return true;
@@ -91,7 +89,7 @@ export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
-    const job = await currentJob(ctx, jobId, attempt, "downloaded");
+    const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
       await ctx.storage.delete(storageId);
       return false;
@@ -114,7 +112,7 @@ export const markFailed = internalMutation({
   args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
-    const job = await currentJob(ctx, jobId, attempt, from);
+    const job = await currentJob(ctx, jobId, from, attempt);
     if (!job) return false;
     await fail(ctx, job, error, details);
     return true;
@@ -136,32 +134,26 @@ export const generatePatientPortrait = internalAction({
       ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details });
 
     const config = recraftConfig();
-    if (!config.apiKey) {
-      // Removed between the claim and now: fail rather than send an unauthenticated request.
-      await failed("requested", { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" });
-      return null;
-    }
-    const generated = await requestGeneration(config, config.apiKey, prompt);
+    const generated = await requestGeneration(config, config.apiKey!, prompt); // the claim checked the key
     if (!generated.ok) {
       await failed("requested", generated.error, generated.details);
       return null;
     }
     const image = await downloadImage(config, generated.value.url);
-    if (!image.ok) {
-      await failed("requested", image.error, { ...generated.details, ...image.details, durationMs: image.details.durationMs });
-      return null;
-    }
-    const requestMs = generated.details.durationMs ?? 0;
-    const downloadMs = image.details.durationMs ?? 0;
-    const downloadDetails = {
+    // The download's event also keeps what the request told us, for the auditor.
+    const details = {
       ...image.details,
       recraftRequestId: generated.details.recraftRequestId,
       credits: generated.details.credits,
-      requestMs,
-      downloadMs,
-      durationMs: requestMs + downloadMs,
+      requestMs: generated.details.durationMs,
+      downloadMs: image.details.durationMs,
+      durationMs: (generated.details.durationMs ?? 0) + (image.details.durationMs ?? 0),
     };
-    if (!(await ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details: downloadDetails }))) return null;
+    if (!image.ok) {
+      await failed("requested", image.error, details);
+      return null;
+    }
+    if (!(await ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }))) return null;
 
     const started = Date.now();
     let storageId: Id<"_storage">;
