@@ -6,7 +6,7 @@
  */
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import type { Id } from "./_generated/dataModel";
+import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
@@ -91,12 +91,12 @@ export const markStored = internalMutation({
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
     const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
-      await ctx.storage.delete(storageId);
+      await deleteFileIfPresent(ctx, storageId); // recovery may have deleted it already
       return false;
     }
     const story = await ctx.db.get(job.storyId);
     if (!story) {
-      await ctx.storage.delete(storageId);
+      await deleteFileIfPresent(ctx, storageId);
       await fail(ctx, job, { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" }, details);
       return false;
     }
@@ -106,6 +106,43 @@ export const markStored = internalMutation({
     return true;
   },
 });
+
+async function deleteFileIfPresent(ctx: MutationCtx, storageId: Id<"_storage">) {
+  if (await ctx.db.system.get(storageId)) await ctx.storage.delete(storageId);
+}
+
+/** Convex storage records a checksum as hex or base64; the pipeline keeps hex. */
+function sameChecksum(recorded: string, hex: string): boolean {
+  const bytes = hex.match(/../g)?.map((pair) => parseInt(pair, 16)) ?? [];
+  return recorded === hex || recorded === btoa(String.fromCharCode(...bytes));
+}
+
+const CLOCK_SLACK_MS = 1_000;
+const MAX_FILES_SCANNED = 2_000;
+
+/**
+ * Deletes the file of an attempt whose action died after storing its image but
+ * before saying so: created since the download, with the downloaded image's
+ * checksum and size, and neither a story's portrait nor the image of another
+ * job still in flight.
+ */
+async function deleteOrphanedPortrait(ctx: MutationCtx, job: Doc<"portraitJobs">, holders: Doc<"portraitJobs">[]) {
+  const download = job.download;
+  if (!download?.sha256) return;
+  if (holders.some((other) => other._id !== job._id && other.download?.sha256 === download.sha256)) return;
+  const files = await ctx.db.system
+    .query("_storage")
+    .withIndex("by_creation_time", (q) => q.gte("_creationTime", download.at - CLOCK_SLACK_MS))
+    .take(MAX_FILES_SCANNED);
+  for (const file of files) {
+    if (file.size !== download.bytes || !sameChecksum(file.sha256, download.sha256)) continue;
+    const owner = await ctx.db
+      .query("stories")
+      .withIndex("by_storageId", (q) => q.eq("storageId", file._id))
+      .first();
+    if (!owner) await ctx.storage.delete(file._id);
+  }
+}
 
 /** requested|downloaded -> failed (then an automatic retry, when configured and transient). */
 export const markFailed = internalMutation({
@@ -222,6 +259,7 @@ export const sweep = internalMutation({
       const message = dead
         ? `the attempt's action is ${actionState} but the job is still ${job.status}`
         : `in flight for ${heldMs} ms, longer than PORTRAIT_STALL_MS (${stallMs} ms)`;
+      if (job.status === "downloaded") await deleteOrphanedPortrait(ctx, job, holders);
       await fail(ctx, job, { step: "recovery", code: "stalled", message });
       swept++;
     }

@@ -10,6 +10,7 @@ export default defineSchema({
     storageId: v.optional(v.id("_storage")),
   })
     .index("by_slug", ["slug"])
+    .index("by_storageId", ["storageId"])
     .index("by_createdAt", ["createdAt"]),
 
   // One row per story; a retry reuses the row with `attempt + 1`.
@@ -29,6 +30,9 @@ export default defineSchema({
     // The action currently responsible for the job, for recovery.
     scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
     dispatchedAt: v.optional(v.number()),
+    // While `downloaded`: the image about to be stored, so recovery can find and
+    // delete the file of an action that died between storing it and saying so.
+    download: v.optional(v.object({ sha256: v.string(), bytes: v.number(), at: v.number() })),
     // Story title, patient name and number, for the admin search.
     searchText: v.string(),
   })

@@ -57,6 +57,7 @@ export const stepDetails = v.object({
   credits: v.optional(v.number()),
   bytes: v.optional(v.number()),
   contentType: v.optional(v.string()),
+  sha256: v.optional(v.string()),
   imageHost: v.optional(v.string()),
   retryAt: v.optional(v.number()),
   reason: v.optional(v.string()),

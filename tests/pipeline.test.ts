@@ -210,8 +210,8 @@ describe("validation before any request", () => {
 
 describe("storage", () => {
   test("a storage failure fails the job at the store step and keeps the story", async () => {
-    // Fault injection into the storage backend: convex-test hashes every blob it stores.
-    vi.spyOn(crypto.subtle, "digest").mockRejectedValueOnce(new Error("storage unavailable"));
+    // Fault injection into the storage backend: convex-test reads every blob it stores.
+    vi.spyOn(Blob.prototype, "arrayBuffer").mockRejectedValueOnce(new Error("storage unavailable"));
     const { storyId } = await runOne().then(async (r) => {
       expect(r.path).toBe("pending>requested>downloaded>failed");
       expect(r.job.error).toMatchObject({ code: "storage_error", step: "store" });

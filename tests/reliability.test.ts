@@ -6,7 +6,9 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
+import { portraitPng } from "./fakes/png";
 import { caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
@@ -231,6 +233,33 @@ describe("recovery", () => {
     await settle(stack.t);
     expect(stack.recraft.requests).toHaveLength(1);
     expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored");
+  });
+
+  test("an action that died between storing its image and saying so leaves no orphan: the sweep finds the file by checksum", async () => {
+    // A first story stores a portrait with the same bytes: it must survive the cleanup.
+    const [kept] = await insertMany(1, "same");
+    await settle(stack.t);
+    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "400" });
+    stack.recraft.setFault({ kind: "hang" });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: "dies", imageGenerationPrompt: "same patient 0" }));
+    const job = await jobOf(stack.t, storyId);
+    await until(async () => (await jobStatus(job._id)) === "requested");
+    // What the dying action did: it downloaded the image, recorded that, stored it, and died.
+    const image = portraitPng("same patient 0");
+    const sha256 = createHash("sha256").update(image).digest("hex");
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId: job._id, attempt: 1, details: { sha256, bytes: image.length } })).toBe(true);
+    const orphan = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
+    const deadRecord = await stack.t.run((ctx) => ctx.scheduler.runAfter(0, internal.stories.insertStory, caseFile({ title: "" })));
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await until(async () => (await stack.t.run((ctx) => ctx.db.system.get(deadRecord)))!.state.kind === "failed");
+    await stack.t.run((ctx) => ctx.db.patch(job._id, { scheduledFunctionId: deadRecord }));
+
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
+    await settle(stack.t);
+    expect(await stack.t.run((ctx) => ctx.db.system.get(orphan))).toBeNull();
+    const keptFile = (await stack.t.run((ctx) => ctx.db.get(kept)))!.storageId!;
+    expect(await stack.t.run((ctx) => ctx.db.system.get(keptFile))).not.toBeNull();
+    expect((await jobOf(stack.t, storyId)).error).toMatchObject({ code: "stalled" });
   });
 
   test("a late store from a swept attempt deletes its own file and changes nothing", async () => {

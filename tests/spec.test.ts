@@ -214,7 +214,7 @@ describe("Requirement 5: error handling and resilience", () => {
   test("R5.3 a failed storage operation is logged and ends gracefully", async () => {
     fresh();
     const lines = captureLogs();
-    vi.spyOn(crypto.subtle, "digest").mockRejectedValueOnce(new Error("disk full"));
+    vi.spyOn(Blob.prototype, "arrayBuffer").mockRejectedValueOnce(new Error("disk full"));
     const storyId = await insert();
     await settle(t);
     expect((await jobOf(t, storyId)).error).toMatchObject({ code: "storage_error", step: "store" });

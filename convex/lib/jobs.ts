@@ -131,6 +131,8 @@ export async function move(
     holdsSlot: inFlight,
   };
   if (to === "stored") patch.storageId = change.storageId;
+  if (to === "downloaded") patch.download = { sha256: change.details?.sha256 ?? "", bytes: change.details?.bytes ?? 0, at: now };
+  else patch.download = undefined;
   if (!inFlight) {
     patch.scheduledFunctionId = undefined;
     patch.dispatchedAt = undefined;

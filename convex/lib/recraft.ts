@@ -169,7 +169,9 @@ export function checkImageUrl(raw: string, allowedHosts: string[]): { ok: true; 
   return { ok: true, url };
 }
 
-export type Image = { blob: Blob; bytes: number; contentType: string };
+export type Image = { blob: Blob; bytes: number; contentType: string; sha256: string };
+
+const hex = (digest: ArrayBuffer) => Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /**
  * Downloads the image, following redirects by hand so each hop is checked
@@ -229,9 +231,12 @@ export async function downloadImage(config: RecraftConfig, rawUrl: string): Prom
       if (!body) return failure("download", "too_large", `image exceeds the limit of ${config.maxBytes} bytes`, finish());
       details.bytes = body.bytes;
       if (body.bytes === 0) return failure("download", "bad_response", "image body is empty", finish());
-      // The Blob takes the chunks; nothing else keeps a second copy.
-      const blob = new Blob(body.chunks as BlobPart[], { type: contentType });
-      return { ok: true, value: { blob, bytes: body.bytes, contentType }, details: finish() };
+      const bytes = body.chunks.length === 1 ? body.chunks[0] : concat(body.chunks, body.bytes);
+      body.chunks = []; // let the chunks go before the Blob copies the bytes: the image is held at most twice
+      // The checksum storage records too: it finds the file if the action dies between storing it and saying so.
+      details.sha256 = hex(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
+      const blob = new Blob([bytes as BlobPart], { type: contentType });
+      return { ok: true, value: { blob, bytes: body.bytes, contentType, sha256: details.sha256 }, details: finish() };
     }
   } catch (error) {
     return thrownFailure("download", error, finish());
