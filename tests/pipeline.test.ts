@@ -87,6 +87,7 @@ const requestFaults: [string, Fault, Expected][] = [
   ["400 with a JSON body", { kind: "status", status: 400, json: { code: "invalid_prompt", message: "prompt rejected" } }, { code: "http_error", step: "request", httpStatus: 400, message: /prompt rejected/ }],
   ["500 with a text body", { kind: "status", status: 500, body: "Internal Server Error" }, { code: "http_error", step: "request", httpStatus: 500, message: /Internal Server Error/ }],
   ["503 with a JSON body", { kind: "status", status: 503, json: { message: "maintenance" } }, { code: "http_error", step: "request", httpStatus: 503, message: /maintenance/ }],
+  ["a redirect, never followed with the key", { kind: "status", status: 307, body: "", headers: { location: "http://localhost:9/steal" } }, { code: "http_error", step: "request", httpStatus: 307 }],
   ["a hang", { kind: "hang" }, { code: "timeout", step: "request" }],
   ["a connection reset", { kind: "reset" }, { code: "network_error", step: "request" }],
   ["malformed JSON", { kind: "malformedJson" }, { code: "bad_response", step: "request", message: /not valid JSON/ }],

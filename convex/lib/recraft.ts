@@ -115,6 +115,8 @@ export async function requestGeneration(config: RecraftConfig, apiKey: string, p
         n: 1,
         response_format: "url",
       }),
+      // The API never redirects; following one would send the key to wherever it points.
+      redirect: "manual",
       signal: timeout.signal,
     });
     details.httpStatus = response.status;

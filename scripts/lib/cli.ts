@@ -4,6 +4,9 @@ import { pathToFileURL } from "node:url";
 
 export class UsageError extends Error {}
 
+/** Something the machine is missing (an install or build step): one line saying what to run. */
+export class SetupError extends Error {}
+
 export function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: O) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
@@ -50,7 +53,8 @@ export function runCli(name: string, main: (argv: string[], io: Io) => Promise<n
   main(process.argv.slice(2), processIo()).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      const text = error instanceof SetupError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+      process.stderr.write(`${name}: ${text}\n`);
       process.exit(1);
     },
   );
