@@ -7,7 +7,7 @@ import { ConvexError } from "convex/values";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { caseFile, jobOf, settle, startStack, type Stack } from "./harness";
+import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "./harness";
 
 type Caller = Pick<Stack["t"], "query" | "mutation">;
 import { expectInvariants, snapshot } from "./invariants";
@@ -48,13 +48,7 @@ async function thirtyJobs() {
     storyIds.push(
       await stack.t.mutation(
         internal.stories.insertStory,
-        caseFile({
-          title: `The Ward of Whisper${i}`,
-          slug: `ward-${i}`,
-          patientName: `Edith Marrow${i}`,
-          patientNumber: `P-${1000 + i}`,
-          imageGenerationPrompt: `portrait of patient #${i}`,
-        }),
+        numberedCaseFile(i),
       ),
     );
   }

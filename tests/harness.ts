@@ -104,6 +104,16 @@ export function caseFile(overrides: Record<string, unknown> = {}) {
   };
 }
 
+/** The i-th of a set of distinct, searchable case files. */
+export const numberedCaseFile = (i: number) =>
+  caseFile({
+    title: `The Ward of Whisper${i}`,
+    slug: `ward-${i}`,
+    patientName: `Edith Marrow${i}`,
+    patientNumber: `P-${1000 + i}`,
+    imageGenerationPrompt: `portrait of patient #${i}`,
+  });
+
 export async function jobOf(t: Backend, storyId: string) {
   return t.run(async (ctx) => {
     const jobs = await ctx.db

@@ -12,7 +12,7 @@ import { internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { localTransport } from "../../scripts/lib/bridge";
-import { caseFile, jobOf, settle, startStack, type Stack } from "../../tests/harness";
+import { jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
 import { App, Counts } from "./App";
 import { Audit } from "./Audit";
@@ -24,14 +24,7 @@ let stack: Stack;
 let clients: BridgeClient[];
 let jobIds: Id<"portraitJobs">[];
 
-const story = (i: number) =>
-  caseFile({
-    title: `The Ward of Whisper${i}`,
-    slug: `ward-${i}`,
-    patientName: `Edith Marrow${i}`,
-    patientNumber: `P-${1000 + i}`,
-    imageGenerationPrompt: `portrait of patient #${i}`,
-  });
+const story = numberedCaseFile;
 
 /**
  * Five case files: 0 and 1 fail `unauthorized`, 2 fails `bad_content_type`,
