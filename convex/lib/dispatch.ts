@@ -23,7 +23,8 @@ async function loadState(ctx: MutationCtx, now: number) {
 export async function recordRequest(ctx: MutationCtx) {
   const now = Date.now();
   const { doc, recentRequests } = await loadState(ctx, now);
-  if (doc) await ctx.db.patch(doc._id, { recentRequests: [...recentRequests, now] });
+  // Only the newest PORTRAIT_MAX_PER_MINUTE entries can decide anything.
+  if (doc) await ctx.db.patch(doc._id, { recentRequests: [...recentRequests, now].slice(-queueConfig().maxPerMinute) });
   else await ctx.db.insert("portraitDispatcher", { recentRequests: [now] });
 }
 
