@@ -63,7 +63,7 @@ export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, numbe
 }
 
 function logTransition(
-  job: Doc<"portraitJobs">,
+  job: Pick<Doc<"portraitJobs">, "_id" | "storyId" | "attempt" | "updatedAt">,
   from: JobStatus | null,
   to: JobStatus,
   now: number,
@@ -100,8 +100,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
   });
   await ctx.db.insert("portraitJobEvents", { jobId, storyId, attempt: 1, from: null, to: "pending", at: now });
   await bumpCounts(ctx, { pending: 1 });
-  const job = (await ctx.db.get(jobId))!;
-  logTransition(job, null, "pending", now);
+  logTransition({ _id: jobId, storyId, attempt: 1, updatedAt: now }, null, "pending", now);
   return jobId;
 }
 
