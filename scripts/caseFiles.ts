@@ -1,7 +1,7 @@
 /**
  * Bundled case files for the Hollowell Asylum typing game.
  *
- * These are the stories the fake Anthropic server (tests/fakes/anthropicServer.ts)
+ * These are the stories the fake Anthropic server (scripts/fakes/anthropicServer.ts)
  * answers with, and they double as seed / demo content. Each one has exactly the
  * shape of the `record_case_file` tool input that Claude is asked to produce:
  * 10 chapters (4 easy, 4 medium, 2 hard, in that order), a kebab-case slug, a

@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "vitest";
 import { caseFiles } from "../scripts/caseFiles";
 import { main } from "../scripts/demo";
 import { escapeHtml } from "../scripts/lib/report";
-import { decodePngSize } from "./fakes/png";
+import { decodePngSize } from "../scripts/fakes/png";
 
 function capture() {
   const stream = () => {

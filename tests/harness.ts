@@ -5,8 +5,8 @@
  */
 import { convexTest } from "convex-test";
 import schema from "../convex/schema";
-import { startAnthropicServer, type FakeAnthropic } from "./fakes/anthropicServer";
-import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "./fakes/recraftServer";
+import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
+import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 

@@ -4,8 +4,8 @@
  */
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
-import type { Fault } from "./fakes/recraftServer";
-import { decodePngSize, portraitPng } from "./fakes/png";
+import type { Fault } from "../scripts/fakes/recraftServer";
+import { decodePngSize, portraitPng } from "../scripts/fakes/png";
 import { caseFile, eventsOf, jobOf, pathOf, RECRAFT_KEY, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 

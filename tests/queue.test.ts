@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import type { Fault } from "./fakes/recraftServer";
+import type { Fault } from "../scripts/fakes/recraftServer";
 import { caseFile, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 

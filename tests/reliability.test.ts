@@ -8,7 +8,7 @@ import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
-import { portraitPng } from "./fakes/png";
+import { portraitPng } from "../scripts/fakes/png";
 import { caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 

@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vite
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
-import type { Fault } from "./fakes/recraftServer";
-import { portraitPng } from "./fakes/png";
+import type { Fault } from "../scripts/fakes/recraftServer";
+import { portraitPng } from "../scripts/fakes/png";
 import { caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 

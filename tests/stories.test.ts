@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { CASE_FILE_TOOL } from "../convex/lib/storyWriter";
-import type { AnthropicBehavior } from "./fakes/anthropicServer";
+import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
 import { ANTHROPIC_KEY, caseFile, jobOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 

@@ -2,7 +2,7 @@
 import { internal } from "../../convex/_generated/api.js";
 import type { Id } from "../../convex/_generated/dataModel.js";
 import type { StoryInput } from "../../convex/validators.ts";
-import { portraitPng } from "../../tests/fakes/png.ts";
+import { portraitPng } from "../fakes/png.ts";
 import { caseFiles } from "../caseFiles.ts";
 import type { Backend } from "./backend.ts";
 import { jobCounts, LIVE, startDemoStack, type Counts, type DemoStackOptions } from "./stack.ts";

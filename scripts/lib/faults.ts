@@ -3,8 +3,8 @@
  * dark portrait and a 1–3 s latency per prompt, and `--fail-rate` faults.
  */
 import { createHash } from "node:crypto";
-import type { Fault, FaultPicker } from "../../tests/fakes/recraftServer.ts";
-import { portraitPng } from "../../tests/fakes/png.ts";
+import type { Fault, FaultPicker } from "../fakes/recraftServer.ts";
+import { portraitPng } from "../fakes/png.ts";
 
 /** A stable number in [0, 1) for a string. */
 export function unitHash(text: string): number {

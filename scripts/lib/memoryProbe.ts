@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { internal } from "../../convex/_generated/api.js";
 import { recraftConfig } from "../../convex/lib/config.ts";
 import { downloadImage, requestGeneration } from "../../convex/lib/recraft.ts";
-import { portraitPng } from "../../tests/fakes/png.ts";
+import { portraitPng } from "../fakes/png.ts";
 import { benchStack, insertStory, nthCaseFile, live, sleep, waitForCounts } from "./benchStack.ts";
 import { intFlag, isEntryPoint, parseFlags } from "./cli.ts";
 import { jobCounts } from "./stack.ts";

@@ -8,8 +8,8 @@ import { internal } from "../../convex/_generated/api.js";
 import type { Id } from "../../convex/_generated/dataModel.js";
 import { readCounts } from "../../convex/lib/jobs.ts";
 import type { JobStatus } from "../../convex/validators.ts";
-import { startAnthropicServer, type FakeAnthropic } from "../../tests/fakes/anthropicServer.ts";
-import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../../tests/fakes/recraftServer.ts";
+import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
+import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
 import { ADMIN_IDENTITY, newBackend, type Backend } from "./backend.ts";
 import { DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 

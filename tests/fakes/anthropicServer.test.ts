@@ -1,7 +1,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CHAPTER_DIFFICULTIES, caseFiles, type CaseFile } from "../../scripts/caseFiles";
-import { startAnthropicServer, type FakeAnthropic } from "./anthropicServer";
+import { startAnthropicServer, type FakeAnthropic } from "../../scripts/fakes/anthropicServer";
 
 const API_KEY = "test-anthropic-key";
 const MODEL = "claude-sonnet-4-5";

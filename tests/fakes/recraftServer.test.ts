@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { decodePngSize, encodePng, portraitPng } from "./png.ts";
-import { startRecraftServer, type FakeRecraft } from "./recraftServer.ts";
+import { decodePngSize, encodePng, portraitPng } from "../../scripts/fakes/png.ts";
+import { startRecraftServer, type FakeRecraft } from "../../scripts/fakes/recraftServer.ts";
 
 let srv: FakeRecraft;
 beforeEach(async () => {

@@ -25,7 +25,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { randomBytes } from "node:crypto";
-import { caseFiles as bundledCaseFiles, type CaseFile } from "../../scripts/caseFiles";
+import { caseFiles as bundledCaseFiles, type CaseFile } from "../caseFiles";
 
 export type { CaseFile };
 
