@@ -1,35 +1,17 @@
 /**
- * The admin console's functions. Every one checks the caller first: an
- * identity whose email is in ADMIN_EMAILS or whose subject is in
- * ADMIN_SUBJECTS (comma lists). Anyone else gets ConvexError("forbidden") before
- * anything is read, so a refusal reveals nothing about the data.
+ * The admin console's functions. Every one is built with adminQuery or
+ * adminMutation (lib/adminFunctions.ts), which check the caller before the
+ * handler runs: anyone not listed in ADMIN_SUBJECTS or ADMIN_EMAILS gets
+ * ConvexError("forbidden") and learns nothing.
  */
 import { paginationOptsValidator, paginationResultValidator, type PaginationResult } from "convex/server";
-import { ConvexError, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { mutation, query, type QueryCtx } from "./_generated/server";
+import type { QueryCtx } from "./_generated/server";
+import { adminMutation, adminQuery } from "./lib/adminFunctions";
 import { readCounts, retryBatch, retryOne } from "./lib/jobs";
 import { errorCode, jobError, jobStatus, storyFields, transitionFields, type ErrorCode } from "./validators";
-
-function listed(name: string): string[] {
-  return (process.env[name] ?? "")
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter(Boolean);
-}
-
-/** Throws ConvexError("forbidden") unless the caller is a listed admin. */
-export async function requireAdmin(ctx: Pick<QueryCtx, "auth">) {
-  const identity = await ctx.auth.getUserIdentity();
-  const emails = listed("ADMIN_EMAILS").map((email) => email.toLowerCase());
-  const subjects = listed("ADMIN_SUBJECTS");
-  // An email the provider says is unverified proves nothing.
-  const byEmail = !!identity?.email && identity.emailVerified !== false && emails.includes(identity.email.toLowerCase());
-  const bySubject = !!identity && subjects.includes(identity.subject);
-  if (!byEmail && !bySubject) throw new ConvexError("forbidden");
-  return identity!;
-}
 
 const counts = v.object({
   pending: v.number(),
@@ -40,11 +22,10 @@ const counts = v.object({
 });
 
 /** Jobs per status: five documents, however many jobs exist. */
-export const statusCounts = query({
+export const statusCounts = adminQuery({
   args: {},
   returns: counts,
   handler: async (ctx) => {
-    await requireAdmin(ctx);
     return readCounts(ctx);
   },
 });
@@ -84,7 +65,7 @@ const onePage = <T>(page: T[]): PaginationResult<T> => ({ page, isDone: true, co
  * error code (failed jobs only), or by full-text search over the story title,
  * patient name and number; a search that is a job id returns that job.
  */
-export const listJobs = query({
+export const listJobs = adminQuery({
   args: {
     paginationOpts: paginationOptsValidator,
     status: v.optional(jobStatus),
@@ -93,7 +74,6 @@ export const listJobs = query({
   },
   returns: paginationResultValidator(jobRow),
   handler: async (ctx, { paginationOpts, status, errorCode: code, search }) => {
-    await requireAdmin(ctx);
     const text = search?.trim() ?? "";
     if (text) {
       const id = ctx.db.normalizeId("portraitJobs", text);
@@ -126,7 +106,7 @@ const MAX_EVENTS_PER_JOB = 500;
 const timelineEvent = v.object({ _id: v.id("portraitJobEvents"), ...transitionFields });
 
 /** One job: its story (null if deleted), its portrait URL once stored, and every transition. */
-export const getJob = query({
+export const getJob = adminQuery({
   // A string, not v.id: a malformed id from the address bar is "not found", not a validation error.
   args: { jobId: v.string() },
   returns: v.union(
@@ -151,7 +131,6 @@ export const getJob = query({
     }),
   ),
   handler: async (ctx, { jobId }) => {
-    await requireAdmin(ctx);
     const id = ctx.db.normalizeId("portraitJobs", jobId);
     const job = id && (await ctx.db.get(id));
     if (!job) return null;
@@ -199,7 +178,7 @@ const MAX_FAILURE_EVENTS = 2000;
  * now: what "retry all" would re-queue. Uses Date.now(), so Convex will not
  * cache it across time; the client re-subscribes when it needs a new window.
  */
-export const failureSummary = query({
+export const failureSummary = adminQuery({
   args: {},
   returns: v.object({
     since: v.number(),
@@ -216,7 +195,6 @@ export const failureSummary = query({
     ),
   }),
   handler: async (ctx) => {
-    await requireAdmin(ctx);
     const since = Date.now() - DAY_MS;
     const events = await ctx.db
       .query("portraitJobEvents")
@@ -266,7 +244,7 @@ function percentile(sorted: number[], p: number): number | null {
  * request and download (timed by the action), store (file write + stored
  * transition), and total (job created → stored, across every attempt).
  */
-export const latency = query({
+export const latency = adminQuery({
   args: {},
   returns: v.object({
     sample: v.number(),
@@ -280,7 +258,6 @@ export const latency = query({
     ),
   }),
   handler: async (ctx) => {
-    await requireAdmin(ctx);
     const stored = await ctx.db
       .query("portraitJobEvents")
       .withIndex("by_to", (q) => q.eq("to", "stored"))
@@ -317,11 +294,10 @@ export const latency = query({
 });
 
 /** Re-queues one failed job as a new attempt. */
-export const retryJob = mutation({
+export const retryJob = adminMutation({
   args: { jobId: v.string() },
   returns: v.union(v.literal("queued"), v.literal("not_failed")),
   handler: async (ctx, { jobId }) => {
-    await requireAdmin(ctx);
     const id = ctx.db.normalizeId("portraitJobs", jobId);
     return retryOne(ctx, id && (await ctx.db.get(id)), "manual retry from the admin console");
   },
@@ -331,11 +307,10 @@ export const retryJob = mutation({
  * Re-queues every job currently failed with `code`: the first 100 in this
  * mutation, the rest in follow-up batches. Returns how many were queued here.
  */
-export const retryFailed = mutation({
+export const retryFailed = adminMutation({
   args: { code: errorCode },
   returns: v.number(),
   handler: async (ctx, { code }) => {
-    await requireAdmin(ctx);
     return retryBatch(ctx, code, `bulk retry of ${code} from the admin console`);
   },
 });
@@ -343,11 +318,10 @@ export const retryFailed = mutation({
 const MAX_HINT_CHARS = 200;
 
 /** Asks Claude for a new case file in the background; its portrait job follows. */
-export const generateStory = mutation({
+export const generateStory = adminMutation({
   args: { hint: v.optional(v.string()) },
   returns: v.null(),
   handler: async (ctx, { hint }) => {
-    await requireAdmin(ctx);
     const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
     await ctx.scheduler.runAfter(0, internal.stories.generateStory, { hint: theme });
     return null;

@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 // Email is compared case-insensitively.
-const admin = () => stack.t.withIdentity({ email: "warden@asylum.TEST", subject: "user_anything" });
+const admin = () => stack.t.withIdentity({ email: "warden@asylum.TEST", emailVerified: true, subject: "user_anything" });
 const adminBySubject = () => stack.t.withIdentity({ subject: ADMIN_SUBJECT });
 const page = (numItems: number, cursor: string | null = null) => ({ numItems, cursor });
 
@@ -90,7 +90,10 @@ describe("access", () => {
       anonymous: stack.t,
       stranger: stack.t.withIdentity({ email: "visitor@asylum.test", subject: "user_visitor" }),
       "unverified email": stack.t.withIdentity({ email: ADMIN_EMAIL, emailVerified: false, subject: "user_x" }),
-      "admin subject as an email": stack.t.withIdentity({ email: ADMIN_SUBJECT, subject: "user_y" }),
+      "email whose verification is not stated": stack.t.withIdentity({ email: ADMIN_EMAIL, subject: "user_w" }),
+      "admin subject as an email": stack.t.withIdentity({ email: ADMIN_SUBJECT, emailVerified: true, subject: "user_y" }),
+      // "other" is listed; Auth0-style "provider|id" subjects from another issuer never match by prefix.
+      "listed entry as another issuer's prefix": stack.t.withIdentity({ subject: "other|12345", issuer: "https://tenant.auth0.test/" }),
     };
     const missingJob = jobIds[0].replace(/.$/, (c) => (c === "a" ? "b" : "a"));
     for (const [who, t] of Object.entries(outsiders)) {
@@ -116,6 +119,15 @@ describe("access", () => {
     expect(await stack.t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length)).toBe(scheduledBefore);
   });
 
+  test("every export of convex/admin.ts is in the refusal table above", async () => {
+    const exported = Object.entries(await import("../convex/admin"))
+      .filter(([, fn]) => typeof fn === "function" && ("isQuery" in fn || "isMutation" in fn || "isAction" in fn))
+      .map(([name]) => name);
+    const covered = new Set([...calls.map(([name]) => name.split(" ")[0]), "getJob", "retryJob"]);
+    expect(exported.length).toBeGreaterThan(5);
+    expect(exported.filter((name) => !covered.has(name))).toEqual([]);
+  });
+
   test("a listed email (any case) and a listed subject are both admins", async () => {
     await stack.t.mutation(internal.stories.insertStory, caseFile());
     await settle(stack.t);
@@ -125,6 +137,26 @@ describe("access", () => {
       }
     }
     expect(await adminBySubject().query(api.admin.statusCounts, {})).toMatchObject({ stored: 1 });
+  });
+
+  test("each provider's identity shape: Convex Auth (user id of userId|sessionId), Clerk, Auth0", async () => {
+    const convexAuthIssuer = "https://happy-otter-123.convex.site";
+    stack.setEnv({ CONVEX_SITE_URL: convexAuthIssuer, ADMIN_SUBJECTS: "k17warden0000000000000000000000a, user_2clerkwarden, auth0|65f0warden", ADMIN_EMAILS: "warden@asylum.test" });
+    const count = (identity: Parameters<Stack["t"]["withIdentity"]>[0]) =>
+      stack.t.withIdentity(identity).query(api.admin.statusCounts, {}).then(() => "admin", (e: ConvexError<string>) => e.data);
+    // Convex Auth: a new session id at every sign-in, no email in the token.
+    expect(await count({ issuer: convexAuthIssuer, subject: "k17warden0000000000000000000000a|sessionA" })).toBe("admin");
+    expect(await count({ issuer: convexAuthIssuer, subject: "k17warden0000000000000000000000a|sessionB" })).toBe("admin");
+    expect(await count({ issuer: convexAuthIssuer, subject: "k17stranger00000000000000000000b|sessionA" })).toBe("forbidden");
+    expect(await count({ issuer: "https://elsewhere.test", subject: "k17warden0000000000000000000000a|sessionA" })).toBe("forbidden");
+    // Clerk: subject user_…, the "convex" JWT template carries email and email_verified.
+    expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2clerkwarden" })).toBe("admin");
+    expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: true })).toBe("admin");
+    expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: false })).toBe("forbidden");
+    // Auth0: subject provider|id, matched whole only.
+    expect(await count({ issuer: "https://tenant.auth0.test/", subject: "auth0|65f0warden" })).toBe("admin");
+    expect(await count({ issuer: "https://tenant.auth0.test/", subject: "auth0|65f0other" })).toBe("forbidden");
+    expect(await count({ issuer: "https://tenant.auth0.test/", subject: "auth0" })).toBe("forbidden");
   });
 
   test("with no ADMIN_EMAILS/ADMIN_SUBJECTS nobody is an admin", async () => {

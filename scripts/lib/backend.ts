@@ -41,4 +41,4 @@ export function newBackend() {
   return convexTest(schema, convexModules());
 }
 
-export const ADMIN_IDENTITY = { email: "admin@demo.local", subject: "demo-admin", name: "Demo Admin" };
+export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };

@@ -28,7 +28,7 @@ import { ADMIN_IDENTITY, convexModules, type Backend } from "./backend.ts";
 
 export const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
 
-export const GUEST_IDENTITY = { email: "guest@demo.local", subject: "demo-guest", name: "Demo Guest" };
+export const GUEST_IDENTITY = { email: "guest@demo.local", emailVerified: true, subject: "demo-guest", name: "Demo Guest" };
 const IDENTITIES: Record<string, typeof ADMIN_IDENTITY | undefined> = { admin: ADMIN_IDENTITY, guest: GUEST_IDENTITY, anon: undefined };
 
 // convex-test's ctx.storage.getUrl answers with this prefix and the file's sha256.
