@@ -47,7 +47,7 @@ function gameStory(i: number, createdAt: number, storageId?: Id<"_storage">) {
 
 async function insertGameStory(t: Backend, i: number, withPortrait = false): Promise<Id<"stories">> {
   return t.run(async (ctx) => {
-    const storageId = withPortrait ? await ctx.storage.store(new Blob([portraitPng(`the game's own portrait ${i}`)], { type: "image/png" })) : undefined;
+    const storageId = withPortrait ? await ctx.storage.store(new Blob([portraitPng(`the game's own portrait ${i}`) as Uint8Array<ArrayBuffer>], { type: "image/png" })) : undefined;
     return ctx.db.insert("stories", gameStory(i, Date.UTC(2025, 0, 1) + i * 86_400_000, storageId));
   });
 }
