@@ -145,16 +145,21 @@ describe("backfill", () => {
     expect(stack.recraft.requests).toHaveLength(60);
     const backfilled = jobs.filter((job) => plain.includes(job.storyId));
     expect(backfilled).toHaveLength(260 - deletedLate.length);
-    expect(backfilled.filter((job) => job.status === "stored")).toHaveLength(40);
-    expect(backfilled.filter((job) => job.status === "failed").every((job) => job.error?.code === "story_missing")).toBe(true);
-    expect(backfilled.filter((job) => job.status === "pending").length).toBeGreaterThan(150);
+    const byStatus = (status: string) => backfilled.filter((job) => job.status === status);
+    expect(byStatus("stored")).toHaveLength(40);
+    for (const job of byStatus("failed")) {
+      expect(deletedEarly).toContain(job.storyId);
+      expect(job.error?.code).toBe("story_missing");
+    }
+    expect(byStatus("pending")).toHaveLength(backfilled.length - 40 - byStatus("failed").length);
     for (const job of backfilled) {
       const [first] = await eventsOf(stack.t, job._id);
       expect(first).toMatchObject({ from: null, to: "pending", details: { reason: "backfill" } });
       expect(first.at).toBeGreaterThanOrEqual(runs[0].startedAt); // created when found, not when the game wrote the story
     }
-    // Legacy portraits are untouched and still served.
+    // The game's own portraits are untouched and still served.
     expect(files.map((f) => f._id)).toEqual(expect.arrayContaining(legacyFiles));
+    expect((await stack.t.query(api.stories.getStory, { storyId: legacyStories[0] }))!.portraitUrl).toMatch(/^https?:\/\//);
 
     // A third run, after the others, finds nothing to do and changes nothing.
     const before = await snapshot(stack.t);
