@@ -10,7 +10,8 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
 import { adminMutation, adminQuery } from "./lib/adminFunctions";
-import { readCounts, retryBatch, retryOne } from "./lib/jobs";
+import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
+import { readCounts, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { errorCode, jobError, jobStatus, storyFields, transitionFields, type ErrorCode } from "./validators";
 
 const counts = v.object({
@@ -325,5 +326,32 @@ export const generateStory = adminMutation({
     const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
     await ctx.scheduler.runAfter(0, internal.stories.generateStory, { hint: theme });
     return null;
+  },
+});
+
+/** Starts a backfill run: a portrait job for every story with neither a portrait nor a job. */
+export const backfill = adminMutation({
+  args: {},
+  returns: v.id("portraitBackfills"),
+  handler: async (ctx) => startBackfill(ctx),
+});
+
+/** The newest backfill run's progress (stories scanned, jobs created, done), or null. */
+export const backfillProgress = adminQuery({
+  args: {},
+  returns: v.union(v.null(), backfillProgressValidator),
+  handler: async (ctx) => latestBackfill(ctx),
+});
+
+/**
+ * A new portrait for a story: its job goes back to the queue as a new attempt;
+ * the story keeps its current portrait until the new one is stored.
+ */
+export const regenerate = adminMutation({
+  args: { storyId: v.string() },
+  returns: v.union(v.literal("queued"), v.literal("busy"), v.literal("story_missing")),
+  handler: async (ctx, { storyId }) => {
+    const id = ctx.db.normalizeId("stories", storyId);
+    return id ? regenerateOne(ctx, id, "regenerated from the admin console") : "story_missing";
   },
 });

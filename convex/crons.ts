@@ -1,9 +1,9 @@
 import { cronJobs } from "convex/server";
-import { internal } from "./_generated/api";
+import { registerPortraitCrons } from "./lib/crons";
 
 const crons = cronJobs();
 
-// Recovery: a job whose action died, or that has been in flight too long, fails as `stalled`.
-crons.interval("sweep stalled portrait jobs", { minutes: 1 }, internal.portraits.sweep, {});
+// The recovery sweep (lib/crons.ts); an app that adopts this backend registers it on its own crons.
+registerPortraitCrons(crons);
 
 export default crons;

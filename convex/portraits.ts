@@ -11,7 +11,8 @@ import { internalAction, internalMutation, type MutationCtx } from "./_generated
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { dispatch, recordRequest } from "./lib/dispatch";
-import { fail, move, retryBatch, retryOne } from "./lib/jobs";
+import { runBackfillBatch, startBackfill } from "./lib/backfill";
+import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
@@ -82,8 +83,9 @@ export const markDownloaded = internalMutation({
 });
 
 /**
- * downloaded -> stored, patching the story in the same transaction. A refused
- * caller's file is deleted here, and so is the file of a story that vanished.
+ * downloaded -> stored, patching the story in the same transaction and deleting
+ * the portrait it replaces (a regeneration). A refused caller's file is deleted
+ * here, and so is the file of a story that vanished.
  */
 export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
@@ -102,6 +104,7 @@ export const markStored = internalMutation({
     }
     await move(ctx, job, "stored", { storageId, details });
     await ctx.db.patch(story._id, { storageId });
+    if (story.storageId && story.storageId !== storageId) await deleteFileIfPresent(ctx, story.storageId);
     await dispatch(ctx);
     return true;
   },
@@ -229,6 +232,30 @@ export const retryFailedByCode = internalMutation({
   args: { code: errorCode },
   returns: v.number(),
   handler: async (ctx, { code }) => retryBatch(ctx, code, `bulk retry of ${code}`),
+});
+
+/** Starts a backfill run (lib/backfill.ts): a job for every story with neither a portrait nor a job. */
+export const backfill = internalMutation({
+  args: {},
+  returns: v.id("portraitBackfills"),
+  handler: async (ctx) => startBackfill(ctx),
+});
+
+/** One batch of a backfill run; schedules the next until the scan is done. */
+export const backfillBatch = internalMutation({
+  args: { backfillId: v.id("portraitBackfills") },
+  returns: v.number(),
+  handler: async (ctx, { backfillId }) => runBackfillBatch(ctx, backfillId),
+});
+
+/**
+ * A new attempt at a story's portrait (lib/jobs.ts regenerateOne): the story
+ * keeps its current portrait until the new one is stored.
+ */
+export const regenerate = internalMutation({
+  args: { storyId: v.id("stories") },
+  returns: v.union(v.literal("queued"), v.literal("busy"), v.literal("story_missing")),
+  handler: async (ctx, { storyId }) => regenerateOne(ctx, storyId, "regenerate"),
 });
 
 /**

@@ -80,10 +80,15 @@ describe("access", () => {
     ["latency", (t: Caller) => t.query(api.admin.latency, {})],
     ["retryFailed", (t: Caller) => t.mutation(api.admin.retryFailed, { code: "unauthorized" })],
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
+    ["backfill", (t: Caller) => t.mutation(api.admin.backfill, {})],
+    ["backfillProgress", (t: Caller) => t.query(api.admin.backfillProgress, {})],
   ] as const;
 
   test("anonymous callers, unlisted identities and unverified emails are refused by every function, and learn nothing", async () => {
-    const { jobIds } = await thirtyJobs();
+    const { jobIds, storyIds } = await thirtyJobs();
+    // A finished backfill run exists, so backfillProgress would have something to reveal.
+    await stack.t.mutation(internal.portraits.backfill, {});
+    await settle(stack.t);
     const before = await snapshot(stack.t);
     const scheduledBefore = await stack.t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length);
     const outsiders = {
@@ -103,6 +108,8 @@ describe("access", () => {
         ["getJob (missing)", () => t.query(api.admin.getJob, { jobId: missingJob })],
         ["retryJob (existing)", () => t.mutation(api.admin.retryJob, { jobId: jobIds[0] })],
         ["retryJob (missing)", () => t.mutation(api.admin.retryJob, { jobId: "nonsense" })],
+        ["regenerate (existing)", () => t.mutation(api.admin.regenerate, { storyId: storyIds[20] })],
+        ["regenerate (missing)", () => t.mutation(api.admin.regenerate, { storyId: "nonsense" })],
       ];
       for (const [name, attempt] of attempts) {
         const error = await attempt().then(
@@ -123,7 +130,7 @@ describe("access", () => {
     const exported = Object.entries(await import("../convex/admin"))
       .filter(([, fn]) => typeof fn === "function" && ("isQuery" in fn || "isMutation" in fn || "isAction" in fn))
       .map(([name]) => name);
-    const covered = new Set([...calls.map(([name]) => name.split(" ")[0]), "getJob", "retryJob"]);
+    const covered = new Set([...calls.map(([name]) => name.split(" ")[0]), "getJob", "retryJob", "regenerate"]);
     expect(exported.length).toBeGreaterThan(5);
     expect(exported.filter((name) => !covered.has(name))).toEqual([]);
   });
@@ -136,6 +143,7 @@ describe("access", () => {
         await expect(call(t), name).resolves.toBeDefined();
       }
     }
+    await settle(stack.t); // the backfill runs those calls started
     expect(await adminBySubject().query(api.admin.statusCounts, {})).toMatchObject({ stored: 1 });
   });
 

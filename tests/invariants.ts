@@ -24,10 +24,11 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
-  // Each story has exactly one job.
+  // Each story has exactly one job, except a story that came with a portrait from
+  // before this backend (the backfill skips those; a regeneration gives it one).
   for (const story of stories) {
     const own = jobs.filter((j) => j.storyId === story._id);
-    if (own.length !== 1) problems.push(`story ${story._id} has ${own.length} jobs`);
+    if (own.length > 1 || (own.length === 0 && story.storageId === undefined)) problems.push(`story ${story._id} has ${own.length} jobs`);
   }
 
   // Each job's events form a valid path of the state machine ending in its status.
@@ -38,7 +39,7 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     for (const [i, e] of path.entries()) {
       if (e.from !== at) problems.push(`job ${job._id} event ${i} starts from ${e.from}, job was ${at}`);
       if (!canMove(e.from, e.to)) problems.push(`job ${job._id} event ${i} is an impossible edge ${e.from}->${e.to}`);
-      if (e.from === "failed" && e.to === "pending") attempt++;
+      if (e.from !== null && e.to === "pending") attempt++; // a retry or a regeneration
       if (e.attempt !== attempt) problems.push(`job ${job._id} event ${i} has attempt ${e.attempt}, expected ${attempt}`);
       at = e.to;
     }
@@ -61,14 +62,31 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     if (story.storageId && !fileIds.has(story.storageId)) problems.push(`story ${story._id} points at a missing file`);
   }
 
-  // A story's storageId is set iff its job is stored (and it is the job's file).
+  // A job's storageId is the file of its last stored attempt (kept while a
+  // regeneration is queued, in flight or failed), and the story's storageId is
+  // that file; before any attempt is stored the story has no portrait, or one
+  // from before this backend (a file older than the job).
   for (const job of jobs) {
+    const path = events.filter((e) => e.jobId === job._id).sort((a, b) => a._creationTime - b._creationTime);
+    const lastStored = path.filter((e) => e.to === "stored").at(-1);
+    if ((lastStored !== undefined) !== (job.storageId !== undefined)) {
+      problems.push(`job ${job._id} storageId=${job.storageId} but it has ${lastStored ? "a" : "no"} stored attempt`);
+    }
+    const file = files.find((f) => f._id === job.storageId);
+    if (lastStored?.details?.bytes !== undefined && file && file.size !== lastStored.details.bytes) {
+      problems.push(`job ${job._id} points at a file of ${file.size} bytes, its last stored attempt stored ${lastStored.details.bytes}`);
+    }
     if (!storyIds.has(job.storyId)) continue;
     const story = stories.find((s) => s._id === job.storyId)!;
-    if ((job.status === "stored") !== (story.storageId !== undefined)) {
-      problems.push(`story ${story._id} storageId=${story.storageId} but its job is ${job.status}`);
+    if (job.storageId !== undefined) {
+      if (story.storageId !== job.storageId) problems.push(`story ${story._id} storageId=${story.storageId} but its job's last stored file is ${job.storageId}`);
+      if (job.status === "stored" && !file) problems.push(`job ${job._id} is stored but its file is missing`);
+    } else if (story.storageId !== undefined) {
+      const legacy = files.find((f) => f._id === story.storageId);
+      if (!legacy || legacy._creationTime >= job._creationTime) {
+        problems.push(`story ${story._id} storageId=${story.storageId} but its job (${job.status}) never stored a portrait`);
+      }
     }
-    if (job.status === "stored" && job.storageId !== story.storageId) problems.push(`job ${job._id} and its story disagree on the file`);
   }
 
   // Status counts equal a full count.

@@ -4,6 +4,7 @@ import { Component, useEffect, useState, type FormEvent, type ReactNode } from "
 import { api } from "../../convex/_generated/api";
 import type { ErrorCode, JobStatus } from "../../convex/validators";
 import { Audit } from "./Audit";
+import { Backfill } from "./Backfill";
 import { ERROR_CODES, STATUSES } from "./format";
 import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
@@ -164,6 +165,7 @@ function Layout({ route, hash }: { route: Route; hash: string }) {
           ) : (
             <>
               <GenerateStory />
+              <Backfill />
               <JobTable initialStatus={route.status} initialCode={route.code} />
             </>
           )}

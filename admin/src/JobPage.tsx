@@ -7,6 +7,7 @@ import { StatusBadge } from "./JobTable";
 export function JobPage({ jobId }: { jobId: string }) {
   const data = useQuery(api.admin.getJob, { jobId });
   const retry = useMutation(api.admin.retryJob);
+  const regenerate = useMutation(api.admin.regenerate);
   const [retryState, setRetryState] = useState("");
 
   if (data === undefined) {
@@ -35,6 +36,16 @@ export function JobPage({ jobId }: { jobId: string }) {
     }
   };
 
+  const onRegenerate = async () => {
+    setRetryState("Queueing a new portrait…");
+    try {
+      const result = await regenerate({ storyId: job.storyId });
+      setRetryState(result === "queued" ? "Queued: the current portrait stays until the new one is stored." : result === "busy" ? "An attempt is already under way." : "The story is gone.");
+    } catch (error) {
+      setRetryState((error as Error).message);
+    }
+  };
+
   return (
     <article className="job" aria-labelledby="job-title">
       <a href="#/">← All jobs</a>
@@ -46,6 +57,11 @@ export function JobPage({ jobId }: { jobId: string }) {
         {job.status === "failed" && (
           <button type="button" onClick={onRetry}>
             Retry job
+          </button>
+        )}
+        {job.status === "stored" && story && (
+          <button type="button" onClick={onRegenerate}>
+            Regenerate portrait
           </button>
         )}
         <span role="status" className="muted">

@@ -16,8 +16,10 @@ import type {
 import type * as admin from "../admin.js";
 import type * as crons from "../crons.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
+import type * as lib_backfill from "../lib/backfill.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
+import type * as lib_crons from "../lib/crons.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
 import type * as lib_recraft from "../lib/recraft.js";
@@ -25,6 +27,7 @@ import type * as lib_redact from "../lib/redact.js";
 import type * as lib_storyWriter from "../lib/storyWriter.js";
 import type * as portraits from "../portraits.js";
 import type * as stories from "../stories.js";
+import type * as tables from "../tables.js";
 import type * as validators from "../validators.js";
 
 /**
@@ -39,8 +42,10 @@ declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   crons: typeof crons;
   "lib/adminFunctions": typeof lib_adminFunctions;
+  "lib/backfill": typeof lib_backfill;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
+  "lib/crons": typeof lib_crons;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
   "lib/recraft": typeof lib_recraft;
@@ -48,6 +53,7 @@ declare const fullApi: ApiFromModules<{
   "lib/storyWriter": typeof lib_storyWriter;
   portraits: typeof portraits;
   stories: typeof stories;
+  tables: typeof tables;
   validators: typeof validators;
 }>;
 export declare const api: FilterApi<

@@ -4,8 +4,11 @@
  * in the same transaction, so the event log is the truth and the job row its
  * projection.
  *
- *   pending ──claim──> requested ──> downloaded ──> stored
+ *   pending ──claim──> requested ──> downloaded ──> stored ──regenerate──> pending (attempt + 1)
  *      └──────────────────┴──────────────┴──> failed ──retry──> pending (attempt + 1)
+ *
+ * A job's storageId is the file of its last stored attempt: a regeneration
+ * keeps it (and the story keeps its portrait) until the next attempt is stored.
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
@@ -21,7 +24,7 @@ const NEXT: Record<JobStatus, JobStatus[]> = {
   pending: ["requested", "failed"],
   requested: ["downloaded", "failed"],
   downloaded: ["stored", "failed"],
-  stored: [],
+  stored: ["pending"],
   failed: ["pending"],
 };
 
@@ -84,9 +87,12 @@ function logTransition(
   (to === "failed" ? console.warn : console.log)(JSON.stringify(line));
 }
 
-/** Creates a story's job in `pending` with its first event. */
-export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
-  const now = story.createdAt;
+/**
+ * Creates a story's job in `pending` with its first event, at `at` (the story's
+ * creation by default; a backfill passes the time it finds the story).
+ */
+export async function createJob(ctx: MutationCtx, story: Doc<"stories">, { at, reason }: { at?: number; reason?: string } = {}) {
+  const now = at ?? story.createdAt;
   const storyId = story._id;
   const jobId = await ctx.db.insert("portraitJobs", {
     storyId,
@@ -98,7 +104,15 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
     runAt: now,
     holdsSlot: false,
   });
-  await ctx.db.insert("portraitJobEvents", { jobId, storyId, attempt: 1, from: null, to: "pending", at: now });
+  await ctx.db.insert("portraitJobEvents", {
+    jobId,
+    storyId,
+    attempt: 1,
+    from: null,
+    to: "pending",
+    at: now,
+    ...(reason ? { details: { reason } } : {}),
+  });
   await bumpCounts(ctx, { pending: 1 });
   logTransition({ _id: jobId, storyId, attempt: 1, updatedAt: now }, null, "pending", now);
   return jobId;
@@ -120,7 +134,8 @@ export async function move(
   if (!canMove(job.status, to)) throw new Error(`portrait job ${job._id}: no transition ${job.status} -> ${to}`);
   const now = Date.now();
   const error = change.error && sanitize(change.error);
-  const attempt = job.status === "failed" && to === "pending" ? job.attempt + 1 : job.attempt;
+  // Back to pending (from failed or stored) is always a new attempt.
+  const attempt = to === "pending" ? job.attempt + 1 : job.attempt;
   const inFlight = to === "requested" || to === "downloaded";
   const patch: Partial<Doc<"portraitJobs">> = {
     status: to,
@@ -177,6 +192,27 @@ async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: strin
 export async function retryOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null, reason: string) {
   if (!job || job.status !== "failed") return "not_failed" as const;
   await requeue(ctx, job, reason);
+  await dispatch(ctx);
+  return "queued" as const;
+}
+
+/**
+ * A new attempt at a story's portrait: its stored (or failed) job goes back to
+ * the queue; a story without a job (one that predates this backend) gets one.
+ * The story keeps its current portrait until the new one is stored
+ * (portraits.markStored swaps it and deletes the old file); a failed attempt
+ * leaves it in place. "busy" when an attempt is already queued or in flight.
+ */
+export async function regenerateOne(ctx: MutationCtx, storyId: Id<"stories">, reason: string) {
+  const story = await ctx.db.get(storyId);
+  if (!story) return "story_missing" as const;
+  const job = await ctx.db
+    .query("portraitJobs")
+    .withIndex("by_story", (q) => q.eq("storyId", storyId))
+    .first();
+  if (!job) await createJob(ctx, story, { at: Date.now(), reason });
+  else if (job.status === "stored" || job.status === "failed") await requeue(ctx, job, reason);
+  else return "busy" as const;
   await dispatch(ctx);
   return "queued" as const;
 }

@@ -1,0 +1,97 @@
+/**
+ * The backfill control and the regenerate button, on the real backend
+ * functions (convex-test and the loopback fakes, through the bridge client).
+ */
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { ConvexProvider } from "convex/react";
+import type { ReactElement } from "react";
+import { afterEach, beforeEach, expect, test } from "vitest";
+import { internal } from "../../convex/_generated/api";
+import { portraitPng } from "../../scripts/fakes/png";
+import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
+import { localTransport } from "../../scripts/lib/bridge";
+import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
+import { expectInvariants } from "../../tests/invariants";
+import { Backfill } from "./Backfill";
+import { asConvexClient, BridgeClient } from "./bridgeClient";
+import { JobPage } from "./JobPage";
+
+let stack: Stack;
+let clients: BridgeClient[];
+
+beforeEach(async () => {
+  let paintings = 0;
+  // Every painting differs, so a regenerated portrait has its own URL.
+  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email }, recraft: { paint: (prompt) => portraitPng(`${prompt} #${++paintings}`) } });
+  clients = [];
+});
+
+afterEach(async () => {
+  cleanup();
+  for (const client of clients) client.close();
+  try {
+    await settle(stack.t);
+    await expectInvariants(stack.t);
+  } finally {
+    await stack.close();
+  }
+});
+
+function renderAsAdmin(ui: ReactElement) {
+  const client = new BridgeClient(localTransport(stack.t, "admin", { pollMs: 25 }));
+  clients.push(client);
+  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
+}
+
+const progressText = () => screen.getByTestId("backfill-progress").textContent;
+
+test("the backfill button starts a run and its progress updates live to done", async () => {
+  await stack.t.mutation(internal.stories.insertStory, caseFile());
+  await settle(stack.t);
+  const oldStories = await stack.t.run(async (ctx) => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = numberedCaseFile(i);
+      ids.push(await ctx.db.insert("stories", { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt: Date.UTC(2025, 0, i + 1) }));
+    }
+    return ids;
+  });
+
+  renderAsAdmin(<Backfill />);
+  await waitFor(() => expect(progressText()).toMatch(/No backfill has run/));
+  fireEvent.click(screen.getByRole("button", { name: "Backfill portraits" }));
+  await waitFor(() => expect(progressText()).toMatch(/^Done: 4 stories scanned, 3 jobs created \(1 had a portrait, 0 a job\), finished /), { timeout: 5000 });
+  expect((screen.getByRole("button", { name: "Backfill portraits" }) as HTMLButtonElement).disabled).toBe(false);
+  await settle(stack.t);
+  for (const storyId of oldStories) expect((await jobOf(stack.t, storyId)).status).toBe("stored");
+});
+
+test("a stored job's page regenerates its portrait; the new one replaces the old when stored", async () => {
+  const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+  await settle(stack.t);
+  const job = await jobOf(stack.t, storyId);
+  renderAsAdmin(<JobPage jobId={job._id} />);
+  const portrait = (await screen.findByRole("img", { name: "Portrait of Edith Marrow" })) as HTMLImageElement;
+  const oldSrc = portrait.getAttribute("src");
+  expect(oldSrc).toMatch(/^\/storage\//);
+
+  fireEvent.click(screen.getByRole("button", { name: "Regenerate portrait" }));
+  await screen.findByText("Queued: the current portrait stays until the new one is stored.");
+  await settle(stack.t);
+  const regenerated = await jobOf(stack.t, storyId);
+  expect(regenerated).toMatchObject({ status: "stored", attempt: 2 });
+  expect(regenerated.storageId).not.toBe(job.storageId);
+  const src = () => screen.getByRole("img", { name: "Portrait of Edith Marrow" }).getAttribute("src");
+  await waitFor(() => expect(src()).not.toBe(oldSrc), { timeout: 5000 });
+  expect(src()).toMatch(/^\/storage\//);
+  expect(screen.getByText("attempt 2")).toBeTruthy();
+});
+
+test("a failed job's page offers a retry, not a regeneration", async () => {
+  stack.recraft.setFault({ kind: "status", status: 401, body: "invalid api key" });
+  const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+  await settle(stack.t);
+  renderAsAdmin(<JobPage jobId={(await jobOf(stack.t, storyId))._id} />);
+  await screen.findByRole("button", { name: "Retry job" });
+  expect(screen.queryByRole("button", { name: "Regenerate portrait" })).toBeNull();
+});
