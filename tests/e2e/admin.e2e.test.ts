@@ -1,17 +1,17 @@
 /**
- * The admin console end to end: Debian's Chromium (through playwright-core)
- * against the demo stack (embedded backend, fake Claude and Recraft) served by
+ * The admin console end to end: Chromium (scripts/lib/browser.ts, through
+ * playwright-core) against the demo stack (embedded backend, fake Claude and Recraft) served by
  * the local bridge. Screenshots go to out/screenshots/.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { api } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { launchChromium } from "../../scripts/lib/browser";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = "out/screenshots";
 
 let stack: DemoStack | undefined;
@@ -19,19 +19,10 @@ let server: AdminServer | undefined;
 let browser: Browser | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` ` +
-        "(or point CHROMIUM_PATH at a Chromium binary). This test never downloads a browser.",
-    );
-  }
   mkdirSync(SHOTS, { recursive: true });
   stack = await startDemoStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email, PORTRAIT_MAX_ATTEMPTS: "1" }, backendLog: () => {} });
   server = await serveAdmin(stack);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
