@@ -10,7 +10,7 @@
  * parts outside the isolate, so both are upper bounds of the same code on Convex.
  */
 import { internal } from "../../convex/_generated/api.js";
-import { recraftConfig } from "../../convex/lib/config.ts";
+import { MAX_IMAGE_BYTES, recraftConfig } from "../../convex/lib/config.ts";
 import { downloadImage, requestGeneration } from "../../convex/lib/recraft.ts";
 import { resolveRecraftRequest } from "../../convex/lib/recraftModels.ts";
 import { portraitPng } from "../fakes/png.ts";
@@ -114,6 +114,8 @@ export async function probe(mib: number, part: Part) {
     let endless!: Awaited<ReturnType<typeof runOne>>;
     const endlessMeasured = await peakArrayBuffersDuring(async () => void (endless = await runOne(11, ENDLESS)), true);
     const endlessDownload = stack.recraft!.imageRequests.find((r) => r.fault === "imageEndless");
+    // The fake sees the client leave a moment after the job has failed.
+    for (let waited = 0; endlessDownload && !endlessDownload.closed && waited < 5_000; waited += 10) await sleep(10);
     return {
       cap,
       part,
@@ -134,7 +136,7 @@ export async function probe(mib: number, part: Part) {
 if (isEntryPoint(import.meta.url)) {
   const flags = parseFlags(process.argv.slice(2), { mib: { type: "string" }, part: { type: "string" } });
   const part = (flags.part ?? "pipeline") as Part;
-  probe(intFlag("mib", flags.mib, 16, 1, 60), part).then(
+  probe(intFlag("mib", flags.mib, 16, 1, MAX_IMAGE_BYTES / (1024 * 1024)), part).then(
     (result) => {
       process.stdout.write(`${JSON.stringify(result)}\n`);
       process.exit(0);
