@@ -8,12 +8,12 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
-import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { dispatch, recordRequest } from "./lib/dispatch";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
+import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
 
@@ -38,10 +38,14 @@ function inputProblem(prompt: string | undefined): JobError | null {
     return { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" };
   }
   if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
+  const request = resolveRecraftRequest(config);
+  if (!request.ok) return { step: "validate", code: "bad_config", message: `${request.message}; no request was made` };
   if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
-  const bytes = utf8Bytes(prompt.trim());
-  if (bytes > config.maxPromptBytes) {
-    const message = `imageGenerationPrompt is ${bytes} UTF-8 bytes; Recraft accepts at most ${config.maxPromptBytes}`;
+  const { model } = request.value;
+  const length = promptLength(model, prompt.trim());
+  if (length > model.promptLimit.max) {
+    const unit = model.promptLimit.unit === "bytes" ? "UTF-8 bytes" : "characters";
+    const message = `imageGenerationPrompt is ${length} ${unit}; ${model.id} accepts at most ${model.promptLimit.max}`;
     return { step: "validate", code: "prompt_too_long", message };
   }
   return null;
@@ -174,7 +178,12 @@ export const generatePatientPortrait = internalAction({
       ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details });
 
     const config = recraftConfig();
-    const generated = await requestGeneration(config, config.apiKey!, prompt); // the claim checked the key
+    const request = resolveRecraftRequest(config); // the claim checked it and the key; a setting changed since fails here
+    if (!request.ok) {
+      await failed("requested", { step: "validate", code: "bad_config", message: `${request.message}; no request was made` });
+      return null;
+    }
+    const generated = await requestGeneration(config, request.value, config.apiKey!, prompt);
     if (!generated.ok) {
       await failed("requested", generated.error, generated.details);
       return null;

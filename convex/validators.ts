@@ -25,6 +25,7 @@ export const errorCode = v.union(
   v.literal("storage_error"),
   v.literal("story_missing"),
   v.literal("stalled"),
+  v.literal("bad_config"),
 );
 export type ErrorCode = Infer<typeof errorCode>;
 

@@ -23,7 +23,7 @@ afterEach(() => {
   stack.recraft.setFault(undefined);
   stack.anthropic.setBehavior(undefined);
   stack.recraft.reset();
-  stack.setEnv({ RECRAFT_API_KEY: RECRAFT_KEY, PORTRAIT_REQUEST_TIMEOUT_MS: "2000", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000" });
+  stack.setEnv({ RECRAFT_API_KEY: RECRAFT_KEY, RECRAFT_MODEL: undefined, PORTRAIT_REQUEST_TIMEOUT_MS: "2000", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000" });
 });
 
 /** A fresh backend for each test or property run; the fakes are shared. */
@@ -117,8 +117,14 @@ describe("Requirement 2: generate the image via Recraft", () => {
     expect((await snapshot(t)).jobs[0].error).toMatchObject({ code: "unauthorized" }); // the fake only knows the test key
   });
 
-  test("R2.3 the request carries style, model and size (defaults: realistic_image, recraftv3, 1024x1024)", async () => {
+  test("R2.3 the request carries model and size, and a style for models that take one (defaults: recraftv4_1, 1024x1024; V2/V3: realistic_image)", async () => {
     fresh();
+    await insert();
+    await settle(t);
+    expect(stack.recraft.requests[0].body).toMatchObject({ model: "recraftv4_1", size: "1024x1024" });
+    expect(stack.recraft.requests[0].body).not.toHaveProperty("style");
+    fresh();
+    stack.setEnv({ RECRAFT_MODEL: "recraftv3" });
     await insert();
     await settle(t);
     expect(stack.recraft.requests[0].body).toMatchObject({ style: "realistic_image", model: "recraftv3", size: "1024x1024" });
@@ -324,7 +330,7 @@ describe("Correctness properties", () => {
         await settle(t);
         const [request] = stack.recraft.requests;
         expect(request.validationErrors).toEqual([]);
-        expect(request.body).toMatchObject({ prompt: prompt.trim(), style: "realistic_image", model: "recraftv3", size: "1024x1024" });
+        expect(request.body).toMatchObject({ prompt: prompt.trim(), model: "recraftv4_1", size: "1024x1024" });
       }),
       { numRuns: 30 },
     );

@@ -1,24 +1,59 @@
 /**
  * Configuration from Convex environment variables (`npx convex env set NAME value`).
- * Every setting has a documented default; a malformed number falls back to it with a
- * warning rather than breaking the mutation that reads it (an insert must never fail
- * because of a typo in an operator's setting).
+ * Every setting has a documented default; a malformed number falls back to it, and a
+ * number outside what the platform and the SDK accept is clamped to the nearest bound,
+ * each with a warning naming the variable, rather than breaking the mutation that reads
+ * it (an insert must never fail because of a typo in an operator's setting).
  */
+import { DEFAULT_RECRAFT_MODEL } from "./recraftModels";
 
-const MAX_PROMPT_BYTES = 1000; // Recraft v2/v3 prompt limit
+/** The prompt budget a case file must fit: Recraft V2/V3's 1000 bytes, so it suits every model. */
+const MAX_PROMPT_BYTES = 1000;
+
+/**
+ * Convex ends an action after 10 minutes. One attempt is one action: the
+ * request and the download timeouts together stay a minute under that, leaving
+ * the claim, the storage write and the mutations their time.
+ */
+export const ACTION_LIMIT_MS = 10 * 60_000;
+const MAX_REQUEST_TIMEOUT_MS = 6 * 60_000;
+const MAX_DOWNLOAD_TIMEOUT_MS = 3 * 60_000;
+
+/**
+ * The runtime gives an action 64 MiB of ArrayBuffers. The bench's memory
+ * figure (scripts/lib/memoryProbe.ts) measures the download at 2× the image
+ * at most, counting garbage not yet collected; the arithmetic assumes 3× and
+ * leaves a quarter of the budget for everything else: the byte cap is at most
+ * ¾ × 64 MiB ÷ 3 = 16 MiB, which is also the default.
+ */
+export const ACTION_ARRAY_BUFFER_BYTES = 64 * 1024 * 1024;
+export const PEAK_IMAGE_COPIES = 3;
+export const MAX_IMAGE_BYTES = Math.floor((ACTION_ARRAY_BUFFER_BYTES * 3) / 4 / PEAK_IMAGE_COPIES);
+
+/** The Anthropic SDK refuses a non-streaming request whose max_tokens could take over 10 minutes: 3,600 s × max_tokens / 128,000 > 600 s. */
+export const MAX_NONSTREAMING_TOKENS = Math.floor((600 * 128_000) / 3_600);
+
+/** Convex arrays hold at most 8192 values; the rate window keeps one timestamp per request of the minute. */
+const MAX_PER_MINUTE = 8192;
 
 function text(name: string, fallback: string): string {
   const value = process.env[name]?.trim();
   return value ? value : fallback;
 }
 
-function integer(name: string, fallback: number, min: number): number {
+/** An integer setting in [min, max]: malformed falls back to `fallback`, out of range is clamped; both warn naming the variable. */
+export function integer(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    console.warn(`config: ${name}=${JSON.stringify(raw)} is not an integer >= ${min}; using ${fallback}`);
+  if (!Number.isInteger(value)) {
+    console.warn(`config: ${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}`);
     return fallback;
+  }
+  if (value < min || value > max) {
+    const bound = value < min ? min : max;
+    console.warn(`config: ${name}=${value} is outside ${min}..${max}; using ${bound}`);
+    return bound;
   }
   return value;
 }
@@ -37,13 +72,13 @@ export function recraftConfig() {
     apiKey: process.env.RECRAFT_API_KEY?.trim() || undefined,
     apiUrl: text("RECRAFT_API_URL", "https://external.api.recraft.ai/v1").replace(/\/+$/, ""),
     imageHosts: list("RECRAFT_IMAGE_HOSTS", "img.recraft.ai"),
-    model: text("RECRAFT_MODEL", "recraftv3"),
-    style: text("RECRAFT_STYLE", "realistic_image"),
+    model: text("RECRAFT_MODEL", DEFAULT_RECRAFT_MODEL),
+    /** Unset: the model's own default style, or none for a model that takes no style (lib/recraftModels.ts). */
+    style: process.env.RECRAFT_STYLE?.trim() || undefined,
     size: text("RECRAFT_SIZE", "1024x1024"),
-    requestTimeoutMs: integer("PORTRAIT_REQUEST_TIMEOUT_MS", 45_000, 1),
-    downloadTimeoutMs: integer("PORTRAIT_DOWNLOAD_TIMEOUT_MS", 15_000, 1),
-    maxBytes: integer("PORTRAIT_MAX_BYTES", 20 * 1024 * 1024, 1),
-    maxPromptBytes: MAX_PROMPT_BYTES,
+    requestTimeoutMs: integer("PORTRAIT_REQUEST_TIMEOUT_MS", 45_000, 1, MAX_REQUEST_TIMEOUT_MS),
+    downloadTimeoutMs: integer("PORTRAIT_DOWNLOAD_TIMEOUT_MS", 15_000, 1, MAX_DOWNLOAD_TIMEOUT_MS),
+    maxBytes: integer("PORTRAIT_MAX_BYTES", MAX_IMAGE_BYTES, 1, MAX_IMAGE_BYTES),
   };
 }
 
@@ -51,19 +86,19 @@ export type QueueConfig = ReturnType<typeof queueConfig>;
 
 export function queueConfig() {
   return {
-    maxConcurrency: integer("PORTRAIT_MAX_CONCURRENCY", 4, 1),
-    maxPerMinute: integer("PORTRAIT_MAX_PER_MINUTE", 100, 1),
-    maxAttempts: integer("PORTRAIT_MAX_ATTEMPTS", 1, 1),
-    stallMs: integer("PORTRAIT_STALL_MS", 5 * 60_000, 1),
-    retryInitialMs: integer("PORTRAIT_RETRY_INITIAL_MS", 2_000, 0),
-    retryMaxMs: integer("PORTRAIT_RETRY_MAX_MS", 5 * 60_000, 0),
+    maxConcurrency: integer("PORTRAIT_MAX_CONCURRENCY", 4, 1, 64),
+    maxPerMinute: integer("PORTRAIT_MAX_PER_MINUTE", 100, 1, MAX_PER_MINUTE),
+    maxAttempts: integer("PORTRAIT_MAX_ATTEMPTS", 1, 1, 10),
+    stallMs: integer("PORTRAIT_STALL_MS", 5 * 60_000, 1, 24 * 60 * 60_000),
+    retryInitialMs: integer("PORTRAIT_RETRY_INITIAL_MS", 2_000, 0, 60 * 60_000),
+    retryMaxMs: integer("PORTRAIT_RETRY_MAX_MS", 5 * 60_000, 0, 24 * 60 * 60_000),
   };
 }
 
 export function storyConfig() {
   return {
     model: text("STORY_MODEL", "claude-sonnet-4-5"),
-    maxTokens: integer("STORY_MAX_TOKENS", 8_000, 256),
+    maxTokens: integer("STORY_MAX_TOKENS", 8_000, 256, MAX_NONSTREAMING_TOKENS),
   };
 }
 

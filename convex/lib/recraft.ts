@@ -5,7 +5,9 @@
  */
 import type { JobError, PipelineStep, StepDetails } from "../validators";
 import type { RecraftConfig } from "./config";
+import type { ResolvedRecraftRequest } from "./recraftModels";
 import { describeError, redact } from "./redact";
+import { Sha256 } from "./sha256";
 
 export type StepResult<T> =
   | { ok: true; value: T; details: StepDetails }
@@ -23,6 +25,26 @@ function deadline(ms: number) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * One request's own signal: it follows the step's deadline, and `stop()`
+ * aborts it. Every exit calls `stop()`: in Convex's runtime a fetched body keeps
+ * downloading after `reader.cancel()` unless the request's signal is aborted
+ * (after a body read to its end, aborting changes nothing).
+ */
+function requestSignal(step: AbortSignal) {
+  const controller = new AbortController();
+  const follow = () => controller.abort(step.reason);
+  if (step.aborted) follow();
+  else step.addEventListener("abort", follow);
+  return {
+    signal: controller.signal,
+    stop() {
+      step.removeEventListener("abort", follow);
+      if (!controller.signal.aborted) controller.abort(new DOMException("stopped reading", "AbortError"));
+    },
+  };
 }
 
 function failure(step: PipelineStep, code: JobError["code"], message: string, details: StepDetails, extra: Partial<JobError> = {}) {
@@ -65,63 +87,57 @@ function errorBodyMessage(body: string): string {
   return trimmed.slice(0, 300) || "(empty body)";
 }
 
-/** Reads a body chunk by chunk, stopping (and cancelling the stream) once it passes `limit` bytes. */
-async function readCapped(response: Response, limit: number): Promise<{ chunks: Uint8Array[]; bytes: number } | null> {
+/** Reads a body chunk by chunk, stopping once it passes `limit` bytes (null); the caller aborts the request. */
+async function readCapped(response: Response, limit: number): Promise<string | null> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
-  if (!response.body) return { chunks, bytes };
+  if (!response.body) return "";
   const reader = response.body.getReader();
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return { chunks, bytes };
+    if (done) break;
     bytes += value.byteLength;
-    if (bytes > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
+    if (bytes > limit) return null;
     chunks.push(value);
   }
-}
-
-async function readText(response: Response, limit: number): Promise<string | null> {
-  const body = await readCapped(response, limit);
-  return body && new TextDecoder().decode(concat(body.chunks, body.bytes));
-}
-
-function concat(chunks: Uint8Array[], bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);
   let offset = 0;
   for (const chunk of chunks) {
     out.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return out;
+  return new TextDecoder().decode(out);
 }
 
-export async function requestGeneration(config: RecraftConfig, apiKey: string, prompt: string): Promise<StepResult<{ url: string }>> {
+/** The request body: only what the model accepts (a V4 model takes no `style`). */
+export function generationBody(parameters: ResolvedRecraftRequest, prompt: string) {
+  const { model, style, size } = parameters;
+  return { prompt, model: model.id, ...(style === undefined ? {} : { style }), size, n: 1, response_format: "url" };
+}
+
+export async function requestGeneration(
+  config: RecraftConfig,
+  parameters: ResolvedRecraftRequest,
+  apiKey: string,
+  prompt: string,
+): Promise<StepResult<{ url: string }>> {
   const started = Date.now();
   const details: StepDetails = {};
   const timeout = deadline(config.requestTimeoutMs);
-  const finish = () => (timeout.clear(), (details.durationMs = Date.now() - started), details);
+  const request = requestSignal(timeout.signal);
+  const finish = () => (request.stop(), timeout.clear(), (details.durationMs = Date.now() - started), details);
   try {
     const response = await fetch(`${config.apiUrl}/images/generations`, {
       method: "POST",
       headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
-      body: JSON.stringify({
-        prompt,
-        model: config.model,
-        style: config.style,
-        size: config.size,
-        n: 1,
-        response_format: "url",
-      }),
+      body: JSON.stringify(generationBody(parameters, prompt)),
       // The API never redirects; following one would send the key to wherever it points.
       redirect: "manual",
-      signal: timeout.signal,
+      signal: request.signal,
     });
     details.httpStatus = response.status;
     details.recraftRequestId = response.headers.get("x-recraft-requestid") ?? undefined;
-    const body = await readText(response, MAX_RESPONSE_BYTES);
+    const body = await readCapped(response, MAX_RESPONSE_BYTES);
     if (!response.ok) {
       const message = `Recraft answered ${response.status}: ${errorBodyMessage(body ?? "(oversized body)")}`;
       const httpStatus = response.status;
@@ -173,72 +189,84 @@ export function checkImageUrl(raw: string, allowedHosts: string[]): { ok: true; 
 
 export type Image = { blob: Blob; bytes: number; contentType: string; sha256: string };
 
-const hex = (digest: ArrayBuffer) => Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * Reads the image chunk by chunk into a Blob of per-chunk parts, hashing as it
+ * goes, and stops once it passes `limit` bytes (null). The image is never
+ * assembled into one buffer in JS: Convex's runtime keeps a Blob's parts
+ * outside the isolate and `ctx.storage.store` streams them part by part.
+ */
+async function readImage(body: ReadableStream<Uint8Array>, limit: number, type: string) {
+  const reader = body.getReader();
+  const hash = new Sha256();
+  const parts: Blob[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > limit) return null;
+    hash.update(value);
+    parts.push(new Blob([value as BlobPart]));
+  }
+  return { blob: new Blob(parts, { type }), bytes, sha256: hash.hex() };
+}
 
 /**
  * Downloads the image, following redirects by hand so each hop is checked
  * against the allowed hosts, refusing non-image content types, and enforcing
  * the byte cap while streaming (an oversized body is never buffered whole).
+ * Every early exit aborts the hop's request, so its connection closes.
  */
 export async function downloadImage(config: RecraftConfig, rawUrl: string): Promise<StepResult<Image>> {
   const started = Date.now();
   const details: StepDetails = {};
   const timeout = deadline(config.downloadTimeoutMs);
-  const finish = () => (timeout.clear(), (details.durationMs = Date.now() - started), details);
+  let hop: ReturnType<typeof requestSignal> | undefined;
+  const finish = () => (hop?.stop(), timeout.clear(), (details.durationMs = Date.now() - started), details);
   try {
     let checked = checkImageUrl(rawUrl, config.imageHosts);
-    for (let hop = 0; ; hop++) {
+    for (let hops = 0; ; hops++) {
       if (!checked.ok) return failure("download", "disallowed_url", checked.message, finish());
       details.imageHost = checked.url.hostname;
-      const response = await fetch(checked.url, { redirect: "manual", signal: timeout.signal });
+      hop?.stop();
+      hop = requestSignal(timeout.signal);
+      const response = await fetch(checked.url, { redirect: "manual", signal: hop.signal });
       details.httpStatus = response.status;
       // A runtime that follows redirects itself still reports where it ended up.
       if (response.redirected && response.url) {
         const landed = checkImageUrl(response.url, config.imageHosts);
-        if (!landed.ok) {
-          await response.body?.cancel().catch(() => {});
-          return failure("download", "disallowed_url", `redirected: ${landed.message}`, finish());
-        }
+        if (!landed.ok) return failure("download", "disallowed_url", `redirected: ${landed.message}`, finish());
       }
       if (REDIRECT_STATUSES.has(response.status)) {
-        await response.body?.cancel().catch(() => {});
         const location = response.headers.get("location");
-        if (!location || hop >= MAX_REDIRECTS) {
+        if (!location || hops >= MAX_REDIRECTS) {
           return failure("download", "http_error", `image redirect ${location ? "limit exceeded" : "has no Location"}`, finish(), {
             httpStatus: response.status,
           });
         }
         checked = checkImageUrl(new URL(location, checked.url).href, config.imageHosts);
-        continue;
+        continue; // the next hop stops this one's request first
       }
       if (!response.ok) {
-        await response.body?.cancel().catch(() => {});
-        return failure("download", "http_error", `image download answered ${response.status}`, finish(), {
-          httpStatus: response.status,
-        });
+        return failure("download", "http_error", `image download answered ${response.status}`, finish(), { httpStatus: response.status });
       }
       const contentType = (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
       details.contentType = contentType || undefined;
       if (!contentType.startsWith("image/")) {
-        await response.body?.cancel().catch(() => {});
         return failure("download", "bad_content_type", `image download has content type ${contentType || "(none)"}`, finish());
       }
       const declared = Number(response.headers.get("content-length") ?? NaN);
       if (declared > config.maxBytes) {
-        await response.body?.cancel().catch(() => {});
         details.bytes = declared;
         return failure("download", "too_large", `image is ${declared} bytes; the limit is ${config.maxBytes}`, finish());
       }
-      const body = await readCapped(response, config.maxBytes);
-      if (!body) return failure("download", "too_large", `image exceeds the limit of ${config.maxBytes} bytes`, finish());
-      details.bytes = body.bytes;
-      if (body.bytes === 0) return failure("download", "bad_response", "image body is empty", finish());
-      const bytes = body.chunks.length === 1 ? body.chunks[0] : concat(body.chunks, body.bytes);
-      body.chunks = []; // let the chunks go before the Blob copies the bytes: the image is held at most twice
+      const image = response.body ? await readImage(response.body, config.maxBytes, contentType) : { blob: new Blob([]), bytes: 0, sha256: "" };
+      if (!image) return failure("download", "too_large", `image exceeds the limit of ${config.maxBytes} bytes`, finish());
+      details.bytes = image.bytes;
+      if (image.bytes === 0) return failure("download", "bad_response", "image body is empty", finish());
       // The checksum storage records too: it finds the file if the action dies between storing it and saying so.
-      details.sha256 = hex(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-      const blob = new Blob([bytes as BlobPart], { type: contentType });
-      return { ok: true, value: { blob, bytes: body.bytes, contentType, sha256: details.sha256 }, details: finish() };
+      details.sha256 = image.sha256;
+      return { ok: true, value: { ...image, contentType }, details: finish() };
     }
   } catch (error) {
     return thrownFailure("download", error, finish());

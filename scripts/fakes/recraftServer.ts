@@ -20,17 +20,18 @@ export type GenerationFault =
   | { kind: "reset" };
 
 /** Faults of the image download: the generation answers 200 normally, its image URL misbehaves. */
+/** `endless: true` answers with a body that never ends, to see whether the client closes the connection. */
 export type ImageFault =
-  | { kind: "imageStatus"; status: number; body?: string }
+  | { kind: "imageStatus"; status: number; body?: string; endless?: boolean }
   | { kind: "imageHang" }
   | { kind: "imageSlowDrip"; chunkBytes?: number; intervalMs?: number }
   | { kind: "imageReset" }
   | { kind: "imageTruncated" }
-  | { kind: "imageContentType"; contentType: string; body?: string }
+  | { kind: "imageContentType"; contentType: string; body?: string; endless?: boolean }
   | { kind: "imageOversize"; bytes: number; withContentLength: boolean }
   | { kind: "imageEndless" }
   /** `location` may contain `{origin}` and `{id}`; `{origin}/raw/{id}.png` serves the real image. */
-  | { kind: "imageRedirect"; location: string };
+  | { kind: "imageRedirect"; location: string; endless?: boolean };
 
 export type Fault = GenerationFault | ImageFault;
 export type FaultPicker = (req: { prompt: string; index: number }) => Fault | undefined;
@@ -58,6 +59,12 @@ export interface ImageRequest {
   path: string;
   imageId?: string;
   fault?: ImageFault["kind"];
+  /** Body bytes written to the socket. */
+  bytesSent: number;
+  /** Set when the response's connection closed. */
+  closed: boolean;
+  /** The client closed the connection before the response was complete. */
+  closedEarly: boolean;
 }
 
 export interface TimelineEntry {
@@ -141,6 +148,34 @@ function loadValidator(): Validator {
   const v = { validate };
   validators.set(path, v);
   return v;
+}
+
+const V3_SIZES = "1024x1024 1365x1024 1024x1365 1536x1024 1024x1536 1820x1024 1024x1820 1024x2048 2048x1024 1434x1024 1024x1434 1024x1280 1280x1024 1024x1707 1707x1024";
+const V4_SIZES = "1024x1024 1536x768 768x1536 1280x832 832x1280 1216x896 896x1216 1152x896 896x1152 832x1344 1280x896 896x1280 1344x768 768x1344";
+const V4_PRO_SIZES = "2048x2048 3072x1536 1536x3072 2560x1664 1664x2560 2432x1792 1792x2432 2304x1792 1792x2304 1664x2688 2560x1792 1792x2560 2688x1536 1536x2688";
+const ASPECTS = "1:1 2:1 1:2 3:2 2:3 4:3 3:4 5:4 4:5 6:10 14:10 10:14 16:9 9:16";
+/** V4 and V4.1 take style only as style_id (or references): these V2/V3 parameters are refused. */
+const NOT_FOR_V4 = ["style", "substyle", "negative_prompt", "text_layout"];
+
+/**
+ * What each model accepts beyond the shared OpenAPI schema, written from
+ * Recraft's API reference (appendix: prompt lengths, sizes per model; model
+ * pages: V4 parameters), independently of the pipeline's own model table.
+ */
+export function modelProblems(fields: Record<string, unknown>): string[] {
+  const model = (typeof fields.model === "string" ? fields.model : "recraftv4_1").replace(/_raster$/, ""); // Recraft's default model
+  const v4 = model.startsWith("recraftv4");
+  const problems: string[] = [];
+  const prompt = typeof fields.prompt === "string" ? fields.prompt : "";
+  const [length, max, unit] = v4 ? [[...prompt].length, 10_000, "characters"] : [Buffer.byteLength(prompt), 1000, "bytes"];
+  if (length > max) problems.push(`prompt is ${length} ${unit}; ${model} accepts at most ${max}`);
+  if (v4) for (const name of NOT_FOR_V4) if (name in fields) problems.push(`body '${name}' is not accepted by ${model}`);
+  const sizes = `${v4 ? (model.includes("pro") ? V4_PRO_SIZES : V4_SIZES) : V3_SIZES} ${ASPECTS}`.split(" ");
+  if (typeof fields.size === "string" && !sizes.includes(fields.size)) problems.push(`size ${fields.size} is not supported by ${model}`);
+  if (model.startsWith("recraftv4_styles") && !("style_id" in fields) && !("style_reference_urls" in fields)) {
+    problems.push(`${model} requires style_id or style_reference_urls`);
+  }
+  return problems;
 }
 
 function describeErrors(errors: ErrorObject[] | null | undefined): string[] {
@@ -287,6 +322,8 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
       record.validationErrors = ["body is not valid JSON"];
     } else if (!validate(body)) {
       record.validationErrors = describeErrors(validate.errors);
+    } else {
+      record.validationErrors = modelProblems(fields);
     }
     if (record.validationErrors.length > 0) {
       return sendJson(res, 400, { code: "invalid_request", message: record.validationErrors.join("; ") });
@@ -334,16 +371,28 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
   async function handleImage(req: IncomingMessage, res: ServerResponse, signal: AbortSignal, id: string, raw: boolean) {
     const image = images.get(id);
     const f = raw ? undefined : image?.fault;
-    imageRequests.push({ at: Date.now(), path: req.url ?? "", imageId: id, fault: f?.kind });
+    const record: ImageRequest = { at: Date.now(), path: req.url ?? "", imageId: id, fault: f?.kind, bytesSent: 0, closed: false, closedEarly: false };
+    imageRequests.push(record);
+    res.on("close", () => {
+      record.closed = true;
+      record.closedEarly = !res.writableEnded;
+    });
     if (!image) return sendJson(res, 404, { code: "not_found", message: "no such image" });
     if (!(await sleep(options.downloadLatencyMs ?? 0, signal))) return;
 
     const png = paint(image.prompt);
-    const countOversize = (n: number) => (oversizeBytesSent += n);
+    const countBytes = (n: number) => (record.bytesSent += n);
+    const countOversize = (n: number) => (countBytes(n), (oversizeBytesSent += n));
+    const endless = (status: number, headers: Record<string, string>) => {
+      res.writeHead(status, headers);
+      return stream(res, Infinity, new Uint8Array(0), signal, countBytes);
+    };
     switch (f?.kind) {
       case undefined:
+        countBytes(png.length);
         return send(res, 200, png, "image/png");
       case "imageStatus":
+        if (f.endless) return endless(f.status, { "content-type": "text/plain" });
         return send(res, f.status, f.body ?? `error ${f.status}`, "text/plain");
       case "imageHang":
         return;
@@ -367,6 +416,7 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
         return;
       }
       case "imageContentType": {
+        if (f.endless) return endless(200, { "content-type": f.contentType });
         const body = f.body ?? (f.contentType.startsWith("image/") ? png : "<!doctype html><html><body><h1>Not an image</h1></body></html>");
         return send(res, 200, body, f.contentType);
       }
@@ -376,9 +426,12 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
       case "imageEndless":
         res.writeHead(200, { "content-type": "image/png" });
         return stream(res, Infinity, png, signal, countOversize);
-      case "imageRedirect":
-        res.writeHead(302, { location: f.location.replaceAll("{origin}", origin).replaceAll("{id}", id), "content-length": "0" });
+      case "imageRedirect": {
+        const location = f.location.replaceAll("{origin}", origin).replaceAll("{id}", id);
+        if (f.endless) return endless(302, { location, "content-type": "text/html" });
+        res.writeHead(302, { location, "content-length": "0" });
         return void res.end();
+      }
       default:
         // A generation-side fault never reaches here: those return before images are stored.
         return send(res, 200, png, "image/png");

@@ -22,7 +22,7 @@ export function benchStack(options: DemoStackOptions = {}) {
     backendLog: () => {},
     ...options,
     recraft: { paint: () => png, ...options.recraft },
-    env: { PORTRAIT_MAX_PER_MINUTE: "1000000", PORTRAIT_MAX_CONCURRENCY: "4", PORTRAIT_MAX_ATTEMPTS: "1", ...options.env },
+    env: { PORTRAIT_MAX_PER_MINUTE: "8192", PORTRAIT_MAX_CONCURRENCY: "4", PORTRAIT_MAX_ATTEMPTS: "1", ...options.env },
   });
 }
 

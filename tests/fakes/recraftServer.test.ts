@@ -60,7 +60,7 @@ describe("png", () => {
 
 describe("generation", () => {
   it("answers a valid request with a downloadable PNG that depends on the prompt", async () => {
-    const res = await generate({ prompt: "pale patient, ward 9", style: "realistic_image", size: "1024x1024", n: 1 });
+    const res = await generate({ prompt: "pale patient, ward 9", model: "recraftv3", style: "realistic_image", size: "1024x1024", n: 1 });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-recraft-requestid")).toMatch(/^[0-9a-f-]{36}$/);
     const json = (await res.json()) as { created: number; credits: number; data: { image_id: string; url: string }[] };
@@ -104,13 +104,31 @@ describe("generation", () => {
     expect(((await unknown.json()) as { message: string }).message).toContain("promt_typo");
     expect(srv.requests[0].validationErrors.join()).toContain("promt_typo");
 
-    expect((await generate({ style: "realistic_image" })).status).toBe(400);
+    expect((await generate({ model: "recraftv3", style: "realistic_image" })).status).toBe(400);
     expect(srv.requests[1].validationErrors.join()).toContain("prompt");
     expect((await generate("{not json")).status).toBe(400);
     expect(srv.requests[2].body).toBe("{not json");
     expect((await generate({ prompt: "x" }, { contentType: "text/plain" })).status).toBe(400);
     // The allOf extension's property is allowed.
     expect((await generate({ prompt: "x", style_reference_urls: ["https://a/b.png"] })).status).toBe(200);
+  });
+
+  it("checks each model's own rules: V4 takes no style and 10,000 characters, V2/V3 take 1000 bytes, sizes per model", async () => {
+    const refused = async (body: Record<string, unknown>, message: RegExp) => {
+      const res = await generate(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(message);
+    };
+    await refused({ prompt: "x", model: "recraftv4_1", style: "realistic_image" }, /'style' is not accepted by recraftv4_1/);
+    await refused({ prompt: "x", style: "realistic_image" }, /'style' is not accepted by recraftv4_1/); // Recraft's default model
+    await refused({ prompt: "x", model: "recraftv4_pro", size: "1024x1024" }, /size 1024x1024 is not supported by recraftv4_pro/);
+    await refused({ prompt: "x", model: "recraftv3", size: "1536x768" }, /size 1536x768 is not supported by recraftv3/);
+    await refused({ prompt: "é".repeat(501), model: "recraftv3" }, /1002 bytes; recraftv3 accepts at most 1000/);
+    await refused({ prompt: "x".repeat(10_001), model: "recraftv4" }, /10001 characters; recraftv4 accepts at most 10000/);
+    await refused({ prompt: "x", model: "recraftv4_styles" }, /requires style_id/);
+    expect((await generate({ prompt: "é".repeat(3000), model: "recraftv4_1_raster", size: "1024x1024" })).status).toBe(200);
+    expect((await generate({ prompt: "x", model: "recraftv4_1_pro", size: "2048x2048" })).status).toBe(200);
+    expect((await generate({ prompt: "x", model: "recraftv2", style: "digital_illustration", size: "1024x1365" })).status).toBe(200);
   });
 
   it("requires the bearer key", async () => {
