@@ -13,6 +13,7 @@ import { queueConfig, recraftConfig } from "./lib/config";
 import { dispatch, recordRequest } from "./lib/dispatch";
 import { fail, move, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
+import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
 
@@ -251,9 +252,8 @@ export const sweep = internalMutation({
       .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
       .collect();
     for (const job of holders) {
-      const action = job.scheduledFunctionId ? await ctx.db.system.get(job.scheduledFunctionId) : null;
-      const actionState = action?.state.kind ?? "missing";
-      const dead = actionState === "missing" || actionState === "failed" || actionState === "canceled" || actionState === "success";
+      const actionState = await deadActionState(ctx, job.scheduledFunctionId);
+      const dead = actionState !== null;
       const heldMs = now - (job.dispatchedAt ?? job.updatedAt);
       if (!dead && heldMs <= stallMs) continue;
       const message = dead

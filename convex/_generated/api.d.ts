@@ -16,15 +16,19 @@ import type {
 import type * as admin from "../admin.js";
 import type * as crons from "../crons.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
+import type * as lib_backoff from "../lib/backoff.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
+import type * as lib_recovery from "../lib/recovery.js";
 import type * as lib_recraft from "../lib/recraft.js";
 import type * as lib_redact from "../lib/redact.js";
+import type * as lib_storyRunMachine from "../lib/storyRunMachine.js";
 import type * as lib_storyWriter from "../lib/storyWriter.js";
 import type * as portraits from "../portraits.js";
 import type * as stories from "../stories.js";
+import type * as storyRuns from "../storyRuns.js";
 import type * as validators from "../validators.js";
 
 /**
@@ -39,15 +43,19 @@ declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   crons: typeof crons;
   "lib/adminFunctions": typeof lib_adminFunctions;
+  "lib/backoff": typeof lib_backoff;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
+  "lib/recovery": typeof lib_recovery;
   "lib/recraft": typeof lib_recraft;
   "lib/redact": typeof lib_redact;
+  "lib/storyRunMachine": typeof lib_storyRunMachine;
   "lib/storyWriter": typeof lib_storyWriter;
   portraits: typeof portraits;
   stories: typeof stories;
+  storyRuns: typeof storyRuns;
   validators: typeof validators;
 }>;
 export declare const api: FilterApi<
