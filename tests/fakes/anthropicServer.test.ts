@@ -521,7 +521,7 @@ describe("fake Anthropic server: structured outputs and current models", () => {
     await expect(anthropic.messages.create(structured("claude-sonnet-5-5", caseFileSchema as Record<string, unknown>))).rejects.toThrow(
       /additionalProperties/,
     );
-    const bounded = closed({ ...caseFileSchema, properties: { ...caseFileSchema.properties, chapters: { type: "array", minItems: 8, items: { type: "string" } } } });
+    const bounded = closed({ ...caseFileSchema, properties: { ...(caseFileSchema.properties as Record<string, unknown>), chapters: { type: "array", minItems: 8, items: { type: "string" } } } });
     await expect(anthropic.messages.create(structured("claude-sonnet-5-5", bounded))).rejects.toThrow(/minItems/);
   });
 
@@ -529,7 +529,9 @@ describe("fake Anthropic server: structured outputs and current models", () => {
     const anthropic = client(fake, { maxRetries: 0 });
     await expect(anthropic.messages.create({ ...storyRequest(), model: "claude-sonnet-5-5" })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
     await expect(anthropic.messages.create({ ...storyRequest(), thinking: { type: "adaptive" } })).rejects.toThrow(/forces tool use/);
-    await expect(anthropic.messages.create({ ...structured("claude-sonnet-5-5"), temperature: 1 })).rejects.toThrow(/sampling/);
+    // SDK 1.12 no longer types sampling parameters; a caller on an older shape may still send one.
+    const withTemperature = { ...structured("claude-sonnet-5-5"), temperature: 1 } as Anthropic.MessageCreateParamsNonStreaming;
+    await expect(anthropic.messages.create(withTemperature)).rejects.toThrow(/sampling/);
     expect((await anthropic.messages.create(storyRequest())).stop_reason).toBe("tool_use");
   });
 
