@@ -127,7 +127,10 @@ export type Answer =
 /** One Messages API call. Never throws: a failure is a classified error. */
 export async function askClaude(config: StoryConfig, turns: Turn[], stage: "request" | "repair"): Promise<Answer> {
   const started = Date.now();
-  const client = new Anthropic({ apiKey: config.apiKey });
+  // This runs in a Convex action, never in a browser (the modules behind the game's and the
+  // admin's functions bundle without it: tests/storySetup.test.ts). The flag only skips the SDK's window/document sniffing, which
+  // the admin console's component tests trip because they run the backend next to happy-dom.
+  const client = new Anthropic({ apiKey: config.apiKey, dangerouslyAllowBrowser: true });
   const base = { model: config.model };
   let message: Anthropic.Message;
   try {
