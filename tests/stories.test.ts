@@ -4,12 +4,13 @@
  * typeable chapters and the repair turn, image prompts that never cost the
  * story, variety, recovery of a dead action; and insertStory's insert.
  */
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { DEFAULT_STORY_MODEL, SDK_NONSTREAMING_MAX_TOKENS } from "../convex/lib/config";
 import { move, startRun } from "../convex/lib/storyRunMachine";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
-import { ANTHROPIC_KEY, caseFile, jobOf, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
+import { ANTHROPIC_KEY, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -219,6 +220,38 @@ describe("nothing lost for a picture", () => {
     expect(await stack.t.run((ctx) => ctx.db.get(storyId))).not.toBeNull();
     expect((await jobOf(stack.t, storyId)).error).toMatchObject({ step: "validate", code });
     expect(stack.recraft.requests).toHaveLength(0);
+  });
+});
+
+describe("any sequence of answers", () => {
+  const answers: AnthropicBehavior[] = [
+    { kind: "overloaded" },
+    { kind: "status", status: 503 },
+    { kind: "status", status: 429 },
+    { kind: "status", status: 400 },
+    { kind: "refusal" },
+    { kind: "maxTokens" },
+    { kind: "text", text: "not json" },
+    { kind: "caseFile", caseFile: caseFile({ chapters: [{ text: "caf\u00E9", difficulty: "easy" }] }) },
+    { kind: "caseFile", caseFile: caseFile({ imageGenerationPrompt: "" }) },
+    { kind: "caseFile", caseFile: caseFile() },
+  ];
+
+  test("ends every run inserted with one story, or failed with a code and no story; the invariants hold", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.constantFrom(...answers), { minLength: 1, maxLength: 12 }), async (script) => {
+        stack.t = newBackend();
+        stack.anthropic.reset();
+        stack.anthropic.setBehavior((index) => script[index] ?? { kind: "caseFile", caseFile: caseFile() });
+        const run = await runStory(stack.t);
+        const { stories } = await snapshot(stack.t);
+        if (run.status === "inserted") expect(stories.map((story) => story._id)).toEqual([run.storyId]);
+        else expect({ status: run.status, stories: stories.length, code: typeof run.error?.code }).toEqual({ status: "failed", stories: 0, code: "string" });
+        expect(run.attempt).toBeLessThanOrEqual(3);
+        await expectInvariants(stack.t);
+      }),
+      { numRuns: 25 },
+    );
   });
 });
 
