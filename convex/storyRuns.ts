@@ -11,13 +11,14 @@
  */
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import { internalAction, internalMutation } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
+import { internalAction, internalMutation, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
-import { dailyStoryEnabled, storyConfig } from "./lib/config";
+import { dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
-import { askClaude, firstRequest, repairRequest, warnIfDeprecated, type Turn } from "./lib/storyWriter";
+import { askClaude, firstRequest, repairRequest, warnIfDeprecated, type RecentStory, type Turn } from "./lib/storyWriter";
 import { insertCaseFile } from "./stories";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
 
@@ -131,11 +132,50 @@ function unfixed(problems: Problem[]): StoryRunError {
   return { stage: "validation", code: CODE_OF[kind], message };
 }
 
+type InFlight = "writing" | "repairing";
+/** How an attempt ends: the story to insert, or the failure to record, from the state the run is in. */
+type Outcome = { from: InFlight; details: StoryRunDetails } & ({ story: StoryInput } | { error: StoryRunError });
+
 /**
- * One attempt of a run: Claude's answer, the check (typeable chapters, the
- * chapter plan, every field), at most one repair turn, the insert. Never
- * throws for an expected failure: every outcome is a recorded transition, and
- * an action that dies is failed as `stalled` by the sweep.
+ * Claude's answer, the check (typeable chapters, the chapter plan, every
+ * field) and at most one repair turn. Null when the run refused the move to
+ * `repairing` (a newer attempt owns it).
+ */
+async function write(
+  ctx: ActionCtx,
+  runId: Id<"storyRuns">,
+  claimed: { attempt: number; hint?: string; recent: RecentStory[] },
+  config: StoryConfig,
+): Promise<Outcome | null> {
+  const turns: Turn[] = [{ role: "user", content: firstRequest(config.plan, claimed.recent, claimed.hint) }];
+  const first = await askClaude(config, turns, "request");
+  if (!first.ok) return { from: "writing", error: first.error, details: first.details };
+  const checked = problemsOf(first, config.plan);
+  const firstDetails = { ...first.details, normalized: checked.normalized };
+  if (checked.problems.length === 0) return { from: "writing", story: checked.story!, details: firstDetails };
+
+  const problems = checked.problems.map((p) => p.message);
+  const repairing = await ctx.runMutation(internal.storyRuns.markRepairing, { runId, attempt: claimed.attempt, details: { ...firstDetails, problems } });
+  if (!repairing) return null;
+  // A story whose only problem is its image prompt stands whatever the repair turn brings:
+  // its portrait job will fail with empty_prompt or prompt_too_long and say why.
+  const fallback = checked.story && blocking(checked.problems).length === 0 ? checked.story : null;
+  const repair = await askClaude(config, [...turns, { role: "assistant", content: first.text }, { role: "user", content: repairRequest(problems) }], "repair");
+  if (!repair.ok) {
+    if (fallback) return { from: "repairing", story: fallback, details: { ...repair.details, reason: `repair failed (${repair.error.code}); kept the first answer` } };
+    return { from: "repairing", error: repair.error, details: repair.details };
+  }
+  const rechecked = problemsOf(repair, config.plan);
+  const details = { ...repair.details, normalized: rechecked.normalized, problems: rechecked.problems.map((p) => p.message) };
+  if (rechecked.story && blocking(rechecked.problems).length === 0) return { from: "repairing", story: rechecked.story, details };
+  if (fallback) return { from: "repairing", story: fallback, details: { ...details, reason: "the repair was worse; kept the first answer" } };
+  return { from: "repairing", error: unfixed(rechecked.problems), details };
+}
+
+/**
+ * One attempt of a run: write the case file, then insert it (or record the
+ * failure). Never throws for an expected failure: every outcome is a recorded
+ * transition, and an action that dies is failed as `stalled` by the sweep.
  */
 export const writeStory = internalAction({
   args: { runId: v.id("storyRuns") },
@@ -143,40 +183,22 @@ export const writeStory = internalAction({
   handler: async (ctx, { runId }) => {
     const claimed = await ctx.runMutation(internal.storyRuns.claim, { runId });
     if (!claimed) return null;
-    const { attempt } = claimed;
     const config = storyConfig();
     warnIfDeprecated(config.model);
-    const failed = (from: "writing" | "repairing", error: StoryRunError, details?: StoryRunDetails) =>
-      ctx.runMutation(internal.storyRuns.markFailed, { runId, attempt, from, error, details });
-    const finished = async (from: "writing" | "repairing", story: StoryInput, details: StoryRunDetails) => {
-      try {
-        await ctx.runMutation(internal.storyRuns.finish, { runId, attempt, from, story, details });
-      } catch (error) {
-        await failed(from, { stage: "insert", code: "insert_failed", message: describeError(error) }, details);
-      }
-    };
-
-    const turns: Turn[] = [{ role: "user", content: firstRequest(config.plan, claimed.recent, claimed.hint) }];
-    const first = await askClaude(config, turns, "request");
-    if (!first.ok) return void (await failed("writing", first.error, first.details));
-    const checked = problemsOf(first, config.plan);
-    const firstDetails = { ...first.details, normalized: checked.normalized };
-    if (checked.problems.length === 0) return void (await finished("writing", checked.story!, firstDetails));
-
-    const problems = checked.problems.map((p) => p.message);
-    if (!(await ctx.runMutation(internal.storyRuns.markRepairing, { runId, attempt, details: { ...firstDetails, problems } }))) return null;
-    const canKeepFirst = checked.story !== null && blocking(checked.problems).length === 0;
-    const repair = await askClaude(config, [...turns, { role: "assistant", content: first.text }, { role: "user", content: repairRequest(problems) }], "repair");
-    if (!repair.ok) {
-      // Only the image prompt was wrong: the story stands, its portrait job will say why.
-      if (canKeepFirst) return void (await finished("repairing", checked.story!, { ...repair.details, reason: `repair failed (${repair.error.code}); kept the first answer` }));
-      return void (await failed("repairing", repair.error, repair.details));
+    const outcome = await write(ctx, runId, claimed, config);
+    if (!outcome) return null;
+    const { attempt } = claimed;
+    const { from, details } = outcome;
+    if ("error" in outcome) {
+      await ctx.runMutation(internal.storyRuns.markFailed, { runId, attempt, from, error: outcome.error, details });
+      return null;
     }
-    const rechecked = problemsOf(repair, config.plan);
-    const repairDetails = { ...repair.details, normalized: rechecked.normalized, problems: rechecked.problems.map((p) => p.message) };
-    if (rechecked.story && blocking(rechecked.problems).length === 0) return void (await finished("repairing", rechecked.story, repairDetails));
-    if (canKeepFirst) return void (await finished("repairing", checked.story!, { ...repairDetails, reason: "the repair was worse; kept the first answer" }));
-    await failed("repairing", unfixed(rechecked.problems), repairDetails);
+    try {
+      await ctx.runMutation(internal.storyRuns.finish, { runId, attempt, from, story: outcome.story, details });
+    } catch (error) {
+      const failure: StoryRunError = { stage: "insert", code: "insert_failed", message: describeError(error) };
+      await ctx.runMutation(internal.storyRuns.markFailed, { runId, attempt, from, error: failure, details });
+    }
     return null;
   },
 });
