@@ -81,17 +81,15 @@ export function slugify(slug: string, title: string): string {
   return made || "case-file";
 }
 
-/** Trims the fields and normalises the chapters; the insert path of every story. */
+/**
+ * The insert path of every story: chapters normalised to typeable text, and a
+ * slug the game can route to; every other field is kept exactly as given.
+ */
 export function normalizeStory(story: StoryInput): StoryInput {
   return {
-    title: story.title.trim(),
+    ...story,
     slug: slugify(story.slug.trim(), story.title.trim()),
-    introduction: story.introduction.trim(),
     chapters: story.chapters.map(({ text, difficulty }) => ({ text: normalizeChapter(text).text, difficulty })),
-    patientName: story.patientName.trim(),
-    patientNumber: story.patientNumber.trim(),
-    story: story.story.trim(),
-    imageGenerationPrompt: story.imageGenerationPrompt.trim(),
   };
 }
 
