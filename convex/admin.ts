@@ -6,13 +6,23 @@
  */
 import { paginationOptsValidator, paginationResultValidator, type PaginationResult } from "convex/server";
 import { v } from "convex/values";
-import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
 import { adminMutation, adminQuery } from "./lib/adminFunctions";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
 import { readCounts, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
-import { errorCode, jobError, jobStatus, storyFields, transitionFields, type ErrorCode } from "./validators";
+import { startRun } from "./lib/storyRunMachine";
+import {
+  errorCode,
+  jobError,
+  jobStatus,
+  storyFields,
+  storyRunError,
+  storyRunStatus,
+  storyRunTransitionFields,
+  transitionFields,
+  type ErrorCode,
+} from "./validators";
 
 const counts = v.object({
   pending: v.number(),
@@ -316,16 +326,93 @@ export const retryFailed = adminMutation({
   },
 });
 
-const MAX_HINT_CHARS = 200;
-
-/** Asks Claude for a new case file in the background; its portrait job follows. */
+/** Starts a story run (Claude writes a case file; its portrait job follows). Returns the run's id to follow. */
 export const generateStory = adminMutation({
   args: { hint: v.optional(v.string()) },
-  returns: v.null(),
-  handler: async (ctx, { hint }) => {
-    const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
-    await ctx.scheduler.runAfter(0, internal.stories.generateStory, { hint: theme });
-    return null;
+  returns: v.id("storyRuns"),
+  handler: async (ctx, { hint }) => startRun(ctx, hint),
+});
+
+const storyRunRow = v.object({
+  runId: v.id("storyRuns"),
+  status: storyRunStatus,
+  attempt: v.number(),
+  hint: v.optional(v.string()),
+  error: v.optional(storyRunError),
+  createdAt: v.number(),
+  updatedAt: v.number(),
+  // When a pending attempt is due (a retry's backoff).
+  runAt: v.number(),
+  storyId: v.optional(v.id("stories")),
+  // null when the story was deleted (its run stays for the audit).
+  story: v.union(v.null(), v.object({ title: v.string(), patientName: v.string() })),
+  job: v.union(v.null(), v.object({ jobId: v.id("portraitJobs"), status: jobStatus })),
+});
+
+async function toRunRow(ctx: QueryCtx, run: Doc<"storyRuns">) {
+  const story = run.storyId ? await ctx.db.get(run.storyId) : null;
+  const job = run.storyId
+    ? await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_story", (q) => q.eq("storyId", run.storyId!))
+        .first()
+    : null;
+  return {
+    runId: run._id,
+    status: run.status,
+    attempt: run.attempt,
+    hint: run.hint,
+    error: run.error,
+    createdAt: run.createdAt,
+    updatedAt: run.updatedAt,
+    runAt: run.runAt,
+    storyId: run.storyId,
+    story: story && { title: story.title, patientName: story.patientName },
+    job: job && { jobId: job._id, status: job.status },
+  };
+}
+
+/** Story runs for `usePaginatedQuery`, newest first, optionally by status (last change). */
+export const listStoryRuns = adminQuery({
+  args: { paginationOpts: paginationOptsValidator, status: v.optional(storyRunStatus) },
+  returns: paginationResultValidator(storyRunRow),
+  handler: async (ctx, { paginationOpts, status }) => {
+    const runs = status
+      ? ctx.db.query("storyRuns").withIndex("by_status", (q) => q.eq("status", status))
+      : ctx.db.query("storyRuns");
+    const result = await runs.order("desc").paginate(paginationOpts);
+    return { ...result, page: await Promise.all(result.page.map((run) => toRunRow(ctx, run))) };
+  },
+});
+
+// A run has at most a handful of events per attempt; this bounds a pathological one.
+const MAX_EVENTS_PER_RUN = 200;
+
+/** One story run with every transition across its attempts (null when the id is unknown). */
+export const getStoryRun = adminQuery({
+  // A string, not v.id: a malformed id from the address bar is "not found", not a validation error.
+  args: { runId: v.string() },
+  returns: v.union(
+    v.null(),
+    v.object({
+      run: storyRunRow,
+      events: v.array(v.object({ _id: v.id("storyRunEvents"), ...storyRunTransitionFields })),
+      eventsTruncated: v.boolean(),
+    }),
+  ),
+  handler: async (ctx, { runId }) => {
+    const id = ctx.db.normalizeId("storyRuns", runId);
+    const run = id && (await ctx.db.get(id));
+    if (!run) return null;
+    const events = await ctx.db
+      .query("storyRunEvents")
+      .withIndex("by_run", (q) => q.eq("runId", run._id))
+      .take(MAX_EVENTS_PER_RUN + 1);
+    return {
+      run: await toRunRow(ctx, run),
+      events: events.slice(0, MAX_EVENTS_PER_RUN).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
+      eventsTruncated: events.length > MAX_EVENTS_PER_RUN,
+    };
   },
 });
 

@@ -1,9 +1,9 @@
 import { cronJobs } from "convex/server";
-import { registerPortraitCrons } from "./lib/crons";
+import { registerPortraitCrons, registerStoryRunCrons } from "./lib/crons";
 
+// An app that adopts this backend registers these on its own crons (lib/crons.ts).
 const crons = cronJobs();
-
-// The recovery sweep (lib/crons.ts); an app that adopts this backend registers it on its own crons.
 registerPortraitCrons(crons);
+registerStoryRunCrons(crons);
 
 export default crons;

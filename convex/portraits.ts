@@ -14,6 +14,7 @@ import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
+import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
 
@@ -287,9 +288,8 @@ export const sweep = internalMutation({
       .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
       .collect();
     for (const job of holders) {
-      const action = job.scheduledFunctionId ? await ctx.db.system.get(job.scheduledFunctionId) : null;
-      const actionState = action?.state.kind ?? "missing";
-      const dead = actionState === "missing" || actionState === "failed" || actionState === "canceled" || actionState === "success";
+      const actionState = await deadActionState(ctx, job.scheduledFunctionId);
+      const dead = actionState !== null;
       const heldMs = now - (job.dispatchedAt ?? job.updatedAt);
       if (!dead && heldMs <= stallMs) continue;
       const message = dead

@@ -1,32 +1,37 @@
 import { ConvexError, v } from "convex/values";
-import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, query, type QueryCtx } from "./_generated/server";
-import { caseFileProblems } from "./lib/caseFile";
+import { internalMutation, query, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { normalizeStory, playabilityProblems } from "./lib/caseFile";
 import { dispatch } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
-import { describeError } from "./lib/redact";
-import { writeCaseFile } from "./lib/storyWriter";
-import { storyFields } from "./validators";
+import { storyFields, type StoryInput } from "./validators";
 
 /**
  * Inserts a story, its portrait job (`pending`) and the job's first event, and
  * hands the job to the dispatcher, which schedules `generatePatientPortrait`
  * when a slot is free: one transaction, so a story never exists without its job
  * and a failed insert schedules nothing.
+ *
+ * Refuses only what the game cannot show or play (a blank title, no chapters, a
+ * chapter a US keyboard cannot type after safe typographic substitutions). A
+ * blank or over-long imageGenerationPrompt keeps the story: its portrait job
+ * fails with `empty_prompt` or `prompt_too_long` before calling Recraft.
  */
+export async function insertCaseFile(ctx: MutationCtx, input: StoryInput): Promise<Id<"stories">> {
+  const story = normalizeStory(input);
+  const problems = playabilityProblems(story);
+  if (problems.length > 0) throw new ConvexError(`the game cannot play this case file: ${problems.join("; ")}`);
+  const now = Date.now();
+  const storyId = await ctx.db.insert("stories", { ...story, slug: await uniqueSlug(ctx, story.slug), createdAt: now });
+  await createJob(ctx, (await ctx.db.get(storyId))!);
+  await dispatch(ctx);
+  return storyId;
+}
+
 export const insertStory = internalMutation({
   args: storyFields,
   returns: v.id("stories"),
-  handler: async (ctx, story) => {
-    const problems = caseFileProblems(story);
-    if (problems.length > 0) throw new ConvexError(`invalid case file: ${problems.join("; ")}`);
-    const now = Date.now();
-    const storyId = await ctx.db.insert("stories", { ...story, slug: await uniqueSlug(ctx, story.slug), createdAt: now });
-    await createJob(ctx, (await ctx.db.get(storyId))!);
-    await dispatch(ctx);
-    return storyId;
-  },
+  handler: async (ctx, story) => insertCaseFile(ctx, story),
 });
 
 /** Claude may reuse a title; the game looks stories up by slug, so keep slugs unique. */
@@ -54,43 +59,6 @@ export const deleteStory = internalMutation({
     if (story.storageId) await ctx.storage.delete(story.storageId);
     await ctx.db.delete(storyId);
     return true;
-  },
-});
-
-const generateResult = v.union(
-  v.object({ status: v.literal("inserted"), storyId: v.id("stories") }),
-  v.object({
-    status: v.literal("failed"),
-    stage: v.union(v.literal("config"), v.literal("request"), v.literal("response"), v.literal("validation"), v.literal("insert")),
-    message: v.string(),
-  }),
-);
-
-/**
- * Asks Claude for a case file and inserts it. A failure is logged with its
- * context and inserts nothing; portrait failures happen later, in their own
- * job, and never reach this action.
- */
-export const generateStory = internalAction({
-  args: { hint: v.optional(v.string()) },
-  returns: generateResult,
-  handler: async (ctx, { hint }) => {
-    const started = Date.now();
-    const written = await writeCaseFile(hint);
-    if (!written.ok) {
-      console.error(JSON.stringify({ event: "story.failed", stage: written.stage, message: written.message, durationMs: Date.now() - started }));
-      return { status: "failed" as const, stage: written.stage, message: written.message };
-    }
-    let storyId: Id<"stories">;
-    try {
-      storyId = await ctx.runMutation(internal.stories.insertStory, written.story);
-    } catch (error) {
-      const message = describeError(error);
-      console.error(JSON.stringify({ event: "story.failed", stage: "insert", message, slug: written.story.slug }));
-      return { status: "failed" as const, stage: "insert" as const, message };
-    }
-    console.log(JSON.stringify({ event: "story.inserted", storyId, durationMs: Date.now() - started }));
-    return { status: "inserted" as const, storyId };
   },
 });
 

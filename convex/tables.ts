@@ -8,7 +8,7 @@
  */
 import { defineTable } from "convex/server";
 import { v } from "convex/values";
-import { eventFields, jobError, jobStatus, storyFields } from "./validators";
+import { eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
 
 export const portraitTables = {
   stories: defineTable({
@@ -87,4 +87,26 @@ export const portraitTables = {
     hadPortrait: v.number(),
     hadJob: v.number(),
   }).index("by_startedAt", ["startedAt"]),
+
+  // One row per requested story (the daily cron, an admin, a script); a retry
+  // reuses the row with `attempt + 1`. The story is inserted by the mutation
+  // that moves the run to `inserted`, so a run never produces two stories.
+  storyRuns: defineTable({
+    status: storyRunStatus,
+    attempt: v.number(),
+    hint: v.optional(v.string()),
+    error: v.optional(storyRunError),
+    storyId: v.optional(v.id("stories")),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+    // When the pending attempt is due (now, or when its backoff ends).
+    runAt: v.number(),
+    // The action responsible for the current attempt, for recovery.
+    scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
+  })
+    .index("by_status", ["status", "updatedAt"])
+    .index("by_story", ["storyId"]),
+
+  // Append-only: one row per transition of a story run.
+  storyRunEvents: defineTable({ runId: v.id("storyRuns"), ...storyRunTransitionFields }).index("by_run", ["runId", "at"]),
 };

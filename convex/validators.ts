@@ -94,3 +94,77 @@ export const storyFields = {
 };
 export const storyInput = v.object(storyFields);
 export type StoryInput = Infer<typeof storyInput>;
+
+/** A story run: one requested case file, retried on the same row (attempt + 1). */
+export const storyRunStatus = v.union(
+  v.literal("pending"),
+  v.literal("writing"),
+  v.literal("repairing"),
+  v.literal("inserted"),
+  v.literal("failed"),
+);
+export type StoryRunStatus = Infer<typeof storyRunStatus>;
+
+/** Stable codes of a failed story run, for filters and alerts. */
+export const storyErrorCode = v.union(
+  v.literal("missing_api_key"),
+  v.literal("unauthorized"),
+  v.literal("rate_limited"),
+  v.literal("overloaded"),
+  v.literal("http_error"),
+  v.literal("timeout"),
+  v.literal("network_error"),
+  v.literal("refusal"),
+  v.literal("max_tokens"),
+  v.literal("invalid_output"),
+  v.literal("plan_mismatch"),
+  v.literal("untypeable_chapter"),
+  v.literal("insert_failed"),
+  v.literal("stalled"),
+);
+export type StoryErrorCode = Infer<typeof storyErrorCode>;
+
+export const storyStage = v.union(
+  v.literal("config"),
+  v.literal("request"),
+  v.literal("response"),
+  v.literal("validation"),
+  v.literal("repair"),
+  v.literal("insert"),
+  v.literal("recovery"),
+);
+export type StoryStage = Infer<typeof storyStage>;
+
+export const storyRunError = v.object({
+  stage: storyStage,
+  code: storyErrorCode,
+  message: v.string(),
+  httpStatus: v.optional(v.number()),
+  retryAfterMs: v.optional(v.number()),
+});
+export type StoryRunError = Infer<typeof storyRunError>;
+
+/** What an auditor needs to know about the Claude call(s) that led to a transition. */
+export const storyRunDetails = v.object({
+  durationMs: v.optional(v.number()),
+  model: v.optional(v.string()),
+  anthropicRequestId: v.optional(v.string()),
+  inputTokens: v.optional(v.number()),
+  outputTokens: v.optional(v.number()),
+  stopReason: v.optional(v.string()),
+  // The problems sent back to Claude in the repair turn (or left after it).
+  problems: v.optional(v.array(v.string())),
+  normalized: v.optional(v.number()),
+  retryAt: v.optional(v.number()),
+  reason: v.optional(v.string()),
+});
+export type StoryRunDetails = Infer<typeof storyRunDetails>;
+
+export const storyRunTransitionFields = {
+  attempt: v.number(),
+  from: v.union(storyRunStatus, v.null()),
+  to: storyRunStatus,
+  at: v.number(),
+  error: v.optional(storyRunError),
+  details: v.optional(storyRunDetails),
+};

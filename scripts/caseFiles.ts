@@ -3,8 +3,9 @@
  *
  * These are the stories the fake Anthropic server (scripts/fakes/anthropicServer.ts)
  * answers with, and they double as seed / demo content. Each one has exactly the
- * shape of the `record_case_file` tool input that Claude is asked to produce:
- * 10 chapters (4 easy, 4 medium, 2 hard, in that order), a kebab-case slug, a
+ * shape of the structured output (or `record_case_file` tool input) that Claude is asked to produce:
+ * 8 chapters (4 easy, 2 medium, 2 hard, in that order: the default
+ * STORY_CHAPTER_PLAN), a kebab-case slug, a
  * "P-0000"-style patient number and a portrait prompt under 1000 UTF-8 bytes.
  *
  * All text is plain ASCII (straight quotes, no dashes or ellipsis characters)
@@ -23,7 +24,7 @@ export type CaseFile = {
   /** kebab-case, e.g. "the-stair-counter" */
   slug: string;
   introduction: string;
-  /** exactly 10: 4 easy, 4 medium, 2 hard, in that order */
+  /** exactly 8: 4 easy, 2 medium, 2 hard, in that order */
   chapters: CaseFileChapter[];
   patientName: string;
   /** e.g. "P-0413" */
@@ -39,8 +40,6 @@ export const CHAPTER_DIFFICULTIES: readonly CaseFileDifficulty[] = [
   "easy",
   "easy",
   "easy",
-  "medium",
-  "medium",
   "medium",
   "medium",
   "hard",
@@ -63,8 +62,6 @@ export const caseFiles: CaseFile[] = [
       easy("On Tuesday she counted fourteen. She sat on the landing until dawn and would not say why."),
       easy("We checked the stairwell with a lamp. Thirteen steps of oak, worn pale in the middle. Nothing more."),
       medium("By the end of the month she was counting sixteen. The night porter says he heard her voice going down long after it should have reached the cellar door."),
-      medium("Edith asked us to nail the cellar shut. When the warden refused, she smiled politely and said that was all right, because the stairs no longer ended at the cellar."),
-      medium("We found chalk marks on the lowest step, neat tally lines in groups of five. There were more lines than there have been days since her admission."),
       medium("Last night the porter counted with her, to humour her. He reached thirteen, then fourteen, and then he stopped talking and would not look at any of us."),
       hard("Entry, 3 November 1968: patient missing at 02:40. Her slippers were found side by side on the thirteenth step, facing downward; the lamp beside them was still warm, though no one had lit it."),
       hard("The stairwell was measured again on the 4th: thirteen steps, as always. But if you stand on the landing after midnight and count aloud, a woman's voice keeps counting after you stop, patiently, from somewhere far below."),
@@ -87,8 +84,6 @@ export const caseFiles: CaseFile[] = [
       easy("At night he sits very still and listens. Sometimes he nods. Sometimes he says, 'Hold, please.'"),
       easy("There is no telephone in Ward B. The nearest line is in the warden's office, two floors down."),
       medium("Thomas began to connect calls for the other patients. He would tap the wall, wait, and tell them their mothers had rung, though most of their mothers were long dead."),
-      medium("The patients stopped sleeping. They lay awake with their ears pressed to the plaster, and in the morning they all spoke in the same calm operator's voice."),
-      medium("We disconnected the warden's telephone to settle the ward. That night every patient on the floor sat up at once and said, 'Your party is waiting.'"),
       medium("Dr. Hale asked Thomas who was calling. Thomas looked sorry for him and said, 'It's you, Doctor; it was always you, and you just haven't placed the call yet.'"),
       hard("Incident note, 22:15: the exchange board in the basement, unused since 1952, was found with three cords plugged in; each jack was labelled in faded ink: B-7, B-9, and HALE (RESIDENCE)."),
       hard("Dr. Hale did not come to work on Monday. His housekeeper said the telephone rang all night, and that each time he answered, he listened without a word, then whispered, 'Yes. I'll hold.'"),
@@ -111,8 +106,6 @@ export const caseFiles: CaseFile[] = [
       easy("The orderlies wash them off every morning. By lunch there is a new one beside her bed."),
       easy("When asked where the doors go, Margaret said, 'Home.' When asked whose home, she did not answer."),
       medium("A boy from the annex asked Margaret to draw him a door. The next morning his bed was made, his shoes were gone, and a small chalk door had appeared above his pillow."),
-      medium("We searched the grounds for three days. Margaret drew nothing during that time; she sat with her hands in her lap and told the matron that Peter would write."),
-      medium("On the fourth day a drawing appeared inside the chalk door, as if sketched from the other side: a boy, waving, very small and very far away."),
       medium("The chalk was confiscated. Margaret began to draw with her fingernail instead, scratching faint outlines into the plaster, and the other children began to line up beside her bed."),
       hard("Matron's report, 14 February 1962: eleven beds found empty at dawn; eleven doors scratched into the west wall of the dormitory, each one exactly the height of the child who had slept beside it."),
       hard("Margaret was the last. The night staff say she drew one more door, turned to the window, and said, 'I left one for you, too.' It is still there, behind the wallpaper, and it is slightly open."),
@@ -135,8 +128,6 @@ export const caseFiles: CaseFile[] = [
       easy("This morning his bed was two feet from the wall. No one on the night shift moved it."),
       easy("There was mud on the soles of his feet. It was the dark red mud from the orchard by the chapel."),
       medium("We put a chair against the door and a bell on his ankle. At three the bell rang once, softly, and when the nurse looked in, Arthur was lying exactly as before."),
-      medium("His lips move in his sleep now. Nurse Okafor wrote down the words: they are the names of the night staff, spoken in order, as if he were taking a register."),
-      medium("The orchard was searched. Beneath the oldest tree someone had dug a shallow hollow, the exact length of a man, and lined it neatly with folded hospital sheets."),
       medium("Nurse Okafor asked to be moved to days. She said she no longer wanted to hear her own name in his mouth, because each night he said it a little more like a goodbye."),
       hard("Observation, 04:12: the patient sat upright with his eyes still closed, turned his face toward the window, and said clearly, 'Not yet; the ground is still too cold.' He then lay down and resumed sleeping."),
       hard("On the first warm night of spring, Ward C was found empty; Arthur's bed had been carried out to the orchard and set beneath the oldest tree. He was asleep in it, smiling, and the hollow beside him had been filled in."),
@@ -159,8 +150,6 @@ export const caseFiles: CaseFile[] = [
       easy("Dr. Ferris held up a hand mirror and watched for an hour. He saw nothing strange."),
       easy("Cordelia said that was because it knew he was watching. It is always polite with guests."),
       medium("We removed the mirrors from her room. She began to cover the window at night, because she said the glass grew dark enough for it to catch up."),
-      medium("Her complaint changed in March. She said the reflection was no longer late; it was keeping perfect time, and that frightened her far more."),
-      medium("On 9 April she ran from the washroom shouting that it had moved first. She had turned her head, she said, and it was already looking at her."),
       medium("Dr. Ferris set up a camera facing the washroom mirror. On the developed film, Cordelia stands still at the basin while her reflection leans closer to the glass."),
       hard("Interview, 17 April, 10:05: 'It is ahead of me now, Doctor, by a second, maybe two. It knows where I'm going to stand. Yesterday it stood somewhere I haven't been yet.'"),
       hard("Cordelia was discharged on 2 May, calm and pleasant, and thanked every nurse by name. In the washroom she left behind, the mirror still shows a woman at the basin, waiting very patiently for someone to catch up."),
@@ -183,8 +172,6 @@ export const caseFiles: CaseFile[] = [
       easy("The soup was cold. Mr. Abbot dropped his cup and cried. Lionel patted his hand kindly."),
       easy("The staff began to read the diary each night. Lionel did not mind. He left it open for them."),
       medium("The entries grew longer. He described a fire alarm, a missing key, and a visitor in a grey coat, and on the following day each one arrived exactly on time."),
-      medium("Dr. Whitlock asked him to write that tomorrow would be quiet. Lionel said he could only write what he saw, and that he was sorry, but tomorrow was not going to be quiet."),
-      medium("On 30 September he wrote a single line in very small letters: 'They close the doors for good, and nobody remembers to let the last one out.'"),
       medium("The following page was blank. Lionel sat on his bed all night with the pencil in his hand, looking at it, as if waiting for the day to make up its mind."),
       hard("Administrative memo, 1 October 1971: Hollowell Asylum is closed, effective immediately; all 212 patients have been transferred, per the enclosed list. The list contains 211 names."),
       hard("The diary was found in 1989 by a surveyor, in a locked room on the third floor. The last page was no longer blank; it read, in fresh pencil, 'Someone comes today, finally. I will write about them tomorrow.'"),
@@ -207,8 +194,6 @@ export const caseFiles: CaseFile[] = [
       easy("She hums it while she eats, while she sleeps, and while the nurses brush her hair."),
       easy("Last week the woman in the next bed began to hum it too. She says she cannot stop."),
       medium("By November half of Ward D was humming. They did it quietly and in perfect unison, and they all drew breath at the same moment, as if one chest breathed for all of them."),
-      medium("The chaplain tried to write the melody down. He filled three pages, tore them up, and told the warden the notes were arranged like a floor plan of the building."),
-      medium("Ada explained that the song was not for listening. It was for calling, she said, and the asylum had been humming it back for years before any of us arrived."),
       medium("At night the pipes began to knock in rhythm. The boiler man swore the radiators were cold, yet in every ward the iron was singing, faintly, the same four falling notes."),
       hard("Night report, 21 December, 01:30: all 46 patients of Ward D standing by their beds, facing the chapel, humming; staff unable to rouse them. The chapel bell, which has no rope, rang once."),
       hard("By morning the humming had stopped, and Ada was gone. The patients cannot recall the tune, and neither can I; but I have written this entry twice now, and each time I catch my pen tapping out four falling notes."),
@@ -231,8 +216,6 @@ export const caseFiles: CaseFile[] = [
       easy("He knows every nurse by name. He asks after their children, and he gets the names right."),
       easy("Nurse Pell asked where he came from. He said, 'From your street, Miss Pell. Don't you remember me?'"),
       medium("In private, each of us admitted that he seemed familiar. Each of us placed him differently: a neighbour, a teacher, a man who once stood too long outside a childhood window."),
-      medium("He told the night porter about the red bicycle the porter lost in 1931, where it had been hidden, who had hidden it, and why they never gave it back."),
-      medium("We searched the records back to the founding of Hollowell. Bed 9 appears in every ledger, on every ward roster, in every decade, occupied, with the name left blank."),
       medium("Dr. Imre asked him directly what he wanted. He smiled warmly and said he only wanted what everyone here wants: to be remembered by someone, properly, for once."),
       hard("Staff meeting, 6 March, 15:00: by unanimous vote, Bed 9 is to be removed from Ward A. Note: the motion was recorded, signed by eight staff members, and then, somehow, filed under 'Discharged'."),
       hard("Bed 9 is still in Ward A. It is made up neatly every morning, and the blanket is folded. If you are reading this, he has already mentioned you by name; he says you used to wave to him, and that he has waited a long time for you to come in."),
@@ -255,8 +238,6 @@ export const caseFiles: CaseFile[] = [
       easy("She was admitted after she burned down her studio. She says she was only letting them out."),
       easy("The staff gave her a box camera as therapy. She photographs the nurses, one at a time."),
       medium("On the developed prints, every nurse is sharp and clear. Behind each of them, slightly out of focus, stands a tall figure with one hand resting on their shoulder."),
-      medium("Helena insists the figures are not ghosts. They are the people the nurses will become, she says, standing close so they can learn how to be them."),
-      medium("Nurse Ambrose laughed at her print and pinned it above her bed. A week later her colleagues said she seemed taller, and that she had stopped laughing at anything."),
       medium("Helena asked to photograph Dr. Imre. He refused, and she nodded as if she had expected it, because his figure, she said, had grown tired of waiting to be seen."),
       hard("Darkroom inventory, 12 June: 31 prints developed from 24 exposures. Seven of the prints show the empty staff room at night, each from the same angle, each with one more figure standing in it."),
       hard("The last roll was found still in the camera. It holds a single portrait of Helena, smiling, taken from inside her locked room; behind her, half in shadow, a second Helena is holding the camera."),
@@ -279,8 +260,6 @@ export const caseFiles: CaseFile[] = [
       easy("In July she fell ill and stayed home in bed. Her round sheets kept coming in."),
       easy("The ticks were in her handwriting. The porter said he saw her on the stairs, carrying her lamp."),
       medium("Ruth came back to the asylum to prove it was not her. She sat awake in the warden's office all night while the round sheets upstairs filled up, one tick at a time."),
-      medium("At four in the morning she said quietly that her feet were getting cold, as if she were walking on the tiles upstairs. Then she asked the warden to hold her hand."),
-      medium("The warden says her hand was warm, but her fingers kept moving gently against his palm, as though counting pulses along a row of sleeping wrists."),
       medium("By August Ruth no longer went home. At her own request she was admitted as a patient to the ward she had nursed for twelve years, in the bed nearest the lamp."),
       hard("Round sheet, 8 August 1970, 02:00 to 06:00: every patient ticked, every hour, in Ruth's careful hand; beside Bed 14, her own bed, the note reads: 'Sleeping peacefully. Do not wake her. I'll take it from here.'"),
       hard("Ruth Calloway has not woken since. The night rounds at Hollowell are still done on time, though the building is empty, and if you stand in Ward E after midnight you can see a lamp moving slowly, bed to bed, checking on no one."),

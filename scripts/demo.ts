@@ -9,10 +9,11 @@ import { join } from "node:path";
 import { fractionFlag, intFlag, isEntryPoint, parseFlags, runCli, UsageError, type Io } from "./lib/cli.ts";
 import { progressView } from "./lib/progress.ts";
 import { summarize, writeOutputs } from "./lib/report.ts";
-import { readSnapshot } from "./lib/snapshot.ts";
+import { readRunSnapshot, readSnapshot } from "./lib/snapshot.ts";
 import { serveAdmin } from "./lib/bridge.ts";
 import { generateStories, startDemoStack, type DemoStack } from "./lib/stack.ts";
 import { formatMs } from "./lib/stats.ts";
+import { DEFAULT_STORY_MODEL } from "../convex/lib/config.ts";
 
 export const USAGE = `Usage: npm run demo -- [options]
 
@@ -29,7 +30,10 @@ Options:
                      0..1 (default 0): 429 with Retry-After, 500, 503, image 404,
                      wrong content type. When R > 0 the demo sets
                      PORTRAIT_MAX_ATTEMPTS=3 and PORTRAIT_RETRY_INITIAL_MS=500
-                     so transient failures are retried
+                     so transient failures are retried. The fake Claude also
+                     fails min(R, 0.5) of story attempts with 529 or 500; each
+                     story run retries after STORY_RETRY_DELAY_MS (1 s in the
+                     demo) and still ends with its case file
   --max-attempts N   PORTRAIT_MAX_ATTEMPTS (default 1, or 3 with --fail-rate)
   --out DIR          output directory (default out): DIR/portraits/<slug>.png,
                      DIR/report.html, DIR/backend.log
@@ -40,7 +44,7 @@ Options:
   -h, --help         show this help
 
 Exit code: 0 when every portrait job ended (stored or failed: failures are
-shown, not fatal), 1 when a case file could not be generated or the demo broke,
+shown, not fatal), 1 when a story run failed or the demo broke,
 2 for a bad option.
 `;
 
@@ -108,17 +112,20 @@ export async function main(argv: string[], io: Io): Promise<number> {
     stack = await startDemoStack({
       real,
       failRate: options.failRate,
+      // At most every other attempt, so every run ends with its story within STORY_MAX_ATTEMPTS (3).
+      storyFailRate: Math.min(options.failRate, 0.5),
       storyLatencyMs: 300,
       env,
       backendLog: (level, line) => log.write(`${level === "log" ? "" : `[${level}] `}${line}\n`),
     });
     say("Hollowell Asylum · case files demo");
     say("  backend    the project's Convex functions on an embedded backend (convex-test), in this process");
-    say(`  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? "default model"})`}`);
+    say(`  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? DEFAULT_STORY_MODEL})`}, one story run each`);
     say(`  portraits  ${stack.recraft ? `fake Recraft at ${stack.recraft.url}, 1–3 s per portrait (set RECRAFT_API_KEY for the real one)` : `Recraft at ${stack.env.RECRAFT_API_URL ?? "https://external.api.recraft.ai/v1"}`}`);
     say(`  queue      at most ${stack.env.PORTRAIT_MAX_CONCURRENCY ?? 4} portraits in flight; PORTRAIT_MAX_ATTEMPTS=${options.maxAttempts}`);
     if (options.failRate > 0) {
       say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
+      if (stack.anthropic) say(`             and ${Math.min(options.failRate, 0.5)} of Claude attempts fail with 529/500; the story run retries (STORY_RETRY_DELAY_MS=${stack.env.STORY_RETRY_DELAY_MS})`);
     }
     say(`  logs       ${logPath}`);
     if (options.serve) {
@@ -133,13 +140,18 @@ export async function main(argv: string[], io: Io): Promise<number> {
     view.finish(result.progress);
 
     const snapshots = await readSnapshot(stack.t);
+    const storyRuns = await readRunSnapshot(stack.t);
     const outputs = await writeOutputs(snapshots, options.out, {
       generatedAt: new Date(),
       env: stack.env,
+      storyRuns,
       notes: options.failRate > 0 ? [`--fail-rate ${options.failRate}: the fake Recraft server failed that share of generation requests.`] : [],
     });
     const summary = summarize(snapshots);
     say();
+    const retried = storyRuns.filter(({ run }) => run.attempt > 1).length;
+    say(`story runs ${Object.entries(result.progress.runs).map(([s, n]) => `${s} ${n}`).join(" · ")}${retried ? ` (${retried} retried)` : ""}`);
+    for (const { run } of storyRuns.filter(({ run }) => run.status === "failed")) say(`failed     story run ${run._id}: ${run.error?.code} ${run.error?.message ?? ""}`);
     say(`jobs       ${Object.entries(summary.counts).map(([s, n]) => `${s} ${n}`).join(" · ")}`);
     for (const s of summary.steps) say(`step       ${s.step.padEnd(24)} n=${String(s.n).padEnd(3)} p50 ${formatMs(s.p50).padStart(7)}  p95 ${formatMs(s.p95).padStart(7)}`);
     for (const { story, job } of snapshots.filter((s) => s.job?.status === "failed")) {

@@ -82,6 +82,8 @@ describe("access", () => {
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
     ["backfill", (t: Caller) => t.mutation(api.admin.backfill, {})],
     ["backfillProgress", (t: Caller) => t.query(api.admin.backfillProgress, {})],
+    ["listStoryRuns", (t: Caller) => t.query(api.admin.listStoryRuns, { paginationOpts: page(10) })],
+    ["getStoryRun", (t: Caller) => t.query(api.admin.getStoryRun, { runId: "not-a-run" })],
   ] as const;
 
   test("anonymous callers, unlisted identities and unverified emails are refused by every function, and learn nothing", async () => {
@@ -350,13 +352,31 @@ describe("actions", () => {
     expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ stored: 105, failed: 0 });
   });
 
-  test("generateStory schedules a case file, whose portrait follows", async () => {
-    expect(await admin().mutation(api.admin.generateStory, { hint: "  a drowned lighthouse keeper  " })).toBeNull();
+  test("generateStory starts a story run and returns its id; the run, its story and its portrait job are listed", async () => {
+    const runId = await admin().mutation(api.admin.generateStory, { hint: "  a drowned lighthouse keeper  " });
     const scheduled = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
-    expect(scheduled).toMatchObject([{ name: "stories:generateStory", args: [{ hint: "a drowned lighthouse keeper" }] }]);
+    expect(scheduled).toMatchObject([{ name: "storyRuns:writeStory", args: [{ runId }] }]);
     await settle(stack.t);
     const body = JSON.stringify(stack.anthropic.requests.at(-1)!.body);
     expect(body).toContain("a drowned lighthouse keeper");
     expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ stored: 1 });
+
+    const { page: rows } = await admin().query(api.admin.listStoryRuns, { paginationOpts: page(10) });
+    const served = stack.anthropic.servedCaseFiles[0];
+    expect(rows).toMatchObject([
+      { runId, status: "inserted", attempt: 1, hint: "a drowned lighthouse keeper", story: { title: served.title }, job: { status: "stored" } },
+    ]);
+    const detail = await admin().query(api.admin.getStoryRun, { runId });
+    expect(detail!.events.map((e) => e.to)).toEqual(["pending", "writing", "inserted"]);
+  });
+
+  test("a failed story run is listed with its code, and filters by status", async () => {
+    stack.anthropic.setBehavior({ kind: "refusal" });
+    const runId = await admin().mutation(api.admin.generateStory, {});
+    await settle(stack.t);
+    const failed = await admin().query(api.admin.listStoryRuns, { paginationOpts: page(10), status: "failed" });
+    expect(failed.page).toMatchObject([{ runId, status: "failed", error: { code: "refusal", stage: "response" }, story: null, job: null }]);
+    expect((await admin().query(api.admin.listStoryRuns, { paginationOpts: page(10), status: "inserted" })).page).toEqual([]);
+    expect(await admin().query(api.admin.getStoryRun, { runId: "nonsense" })).toBeNull();
   });
 });

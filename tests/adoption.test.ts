@@ -116,7 +116,7 @@ test("on the game's schema a story runs to a stored portrait, and a story from b
 
 test("registerPortraitCrons adds the recovery sweep beside the game's own crons", () => {
   const crons = cronJobs();
-  crons.daily("generate daily story", { hourUTC: 0, minuteUTC: 0 }, internal.stories.generateStory, {});
+  crons.daily("generate daily story", { hourUTC: 0, minuteUTC: 0 }, internal.storyRuns.dailyStory, {});
   registerPortraitCrons(crons);
   expect(Object.keys(crons.crons).sort()).toEqual(["generate daily story", "sweep stalled portrait jobs"]);
   expect(crons.crons["sweep stalled portrait jobs"]).toMatchObject({ name: "portraits:sweep", schedule: { type: "interval", minutes: 1 } });

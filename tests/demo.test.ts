@@ -49,6 +49,8 @@ test("the demo stores a portrait per story and reports each job's events", async
   expect(count(html, 'class="badge s-stored"')).toBe(3);
   for (const to of ["pending", "requested", "downloaded", "stored"]) expect(count(html, `<tr class="ev-${to}">`)).toBe(3);
   expect(run.stdout()).toContain("stored 3 · failed 0");
+  expect(run.stdout()).toContain("story runs pending 0 · writing 0 · repairing 0 · inserted 3 · failed 0");
+  expect(count(html, '<tr class="run-inserted">')).toBe(3);
 });
 
 test("with every request failing the demo still exits 0 and shows each failure's code", async () => {
@@ -65,6 +67,10 @@ test("with every request failing the demo still exits 0 and shows each failure's
   expect(codes).toHaveLength(3);
   expect(run.stdout()).toContain("stored 0 · failed 3");
   expect(run.stdout().match(/^failed {5}\S+: [a-z_]+/gm)).toHaveLength(3);
+  // The fake Claude failed every other attempt: the runs retried and every case file was written.
+  expect(run.stdout()).toMatch(/story run \d attempt 1: (overloaded HTTP 529|http_error HTTP 500) \(retrying\)/);
+  expect(run.stdout()).toMatch(/story runs pending 0 · writing 0 · repairing 0 · inserted 3 · failed 0 \([12] retried\)/);
+  expect(html).toMatch(/#1 (overloaded \(HTTP 529\)|http_error \(HTTP 500\))/);
 });
 
 test.each([[["--bogus"]], [["--stories", "many"]], [["--fail-rate", "2"]]])("a bad flag %j exits 2 with one line", async (argv) => {

@@ -4,6 +4,8 @@
  * and the Convex environment variables pointing at them.
  */
 import { convexTest } from "convex-test";
+import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
 import schema from "../convex/schema";
 import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
@@ -43,7 +45,9 @@ export async function startStack(
     RECRAFT_IMAGE_HOSTS: recraft.imageHost,
     ANTHROPIC_API_KEY: ANTHROPIC_KEY,
     ANTHROPIC_BASE_URL: anthropic.url,
-    STORY_MODEL: "claude-test-model",
+    // The default STORY_MODEL: the fake enforces what that model family rejects.
+    STORY_MODEL: undefined,
+    STORY_RETRY_DELAY_MS: "20",
     PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
     PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
     PORTRAIT_RETRY_INITIAL_MS: "10",
@@ -90,7 +94,7 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
 
 /** A valid case file; `overrides` make it whatever a test needs. */
 export function caseFile(overrides: Record<string, unknown> = {}) {
-  const difficulties = ["easy", "easy", "easy", "easy", "medium", "medium", "medium", "medium", "hard", "hard"] as const;
+  const difficulties = ["easy", "easy", "easy", "easy", "medium", "medium", "hard", "hard"] as const;
   return {
     title: "The Quiet Ward",
     slug: "the-quiet-ward",
@@ -137,4 +141,29 @@ export async function eventsOf(t: Backend, jobId: string) {
 /** The path a job took, e.g. "pending>requested>downloaded>stored". */
 export async function pathOf(t: Backend, jobId: string) {
   return (await eventsOf(t, jobId)).map((e) => e.to).join(">");
+}
+
+/** Starts a story run, waits until it and its retries are done, and returns the run. */
+export async function runStory(t: Backend, args: { hint?: string } = {}) {
+  const runId = await t.mutation(internal.storyRuns.generateStory, args);
+  await settle(t);
+  return runOf(t, runId);
+}
+
+export async function runOf(t: Backend, runId: Id<"storyRuns">) {
+  return t.run(async (ctx) => (await ctx.db.get(runId))!);
+}
+
+export async function runEventsOf(t: Backend, runId: Id<"storyRuns">) {
+  return t.run((ctx) =>
+    ctx.db
+      .query("storyRunEvents")
+      .withIndex("by_run", (q) => q.eq("runId", runId))
+      .collect(),
+  );
+}
+
+/** The path a run took, e.g. "pending>writing>failed>pending>writing>inserted". */
+export async function runPathOf(t: Backend, runId: Id<"storyRuns">) {
+  return (await runEventsOf(t, runId)).map((e) => e.to).join(">");
 }

@@ -1,10 +1,11 @@
 /**
  * The pipeline's invariants, checked against the whole database. Any test can
  * call `expectInvariants(t)` after the system settles (or, for the ones that
- * hold at every instant, at any time).
+ * hold at every instant, at any time). Portrait jobs and story runs alike.
  */
 import { expect } from "vitest";
 import { canMove, STATUSES } from "../convex/lib/jobs";
+import { canMoveRun } from "../convex/lib/storyRunMachine";
 import type { Backend } from "./harness";
 import { ANTHROPIC_KEY, RECRAFT_KEY } from "./harness";
 
@@ -15,12 +16,15 @@ export async function snapshot(t: Backend) {
     events: await ctx.db.query("portraitJobEvents").collect(),
     counts: await ctx.db.query("portraitJobCounts").collect(),
     files: await ctx.db.system.query("_storage").collect(),
+    runs: await ctx.db.query("storyRuns").collect(),
+    runEvents: await ctx.db.query("storyRunEvents").collect(),
+    scheduled: await ctx.db.system.query("_scheduled_functions").collect(),
   }));
 }
 
 /** Returns every violated invariant as a sentence (empty when all hold). */
 export async function violations(t: Backend, { settled = true } = {}): Promise<string[]> {
-  const { stories, jobs, events, counts, files } = await snapshot(t);
+  const { stories, jobs, events, counts, files, runs, runEvents, scheduled } = await snapshot(t);
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
@@ -96,8 +100,40 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     if (kept !== actual) problems.push(`count of ${status} is ${kept}, actual ${actual}`);
   }
 
+  // Each story run's events form a valid path ending in its status; an inserted
+  // run points at a story that exists or existed (its portrait job outlives it).
+  for (const run of runs) {
+    const path = runEvents.filter((e) => e.runId === run._id).sort((a, b) => a._creationTime - b._creationTime);
+    let at: string | null = null;
+    let attempt = 1;
+    for (const [i, e] of path.entries()) {
+      if (e.from !== at) problems.push(`run ${run._id} event ${i} starts from ${e.from}, run was ${at}`);
+      if (!canMoveRun(e.from, e.to)) problems.push(`run ${run._id} event ${i} is an impossible edge ${e.from}->${e.to}`);
+      if (e.from === "failed" && e.to === "pending") attempt++;
+      if (e.attempt !== attempt) problems.push(`run ${run._id} event ${i} has attempt ${e.attempt}, expected ${attempt}`);
+      at = e.to;
+    }
+    if (at !== run.status) problems.push(`run ${run._id} is ${run.status} but its events end at ${at}`);
+    if (run.attempt !== attempt) problems.push(`run ${run._id} attempt ${run.attempt} but events count ${attempt}`);
+    if ((run.status === "inserted") !== (run.storyId !== undefined)) problems.push(`run ${run._id} is ${run.status} with storyId ${run.storyId}`);
+    if (run.storyId && !storyIds.has(run.storyId) && !jobs.some((j) => j.storyId === run.storyId)) {
+      problems.push(`run ${run._id} points at story ${run.storyId}, which never existed`);
+    }
+    if (run.status === "failed" && !run.error) problems.push(`run ${run._id} failed without an error`);
+    if (settled && (run.status === "writing" || run.status === "repairing")) problems.push(`run ${run._id} is stuck in ${run.status}`);
+    if (run.status === "pending") {
+      const action = scheduled.find((fn) => fn._id === run.scheduledFunctionId);
+      if (!action || (action.state.kind !== "pending" && action.state.kind !== "inProgress")) {
+        if (settled) problems.push(`run ${run._id} is pending with no live action`);
+      }
+    }
+  }
+  for (const story of stories) {
+    if (runs.filter((r) => r.storyId === story._id).length > 1) problems.push(`story ${story._id} was inserted by more than one run`);
+  }
+
   // No secret anywhere in the database.
-  const everything = JSON.stringify({ stories, jobs, events, counts, files });
+  const everything = JSON.stringify({ stories, jobs, events, counts, files, runs, runEvents });
   for (const secret of [RECRAFT_KEY, ANTHROPIC_KEY]) {
     if (everything.includes(secret)) problems.push(`a secret is stored in the database`);
   }

@@ -237,7 +237,7 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     ["PORTRAIT_RETRY_INITIAL_MS", String(24 * 3600_000), () => queueConfig().retryInitialMs, 3600_000],
     ["PORTRAIT_RETRY_MAX_MS", String(7 * 24 * 3600_000), () => queueConfig().retryMaxMs, 24 * 3600_000],
     ["STORY_MAX_TOKENS", "64000", () => storyConfig().maxTokens, MAX_NONSTREAMING_TOKENS],
-    ["STORY_MAX_TOKENS", "10", () => storyConfig().maxTokens, 256],
+    ["STORY_MAX_TOKENS", "10", () => storyConfig().maxTokens, 1024],
     ["PORTRAIT_MAX_CONCURRENCY", "0", () => queueConfig().maxConcurrency, 1],
   ];
 

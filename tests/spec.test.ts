@@ -9,7 +9,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, settle, startStack, type Backend, type Stack } from "./harness";
+import { caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -63,25 +63,28 @@ const prompts = fc
 describe("Requirement 1: trigger image generation after story creation", () => {
   test("R1.1 an inserted story schedules generatePatientPortrait for its job", async () => {
     fresh();
-    const result = await t.action(internal.stories.generateStory, {});
-    expect(result.status).toBe("inserted");
-    if (result.status !== "inserted") return;
-    const job = await jobOf(t, result.storyId);
+    const run = await runStory(t);
+    expect(run.status).toBe("inserted");
+    const job = await jobOf(t, run.storyId!);
     const scheduled = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
     expect(scheduled.map((fn) => [fn.name, fn.args[0]])).toContainEqual(["portraits:generatePatientPortrait", { jobId: job._id }]);
-    await settle(t);
   });
 
   test("R1.2 portrait generation runs asynchronously: generateStory returns before the portrait exists", async () => {
     fresh();
     const slow = await startStack({ recraft: { latencyMs: 300 } });
     try {
-      const result = await slow.t.action(internal.stories.generateStory, {});
-      if (result.status !== "inserted") throw new Error("story not inserted");
-      expect((await jobOf(slow.t, result.storyId)).status).not.toBe("stored");
-      expect((await slow.t.run((ctx) => ctx.db.get(result.storyId)))!.storageId).toBeUndefined();
+      const runId = await slow.t.mutation(internal.storyRuns.generateStory, {});
+      let run = await runOf(slow.t, runId);
+      while (run.status !== "inserted") {
+        if (run.status === "failed") throw new Error("story not inserted");
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        run = await runOf(slow.t, runId);
+      }
+      expect((await jobOf(slow.t, run.storyId!)).status).not.toBe("stored");
+      expect((await slow.t.run((ctx) => ctx.db.get(run.storyId!)))!.storageId).toBeUndefined();
       await settle(slow.t);
-      expect((await jobOf(slow.t, result.storyId)).status).toBe("stored");
+      expect((await jobOf(slow.t, run.storyId!)).status).toBe("stored");
     } finally {
       await slow.close();
     }
@@ -89,13 +92,14 @@ describe("Requirement 1: trigger image generation after story creation", () => {
 
   test("R1.3 a failed story insertion attempts no portrait", async () => {
     fresh();
-    vi.spyOn(console, "error").mockImplementation(() => {});
+    vi.spyOn(console, "warn").mockImplementation(() => {});
     stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ chapters: [] }) });
-    expect((await t.action(internal.stories.generateStory, {})).status).toBe("failed");
-    await expect(insert({ title: "" })).rejects.toThrow(/title must be a non-empty string/);
+    expect(await runStory(t)).toMatchObject({ status: "failed", error: { code: "plan_mismatch" } });
+    await expect(insert({ title: "" })).rejects.toThrow(/title is blank/);
     const { stories, jobs } = await snapshot(t);
     expect([stories.length, jobs.length]).toEqual([0, 0]);
-    expect(await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect())).toEqual([]);
+    const scheduled = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    expect(scheduled.map((fn) => fn.name)).not.toContain("portraits:generatePatientPortrait");
     expect(stack.recraft.requests).toHaveLength(0);
   });
 });
@@ -231,9 +235,9 @@ describe("Requirement 5: error handling and resilience", () => {
   test("R5.4 a portrait failure neither fails nor retries story generation", async () => {
     fresh();
     stack.recraft.setFault({ kind: "status", status: 500, body: "down" });
-    const result = await t.action(internal.stories.generateStory, {});
-    await settle(t);
-    expect(result.status).toBe("inserted");
+    const run = await runStory(t);
+    expect(run.status).toBe("inserted");
+    expect(run.attempt).toBe(1);
     expect(stack.anthropic.requests).toHaveLength(1);
     expect((await snapshot(t)).stories).toHaveLength(1);
     expect((await snapshot(t)).jobs[0].status).toBe("failed");
@@ -390,9 +394,7 @@ describe("Correctness properties", () => {
       fc.asyncProperty(fc.constantFrom(...failures), async (fault) => {
         fresh();
         stack.recraft.setFault(fault);
-        const result = await t.action(internal.stories.generateStory, {});
-        expect(result.status).toBe("inserted");
-        await settle(t);
+        expect((await runStory(t)).status).toBe("inserted");
         const { stories, jobs } = await snapshot(t);
         expect(stories).toHaveLength(1);
         expect(jobs[0].status).toBe("failed");
@@ -405,11 +407,14 @@ describe("Correctness properties", () => {
 });
 
 describe("Edge cases", () => {
-  test("E1 an empty or whitespace prompt is never sent to Recraft", async () => {
+  test("E1 an empty or whitespace prompt is never sent to Recraft, and the story is kept", async () => {
     fresh();
-    vi.spyOn(console, "error").mockImplementation(() => {});
+    vi.spyOn(console, "warn").mockImplementation(() => {});
     stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ imageGenerationPrompt: " \n " }) });
-    expect(await t.action(internal.stories.generateStory, {})).toMatchObject({ status: "failed", stage: "validation" });
+    const run = await runStory(t);
+    expect(run.status).toBe("inserted");
+    expect((await jobOf(t, run.storyId!)).error).toMatchObject({ code: "empty_prompt", step: "validate" });
+    expect(stack.recraft.requests).toHaveLength(0);
     stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "1" });
     await insert({ slug: "first" });
     const blanked = await insert({ slug: "blanked" });

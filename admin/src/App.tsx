@@ -2,20 +2,23 @@ import { useMutation, useQuery } from "convex/react";
 import { ConvexError } from "convex/values";
 import { Component, useEffect, useState, type FormEvent, type ReactNode } from "react";
 import { api } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
 import type { ErrorCode, JobStatus } from "../../convex/validators";
 import { Audit } from "./Audit";
 import { Backfill } from "./Backfill";
 import { ERROR_CODES, STATUSES } from "./format";
 import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
+import { FollowRun, StoryRuns } from "./StoryRuns";
 
-export type Route = { page: "jobs"; status?: JobStatus; code?: ErrorCode } | { page: "job"; id: string } | { page: "audit" };
+export type Route = { page: "jobs"; status?: JobStatus; code?: ErrorCode } | { page: "job"; id: string } | { page: "audit" } | { page: "stories" };
 
 export function parseRoute(hash: string): Route {
   const [path, query = ""] = hash.replace(/^#/, "").split("?");
   const job = path.match(/^\/jobs\/([^/]+)$/);
   if (job) return { page: "job", id: decodeURIComponent(job[1]) };
   if (path === "/audit") return { page: "audit" };
+  if (path === "/stories") return { page: "stories" };
   const params = new URLSearchParams(query);
   const status = STATUSES.find((s) => s === params.get("status"));
   const code = ERROR_CODES.find((c) => c === params.get("code"));
@@ -93,13 +96,12 @@ export function Counts() {
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);
   const [hint, setHint] = useState("");
-  const [state, setState] = useState<{ kind: "idle" | "busy" | "done" } | { kind: "error"; message: string }>({ kind: "idle" });
+  const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({ kind: "idle" });
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setState({ kind: "busy" });
     try {
-      await generate({ hint: hint.trim() || undefined });
-      setState({ kind: "done" });
+      setState({ kind: "started", runId: await generate({ hint: hint.trim() || undefined }) });
       setHint("");
     } catch (error) {
       setState({ kind: "error", message: (error as Error).message });
@@ -113,7 +115,7 @@ export function GenerateStory() {
         Generate story
       </button>
       <span role="status" className={state.kind === "error" ? "error-text" : "muted"}>
-        {state.kind === "busy" ? "Asking Claude…" : state.kind === "done" ? "Queued: the case file appears below when written." : state.kind === "error" ? state.message : ""}
+        {state.kind === "busy" ? "Starting a story run…" : state.kind === "started" ? <FollowRun runId={state.runId} /> : state.kind === "error" ? state.message : ""}
       </span>
     </form>
   );
@@ -136,7 +138,7 @@ function BridgeBanner({ as }: { as: string }) {
 }
 
 function Layout({ route, hash }: { route: Route; hash: string }) {
-  const current = route.page === "audit" ? "audit" : "jobs";
+  const current = route.page === "audit" || route.page === "stories" ? route.page : "jobs";
   return (
     <>
       <header className="top">
@@ -150,6 +152,9 @@ function Layout({ route, hash }: { route: Route; hash: string }) {
           <a href="#/" aria-current={current === "jobs" ? "page" : undefined}>
             Jobs
           </a>
+          <a href="#/stories" aria-current={current === "stories" ? "page" : undefined}>
+            Story runs
+          </a>
           <a href="#/audit" aria-current={current === "audit" ? "page" : undefined}>
             Failures &amp; latency
           </a>
@@ -162,6 +167,11 @@ function Layout({ route, hash }: { route: Route; hash: string }) {
             <JobPage jobId={route.id} />
           ) : route.page === "audit" ? (
             <Audit />
+          ) : route.page === "stories" ? (
+            <>
+              <GenerateStory />
+              <StoryRuns />
+            </>
           ) : (
             <>
               <GenerateStory />

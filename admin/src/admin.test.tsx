@@ -133,7 +133,7 @@ describe("admin views on the real backend", () => {
     const portrait = screen.getByRole("img", { name: "Portrait of Edith Marrow0" }) as HTMLImageElement;
     expect(portrait.getAttribute("src")).toMatch(/^\/storage\//);
     expect(screen.getByText(/Ward C was sealed/)).toBeTruthy();
-    expect(document.querySelectorAll(".chapters li")).toHaveLength(10);
+    expect(document.querySelectorAll(".chapters li")).toHaveLength(8);
 
     const timeline = screen.getByRole("table");
     const rows = within(timeline).getAllByRole("row").slice(1);

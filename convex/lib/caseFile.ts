@@ -1,72 +1,183 @@
+/**
+ * The case file format, in two strengths:
+ *
+ * - `playabilityProblems`: what the game cannot show or play (insertStory's
+ *   check). Lenient on purpose, so every story the game already stores would
+ *   pass: any number of chapters, any image prompt (a bad one fails its
+ *   portrait job, never the story).
+ * - `checkCaseFile`: what a story run demands of Claude's answer (every field,
+ *   the chapter plan, typeable chapters), split into the problems that block
+ *   the insert and the ones that only cost the portrait.
+ *
+ * A chapter is typed on a US keyboard, so it must be one paragraph of printable
+ * ASCII (0x20-0x7E). Typographic characters with an exact keyboard spelling are
+ * normalised first; anything else is a problem to send back to Claude.
+ */
 import type { StoryInput } from "../validators";
-import { MAX_PROMPT_BYTES } from "./config";
+import { MAX_PROMPT_BYTES, type Difficulty } from "./config";
 
-export const CHAPTER_COUNT = 10;
-export const DIFFICULTY_MIX = { easy: 4, medium: 4, hard: 2 } as const;
+export type { Difficulty };
+
+const DIFFICULTIES: readonly Difficulty[] = ["easy", "medium", "hard"];
 const SLUG = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 export function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).length;
 }
 
+// Safe substitutions: the keyboard spelling of the same mark, or invisible
+// characters dropped. Order matters: dashes before whitespace is collapsed.
+const SUBSTITUTIONS: [RegExp, string][] = [
+  [/[\u00AD\u200B\u200C\u200D\u2060\uFEFF]/g, ""], // soft hyphen, zero-width characters
+  [/[\u2018\u2019\u201A\u201B]/g, "'"], // curly single quotes, apostrophe
+  [/[\u201C\u201D\u201E\u201F]/g, '"'], // curly double quotes
+  [/[\u2010\u2011\u2012\u2013\u2212]/g, "-"], // hyphens, figure and en dash, minus
+  [/[\u2014\u2015]/g, " - "], // em dash, horizontal bar
+  [/\u2026/g, "..."], // ellipsis
+  [/\s+/g, " "], // line breaks, tabs, non-breaking and other spaces: one paragraph
+];
+
+/** A chapter with safe substitutions applied, and how many characters changed. */
+export function normalizeChapter(text: string): { text: string; changed: boolean } {
+  let out = text;
+  for (const [pattern, replacement] of SUBSTITUTIONS) out = out.replace(pattern, replacement);
+  out = out.trim();
+  return { text: out, changed: out !== text.trim() };
+}
+
+const TYPEABLE = /^[\x20-\x7E]*$/;
+
+function codePoint(char: string): string {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Why a (normalised) chapter cannot be typed, or null. */
+export function untypeable(text: string): string | null {
+  if (text === "") return "is empty";
+  if (TYPEABLE.test(text)) return null;
+  const bad = [...new Set([...text].filter((char) => !TYPEABLE.test(char)))].slice(0, 8);
+  return `has characters a US keyboard cannot type: ${bad.map((c) => `${JSON.stringify(c)} (${codePoint(c)})`).join(", ")}`;
+}
+
+/** "4 easy, then 2 medium, then 2 hard" */
+export function describePlan(plan: readonly Difficulty[]): string {
+  const runs: [Difficulty, number][] = [];
+  for (const level of plan) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] === level) last[1]++;
+    else runs.push([level, 1]);
+  }
+  return runs.map(([level, n]) => `${n} ${level}`).join(", then ");
+}
+
+/** A slug the game can route to, from Claude's slug or the title. */
+export function slugify(slug: string, title: string): string {
+  if (SLUG.test(slug)) return slug;
+  const made = (slug || title)
+    .toLowerCase()
+    .normalize("NFKD")
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return made || "case-file";
+}
+
 /**
- * Checks a case file against the game's format. Returns the problems found
- * (empty when valid); takes `unknown` because it guards what a model wrote.
+ * The insert path of every story: chapters normalised to typeable text, and a
+ * slug the game can route to; every other field is kept exactly as given.
  */
-export function caseFileProblems(input: unknown): string[] {
-  if (typeof input !== "object" || input === null) return ["case file is not an object"];
-  const file = input as Record<string, unknown>;
-  const problems: string[] = [];
-  for (const field of ["title", "slug", "introduction", "patientName", "patientNumber", "story", "imageGenerationPrompt"]) {
-    const value = file[field];
-    if (typeof value !== "string" || value.trim() === "") problems.push(`${field} must be a non-empty string`);
-  }
-  if (typeof file.slug === "string" && file.slug && !SLUG.test(file.slug)) {
-    problems.push("slug must be lower-case kebab-case");
-  }
-  if (typeof file.imageGenerationPrompt === "string") {
-    const bytes = utf8Bytes(file.imageGenerationPrompt);
-    if (bytes > MAX_PROMPT_BYTES) {
-      problems.push(`imageGenerationPrompt is ${bytes} UTF-8 bytes; Recraft accepts at most ${MAX_PROMPT_BYTES}`);
-    }
-  }
-  problems.push(...chapterProblems(file.chapters));
-  return problems;
-}
-
-function chapterProblems(chapters: unknown): string[] {
-  if (!Array.isArray(chapters)) return ["chapters must be an array"];
-  const problems: string[] = [];
-  if (chapters.length !== CHAPTER_COUNT) problems.push(`expected ${CHAPTER_COUNT} chapters, got ${chapters.length}`);
-  const seen = { easy: 0, medium: 0, hard: 0 };
-  chapters.forEach((chapter, i) => {
-    const { text, difficulty } = (chapter ?? {}) as Record<string, unknown>;
-    if (typeof text !== "string" || text.trim() === "") problems.push(`chapter ${i + 1} has no text`);
-    if (difficulty === "easy" || difficulty === "medium" || difficulty === "hard") seen[difficulty] += 1;
-    else problems.push(`chapter ${i + 1} has difficulty ${JSON.stringify(difficulty)}`);
-  });
-  for (const level of ["easy", "medium", "hard"] as const) {
-    if (chapters.length === CHAPTER_COUNT && seen[level] !== DIFFICULTY_MIX[level]) {
-      problems.push(`expected ${DIFFICULTY_MIX[level]} ${level} chapters, got ${seen[level]}`);
-    }
-  }
-  return problems;
-}
-
-/** Narrows a validated case file to exactly the stored fields (drops extras a model added). */
-export function toStoryInput(file: Record<string, unknown>): StoryInput {
-  const chapters = (file.chapters as { text: string; difficulty: "easy" | "medium" | "hard" }[]).map(
-    ({ text, difficulty }) => ({ text: text.trim(), difficulty }),
-  );
-  const str = (key: string) => (file[key] as string).trim();
+export function normalizeStory(story: StoryInput): StoryInput {
   return {
-    title: str("title"),
-    slug: str("slug"),
-    introduction: str("introduction"),
-    chapters,
-    patientName: str("patientName"),
-    patientNumber: str("patientNumber"),
-    story: str("story"),
-    imageGenerationPrompt: str("imageGenerationPrompt"),
+    ...story,
+    slug: slugify(story.slug.trim(), story.title.trim()),
+    chapters: story.chapters.map(({ text, difficulty }) => ({ text: normalizeChapter(text).text, difficulty })),
   };
 }
+
+/** What the game cannot show or play (insertStory refuses these, and only these). */
+export function playabilityProblems(story: StoryInput): string[] {
+  const problems: string[] = [];
+  if (story.title.trim() === "") problems.push("title is blank");
+  if (story.chapters.length === 0) problems.push("there are no chapters");
+  story.chapters.forEach(({ text }, i) => {
+    const why = untypeable(normalizeChapter(text).text);
+    if (why) problems.push(`chapter ${i + 1} ${why}`);
+  });
+  return problems;
+}
+
+export type ProblemKind = "shape" | "plan" | "untypeable" | "image_prompt";
+export type Problem = { kind: ProblemKind; message: string };
+export type Checked = {
+  /** The normalised case file, when its shape allows one (it may still have problems). */
+  story: StoryInput | null;
+  problems: Problem[];
+  /** Chapters changed by safe substitutions. */
+  normalized: number;
+};
+
+const TEXT_FIELDS = ["title", "slug", "introduction", "patientName", "patientNumber", "story"] as const;
+
+/** A story run's check of Claude's answer (parsed JSON, so `unknown`). */
+export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Checked {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return { story: null, problems: [{ kind: "shape", message: "the answer is not a JSON object" }], normalized: 0 };
+  }
+  const file = input as Record<string, unknown>;
+  const problems: Problem[] = [];
+  const shape = (message: string) => problems.push({ kind: "shape", message });
+  for (const field of TEXT_FIELDS) {
+    if (typeof file[field] !== "string" || (file[field] as string).trim() === "") shape(`${field} must be a non-empty string`);
+  }
+  if (typeof file.slug === "string" && file.slug.trim() && !SLUG.test(file.slug.trim())) shape("slug must be lower-case kebab-case");
+
+  const prompt = typeof file.imageGenerationPrompt === "string" ? file.imageGenerationPrompt.trim() : "";
+  if (prompt === "") problems.push({ kind: "image_prompt", message: "imageGenerationPrompt is blank: describe the patient's portrait" });
+  const bytes = utf8Bytes(prompt);
+  if (bytes > MAX_PROMPT_BYTES) {
+    problems.push({ kind: "image_prompt", message: `imageGenerationPrompt is ${bytes} UTF-8 bytes; shorten it to under ${MAX_PROMPT_BYTES}` });
+  }
+
+  const rawChapters = Array.isArray(file.chapters) ? file.chapters : null;
+  if (!rawChapters) shape("chapters must be an array");
+  let normalized = 0;
+  const chapters = (rawChapters ?? []).map((chapter, i) => {
+    const { text, difficulty } = (chapter ?? {}) as Record<string, unknown>;
+    if (typeof text !== "string") shape(`chapter ${i + 1} has no text`);
+    if (!DIFFICULTIES.includes(difficulty as Difficulty)) shape(`chapter ${i + 1} has difficulty ${JSON.stringify(difficulty)}`);
+    const result = normalizeChapter(typeof text === "string" ? text : "");
+    if (result.changed) normalized++;
+    const why = typeof text === "string" ? untypeable(result.text) : null;
+    if (why) problems.push({ kind: "untypeable", message: `chapter ${i + 1} ${why}` });
+    return { text: result.text, difficulty: difficulty as Difficulty };
+  });
+  if (rawChapters) {
+    if (chapters.length !== plan.length) {
+      problems.push({ kind: "plan", message: `expected ${plan.length} chapters (${describePlan(plan)}), got ${chapters.length}` });
+    } else {
+      chapters.forEach(({ difficulty }, i) => {
+        if (DIFFICULTIES.includes(difficulty) && difficulty !== plan[i]) {
+          problems.push({ kind: "plan", message: `chapter ${i + 1} is ${difficulty}; the plan wants ${plan[i]}` });
+        }
+      });
+    }
+  }
+  if (problems.some((p) => p.kind === "shape")) return { story: null, problems, normalized };
+  const str = (key: (typeof TEXT_FIELDS)[number]) => (file[key] as string).trim();
+  return {
+    story: {
+      title: str("title"),
+      slug: str("slug"),
+      introduction: str("introduction"),
+      chapters,
+      patientName: str("patientName"),
+      patientNumber: str("patientNumber"),
+      story: str("story"),
+      imageGenerationPrompt: prompt,
+    },
+    problems,
+    normalized,
+  };
+}
+
+/** Problems that block the insert (the image prompt's only cost the portrait). */
+export const blocking = (problems: Problem[]) => problems.filter((p) => p.kind !== "image_prompt");

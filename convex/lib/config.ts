@@ -95,11 +95,47 @@ export function queueConfig() {
   };
 }
 
+/** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
+export const DEFAULT_STORY_MODEL = "claude-sonnet-5-5";
+/** The game's prompt: four easy chapters, two medium, two hard. */
+export const DEFAULT_CHAPTER_PLAN = "easy:4,medium:2,hard:2";
+export type Difficulty = "easy" | "medium" | "hard";
+
+/** STORY_CHAPTER_PLAN as difficulties in order, e.g. "easy:4,medium:2,hard:2". Null when malformed. */
+export function parseChapterPlan(raw: string): Difficulty[] | null {
+  const plan: Difficulty[] = [];
+  for (const part of raw.split(",")) {
+    const match = part.trim().match(/^(easy|medium|hard)\s*:\s*(\d+)$/);
+    if (!match) return null;
+    plan.push(...Array<Difficulty>(Number(match[2])).fill(match[1] as Difficulty));
+  }
+  return plan.length >= 1 && plan.length <= 30 ? plan : null;
+}
+
+export type StoryConfig = ReturnType<typeof storyConfig>;
+
 export function storyConfig() {
+  let plan = parseChapterPlan(text("STORY_CHAPTER_PLAN", DEFAULT_CHAPTER_PLAN));
+  if (!plan) {
+    console.warn(`config: STORY_CHAPTER_PLAN=${JSON.stringify(process.env.STORY_CHAPTER_PLAN)} is not like "${DEFAULT_CHAPTER_PLAN}" (1 to 30 chapters); using the default`);
+    plan = parseChapterPlan(DEFAULT_CHAPTER_PLAN)!;
+  }
   return {
-    model: text("STORY_MODEL", "claude-sonnet-4-5"),
-    maxTokens: integer("STORY_MAX_TOKENS", 8_000, 256, MAX_NONSTREAMING_TOKENS),
+    apiKey: process.env.ANTHROPIC_API_KEY?.trim() || undefined,
+    model: text("STORY_MODEL", DEFAULT_STORY_MODEL),
+    // Past MAX_NONSTREAMING_TOKENS the SDK refuses to send a non-streaming request.
+    maxTokens: integer("STORY_MAX_TOKENS", 16_000, 1_024, MAX_NONSTREAMING_TOKENS),
+    plan,
+    maxAttempts: integer("STORY_MAX_ATTEMPTS", 3, 1, 10),
+    retryDelayMs: integer("STORY_RETRY_DELAY_MS", 5 * 60_000, 0, 24 * 60 * 60_000),
+    // How many earlier stories each request names, so Claude does not repeat them.
+    recentStories: integer("STORY_RECENT_COUNT", 20, 0, 50),
   };
+}
+
+/** STORY_DAILY=off switches off the daily story (the cron still fires, and does nothing). */
+export function dailyStoryEnabled(): boolean {
+  return !["off", "false", "0", "no"].includes(text("STORY_DAILY", "on").toLowerCase());
 }
 
 export { MAX_PROMPT_BYTES };

@@ -15,6 +15,7 @@ import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { ErrorCode, JobError, JobStatus, StepDetails } from "../validators";
 import { queueConfig, type QueueConfig } from "./config";
 import { internal } from "../_generated/api";
+import { backoffMs } from "./backoff";
 import { dispatch } from "./dispatch";
 import { redact } from "./redact";
 
@@ -40,9 +41,7 @@ export function isTransient(error: JobError): boolean {
 
 /** Exponential backoff with jitter (the workpool's shape), never sooner than Retry-After. */
 export function retryDelayMs(attempt: number, error: JobError, config: QueueConfig): number {
-  const exponential = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** (attempt - 1));
-  const jittered = Math.round(exponential * (0.5 + Math.random() / 2));
-  return Math.max(jittered, error.retryAfterMs ?? 0);
+  return backoffMs(attempt, { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, jitter: true }, error.retryAfterMs);
 }
 
 function sanitize(error: JobError): JobError {

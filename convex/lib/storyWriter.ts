@@ -1,85 +1,195 @@
 /**
- * Asks Claude for one case file with structured output: a forced tool call whose
- * input schema is the game's format. The answer is checked (stop reason, shape,
- * chapter mix, prompt size) before anything is inserted.
+ * Claude's half of a story run: the request (structured output through
+ * `output_config.format`, the game's rules per difficulty, the recent stories
+ * to avoid), the repair turn, and the classification of every way a call can
+ * fail into a stable code. Imported only by convex/storyRuns.ts, so the
+ * modules behind the game's public queries never load the Anthropic SDK.
+ *
+ * Structured outputs rather than a forced tool: current models (Sonnet 5.5,
+ * Opus 5.5) answer a forced `tool_choice` with a 400, and forced tool use never
+ * mixed with thinking, which these models run adaptively by default.
  */
 import Anthropic from "@anthropic-ai/sdk";
-import type { StoryInput } from "../validators";
-import { caseFileProblems, toStoryInput } from "./caseFile";
-import { MAX_PROMPT_BYTES, storyConfig } from "./config";
+import type { StoryRunDetails, StoryRunError } from "../validators";
+import { describePlan, type Difficulty } from "./caseFile";
+import { MAX_PROMPT_BYTES, type StoryConfig } from "./config";
 import { describeError } from "./redact";
 
-export const CASE_FILE_TOOL = "record_case_file";
+/**
+ * The installed SDK's deprecated models (`DEPRECATED_MODELS` in
+ * @anthropic-ai/sdk/internal/data/deprecated-models, which its package
+ * exports do not expose). tests/storyModel.test.ts fails when the SDK's list
+ * and this one differ, so an SDK upgrade cannot leave it stale.
+ */
+export const DEPRECATED_MODELS: Record<string, string> = {
+  "claude-mythos-preview": "June 30th, 2026",
+  "claude-sonnet-4-5": "November 30th, 2026",
+  "claude-sonnet-4-5-20250929": "November 30th, 2026",
+};
 
+/** Logs a warning naming STORY_MODEL when the configured model is on the SDK's deprecated list. */
+export function warnIfDeprecated(model: string): boolean {
+  const endOfLife = DEPRECATED_MODELS[model];
+  if (endOfLife) {
+    console.warn(
+      JSON.stringify({
+        event: "story.deprecated_model",
+        message: `STORY_MODEL=${model} is deprecated by Anthropic (end of life ${endOfLife}); set STORY_MODEL to a current model`,
+      }),
+    );
+  }
+  return !!endOfLife;
+}
+
+/** Structured outputs accept a subset of JSON Schema: every object closed, no length or count bounds. */
 const caseFileSchema = {
-  type: "object" as const,
+  type: "object",
+  additionalProperties: false,
   properties: {
-    title: { type: "string", description: "The case file's title." },
-    slug: { type: "string", description: "URL slug: lower-case words joined by hyphens." },
-    introduction: { type: "string", description: "Two or three sentences that open the case file." },
+    title: { type: "string", description: "A unique, atmospheric horror title of 3 to 8 words." },
+    slug: { type: "string", description: "The title as a URL slug: lower-case words joined by hyphens." },
+    introduction: { type: "string", description: "100 to 120 words opening the case file; paragraphs separated by blank lines." },
     chapters: {
       type: "array",
-      minItems: 10,
-      maxItems: 10,
-      description: "Ten chapters the player types, in order: 4 easy, then 4 medium, then 2 hard.",
+      minItems: 1,
+      description: "The chapters the player types, in the order and difficulties the request gives.",
       items: {
         type: "object",
+        additionalProperties: false,
         properties: {
-          text: { type: "string", description: "One to three sentences to type." },
+          text: { type: "string", description: "One paragraph of printable US-keyboard ASCII, no line breaks." },
           difficulty: { type: "string", enum: ["easy", "medium", "hard"] },
         },
         required: ["text", "difficulty"],
       },
     },
-    patientName: { type: "string" },
-    patientNumber: { type: "string", description: 'Patient number such as "P-0413".' },
-    story: { type: "string", description: "The patient's story in one paragraph." },
+    patientName: { type: "string", description: "The patient's full name." },
+    patientNumber: { type: "string", description: 'The patient number, such as "P-0413".' },
+    story: { type: "string", description: "The introduction and every chapter as one readable narrative, paragraphs separated by blank lines." },
     imageGenerationPrompt: {
       type: "string",
-      description: `A portrait description of the patient for an image model; under ${MAX_PROMPT_BYTES} bytes.`,
+      description: `Two or three sentences describing the patient's portrait for an image model; under ${MAX_PROMPT_BYTES} bytes, no names or text in the image.`,
     },
   },
   required: ["title", "slug", "introduction", "chapters", "patientName", "patientNumber", "story", "imageGenerationPrompt"],
 };
 
-const SYSTEM = [
-  "You write case files for a horror typing game set in an abandoned psychiatric hospital.",
-  "Each case file follows one patient. The player types the chapters, so keep every chapter",
-  "to one to three typeable sentences with plain punctuation. Dread over gore.",
-  `Record the case file with the ${CASE_FILE_TOOL} tool.`,
-].join(" ");
+const RULES: Record<Difficulty, string> = {
+  easy: "EASY chapters: 30 to 40 words; simple subject-verb-object sentences; short common words; only periods and commas; no numbers or symbols.",
+  medium:
+    "MEDIUM chapters: 30 to 40 words; simple, compound and some complex sentences; more varied, atmospheric words; may use semicolons, apostrophes and hyphens; occasional numbers (years, room numbers).",
+  hard: "HARD chapters: 40 to 45 words; complex literary sentences; advanced vocabulary; full keyboard punctuation (colons, semicolons, parentheses, quotation marks, ! and ?); numbers, percentages and times such as 3:47 AM.",
+};
 
-export type StoryStage = "config" | "request" | "response" | "validation" | "insert";
-export type WriteResult = { ok: true; story: StoryInput } | { ok: false; stage: StoryStage; message: string };
+function systemPrompt(plan: readonly Difficulty[]): string {
+  const levels = [...new Set(plan)];
+  return [
+    "You write case files for a horror typing game: the stories of the patients of an asylum, each telling what happened to one person before they were committed.",
+    "Each case file is one continuous story (normalcy, unease, fear, terror, collapse) told in chapters the player types. Psychological dread over gore; suitable for general audiences.",
+    "Every chapter is a single paragraph typed on a US keyboard: printable ASCII only, straight quotes (' and \"), no curly quotes, no em or en dashes, no ellipsis character, no degree or other special symbols, no line breaks.",
+    ...levels.map((level) => RULES[level]),
+    "Each chapter builds on the previous one; each is slightly harder to type than the last.",
+    "The image prompt describes the patient (age, features, clothing, a haunted expression) as a dark, moody portrait photograph.",
+    "Answer with the case file as JSON in the requested format.",
+  ].join("\n");
+}
 
-export async function writeCaseFile(hint?: string): Promise<WriteResult> {
-  if (!process.env.ANTHROPIC_API_KEY?.trim()) {
-    return { ok: false, stage: "config", message: "ANTHROPIC_API_KEY is not set" };
+export type RecentStory = { title: string; patientName: string };
+
+export function firstRequest(plan: readonly Difficulty[], recent: RecentStory[], hint?: string): string {
+  const lines = [
+    `Write a new case file with exactly ${plan.length} chapters: ${describePlan(plan)}.`,
+    `Chapter difficulties in order: ${plan.join(", ")}.`,
+  ];
+  if (hint) lines.push(`Theme: ${hint}`);
+  if (recent.length > 0) {
+    lines.push(
+      "Earlier case files (do not reuse these titles, patient names or their plots):",
+      ...recent.map((story) => `- "${story.title}" (patient ${story.patientName})`),
+    );
   }
-  const config = storyConfig();
-  const client = new Anthropic({ apiKey: process.env.ANTHROPIC_API_KEY.trim() });
+  return lines.join("\n");
+}
+
+export function repairRequest(problems: string[]): string {
+  return [
+    "That case file cannot be used as it is:",
+    ...problems.map((problem) => `- ${problem}`),
+    "Answer with the whole corrected case file, changing only what these problems require.",
+  ].join("\n");
+}
+
+export type Turn = { role: "user" | "assistant"; content: string };
+export type Answer =
+  | { ok: true; text: string; json: unknown; details: StoryRunDetails }
+  | { ok: false; error: StoryRunError; details: StoryRunDetails };
+
+/** One Messages API call. Never throws: a failure is a classified error. */
+export async function askClaude(config: StoryConfig, turns: Turn[], stage: "request" | "repair"): Promise<Answer> {
+  const started = Date.now();
+  // This runs in a Convex action, never in a browser (the modules behind the game's and the
+  // admin's functions bundle without it: tests/storySetup.test.ts). The flag only skips the SDK's window/document sniffing, which
+  // the admin console's component tests trip because they run the backend next to happy-dom.
+  const client = new Anthropic({ apiKey: config.apiKey, dangerouslyAllowBrowser: true });
+  const base = { model: config.model };
   let message: Anthropic.Message;
   try {
     message = await client.messages.create({
       model: config.model,
       max_tokens: config.maxTokens,
-      system: SYSTEM,
-      messages: [{ role: "user", content: `Write a new case file.${hint ? ` Theme: ${hint}` : ""}` }],
-      tools: [{ name: CASE_FILE_TOOL, description: "Records one case file in the game's format.", input_schema: caseFileSchema }],
-      tool_choice: { type: "tool", name: CASE_FILE_TOOL },
+      system: systemPrompt(config.plan),
+      messages: turns,
+      output_config: { format: { type: "json_schema", schema: caseFileSchema } },
     });
   } catch (error) {
-    const status = error instanceof Anthropic.APIError && error.status ? ` (HTTP ${error.status})` : "";
-    return { ok: false, stage: "request", message: `Claude request failed${status}: ${describeError(error)}` };
+    return { ok: false, error: requestError(error, stage), details: { ...base, durationMs: Date.now() - started } };
   }
-  if (message.stop_reason !== "tool_use") {
-    return { ok: false, stage: "response", message: `Claude stopped with ${message.stop_reason}, not a case file` };
+  const details: StoryRunDetails = {
+    ...base,
+    durationMs: Date.now() - started,
+    anthropicRequestId: (message as { _request_id?: string | null })._request_id ?? undefined,
+    inputTokens: message.usage?.input_tokens,
+    outputTokens: message.usage?.output_tokens,
+    stopReason: message.stop_reason ?? undefined,
+  };
+  const text = message.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("");
+  if (message.stop_reason === "refusal") {
+    return { ok: false, error: { stage: "response", code: "refusal", message: `Claude refused: ${clip(text)}` }, details };
   }
-  const call = message.content.find((block) => block.type === "tool_use" && block.name === CASE_FILE_TOOL);
-  if (!call || call.type !== "tool_use") {
-    return { ok: false, stage: "response", message: `Claude did not call ${CASE_FILE_TOOL}` };
+  if (message.stop_reason === "max_tokens") {
+    const message_ = `Claude stopped at max_tokens (${config.maxTokens}) before finishing the case file; raise STORY_MAX_TOKENS (at most 21333)`;
+    return { ok: false, error: { stage: "response", code: "max_tokens", message: message_ }, details };
   }
-  const problems = caseFileProblems(call.input);
-  if (problems.length > 0) return { ok: false, stage: "validation", message: problems.join("; ") };
-  return { ok: true, story: toStoryInput(call.input as Record<string, unknown>) };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined; // the check reports it, and the repair turn asks again
+  }
+  return { ok: true, text, json, details };
+}
+
+const clip = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
+
+function retryAfterMs(headers: Headers | undefined): number | undefined {
+  const ms = Number(headers?.get("retry-after-ms"));
+  if (Number.isFinite(ms) && ms > 0) return ms;
+  const seconds = Number(headers?.get("retry-after"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+}
+
+function requestError(error: unknown, stage: "request" | "repair"): StoryRunError {
+  const message = `Claude request failed: ${describeError(error)}`;
+  if (error instanceof Anthropic.APIConnectionTimeoutError) return { stage, code: "timeout", message };
+  if (error instanceof Anthropic.APIConnectionError) return { stage, code: "network_error", message };
+  if (error instanceof Anthropic.APIError && error.status) {
+    const httpStatus = error.status;
+    const base = { stage, message: `${message} (HTTP ${httpStatus})`, httpStatus, retryAfterMs: retryAfterMs(error.headers as Headers | undefined) };
+    if (httpStatus === 401 || httpStatus === 403) return { ...base, code: "unauthorized" };
+    if (httpStatus === 429) return { ...base, code: "rate_limited" };
+    if (httpStatus === 529) return { ...base, code: "overloaded" };
+    return { ...base, code: "http_error" };
+  }
+  // The SDK refuses some requests before sending them (e.g. a max_tokens that needs streaming).
+  return { stage, code: "http_error", message };
 }

@@ -5,8 +5,10 @@
  * `@anthropic-ai/sdk` expects, so tests can point the SDK at it with
  * `new Anthropic({ apiKey, baseURL: fake.url })` or `ANTHROPIC_BASE_URL=fake.url`.
  *
- * By default every valid request is answered with a forced `tool_use` whose
- * input is the next bundled case file (scripts/caseFiles.ts), cycling forever
+ * By default every valid request is answered with the next bundled case file:
+ * as JSON text when the request asks for structured output
+ * (`output_config.format`, whose schema must be in the subset the API accepts),
+ * else as a forced `tool_use` whose input is the case file (scripts/caseFiles.ts), cycling forever
  * with unique slugs (`-2`, `-3`, ... on later cycles). `setBehavior()` switches
  * it to refusals, truncated answers, error statuses, hangs and so on.
  *
@@ -31,7 +33,10 @@ export type { CaseFile };
 
 /** How the fake answers a (valid, authenticated) request. */
 export type AnthropicBehavior =
-  /** Answer with a forced tool_use whose input is exactly `caseFile` (may be invalid on purpose). */
+  /**
+   * Answer with `caseFile` (may be invalid on purpose): a forced tool_use's input, or, for a
+   * structured-output request (`output_config.format`), the text of the answer (a string is sent as is).
+   */
   | { kind: "caseFile"; caseFile: unknown }
   /** stop_reason "refusal", content is a single text block, no tool_use. */
   | { kind: "refusal"; text?: string }
@@ -145,13 +150,47 @@ type ValidatedRequest = {
   toolName: string;
   /** Whether any tools were declared. */
   hasTools: boolean;
+  /** `output_config.format` was a JSON schema: answer with the JSON as a text block. */
+  jsonOutput: boolean;
 };
+
+/**
+ * Models that reject a forced tool_choice, thinking budgets or `disabled`, and
+ * sampling parameters with a 400 (Anthropic's Sonnet 5.5 / Opus 5.5 / Fable
+ * migration guides).
+ */
+const ADAPTIVE_ONLY_MODELS = /^claude-(sonnet-5-5|opus-5-5|fable-5)/;
+
+const UNSUPPORTED_SCHEMA_KEYWORDS = ["maxItems", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
+
+/**
+ * The JSON Schema subset structured outputs accept: every object closed with
+ * `additionalProperties: false`, `minItems` only 0 or 1, no numeric or length
+ * bounds. Returns the first violation's path and reason.
+ */
+export function structuredSchemaProblem(schema: unknown, path = "schema"): string | undefined {
+  if (!isObject(schema)) return undefined;
+  for (const keyword of UNSUPPORTED_SCHEMA_KEYWORDS) {
+    if (keyword in schema) return `${path}.${keyword}: not supported by structured outputs`;
+  }
+  if ("minItems" in schema && schema.minItems !== 0 && schema.minItems !== 1) return `${path}.minItems: only 0 or 1 are supported`;
+  if (schema.type === "object" && schema.additionalProperties !== false) {
+    return `${path}: objects must set additionalProperties to false`;
+  }
+  if (isObject(schema.properties)) {
+    for (const [name, child] of Object.entries(schema.properties)) {
+      const problem = structuredSchemaProblem(child, `${path}.properties.${name}`);
+      if (problem) return problem;
+    }
+  }
+  return structuredSchemaProblem(schema.items, `${path}.items`);
+}
 
 /** Validates the subset of the Messages API request the product uses. Throws RequestError. */
 function validateMessagesBody(body: unknown): ValidatedRequest {
   if (!isObject(body)) throw new RequestError("request body must be a JSON object");
 
-  const { model, max_tokens: maxTokens, messages, system, tools, tool_choice: toolChoice, stream } = body;
+  const { model, max_tokens: maxTokens, messages, system, tools, tool_choice: toolChoice, stream, thinking, output_config: outputConfig } = body;
 
   if (typeof model !== "string" || model.length === 0) {
     throw new RequestError("model: Field required (a non-empty string)");
@@ -220,9 +259,43 @@ function validateMessagesBody(body: unknown): ValidatedRequest {
     }
   }
 
+  const forcing = isObject(toolChoice) && (toolChoice.type === "tool" || toolChoice.type === "any");
+  const thinkingType = isObject(thinking) ? thinking.type : undefined;
+  if (thinking !== undefined && !isObject(thinking)) throw new RequestError("thinking: must be an object");
+  if (forcing && (thinkingType === "enabled" || thinkingType === "adaptive")) {
+    throw new RequestError("Thinking may not be enabled when tool_choice forces tool use.");
+  }
+  if (ADAPTIVE_ONLY_MODELS.test(model)) {
+    if (forcing) throw new RequestError(`tool_choice: forced tool use is not supported for ${model}; use "auto" or output_config.format`);
+    if (thinkingType === "disabled" || thinkingType === "enabled") {
+      throw new RequestError(`"thinking.type.${thinkingType}" is not supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.`);
+    }
+    for (const sampling of ["temperature", "top_p", "top_k"]) {
+      if (body[sampling] !== undefined) throw new RequestError(`${sampling}: sampling parameters are not supported for ${model}`);
+    }
+  }
+
+  let jsonOutput = false;
+  if (outputConfig !== undefined) {
+    if (!isObject(outputConfig)) throw new RequestError("output_config: must be an object");
+    const { effort, format } = outputConfig;
+    if (effort !== undefined && effort !== null && !["low", "medium", "high", "xhigh", "max"].includes(effort as string)) {
+      throw new RequestError('output_config.effort: must be one of "low", "medium", "high", "xhigh", "max"');
+    }
+    if (format !== undefined && format !== null) {
+      if (!isObject(format) || format.type !== "json_schema") throw new RequestError('output_config.format.type: must be "json_schema"');
+      if (!isObject(format.schema) || format.schema.type !== "object") {
+        throw new RequestError("output_config.format.schema: Field required (a JSON schema whose type is object)");
+      }
+      const problem = structuredSchemaProblem(format.schema);
+      if (problem) throw new RequestError(`output_config.format.${problem}`);
+      jsonOutput = true;
+    }
+  }
+
   const toolName =
     forced ?? (toolNames.includes(DEFAULT_TOOL_NAME) ? DEFAULT_TOOL_NAME : (toolNames[0] ?? DEFAULT_TOOL_NAME));
-  return { model, maxTokens, toolName, hasTools: toolNames.length > 0 };
+  return { model, maxTokens, toolName, hasTools: toolNames.length > 0, jsonOutput };
 }
 
 function estimateTokens(text: string): number {
@@ -344,7 +417,19 @@ export async function startAnthropicServer(options: StartAnthropicServerOptions 
     }
 
     const chosen = resolveBehavior(index);
+    // A structured-output request gets its JSON as the text of the answer.
+    const caseFileAnswer = (input: unknown): [JsonObject[], string] =>
+      validated.jsonOutput
+        ? [[{ type: "text", text: typeof input === "string" ? input : JSON.stringify(input) }], "end_turn"]
+        : [[toolUse(validated.toolName, input)], "tool_use"];
     if (chosen === undefined) {
+      if (validated.jsonOutput) {
+        const caseFile = caseFileAt(servedCount);
+        servedCount += 1;
+        servedCaseFiles.push(caseFile);
+        send(res, 200, message(validated, rawBody, ...caseFileAnswer(caseFile)));
+        return;
+      }
       if (!validated.hasTools) {
         send(res, 200, message(validated, rawBody, [{ type: "text", text: DEFAULT_PLAIN_TEXT }], "end_turn"));
         return;
@@ -358,18 +443,18 @@ export async function startAnthropicServer(options: StartAnthropicServerOptions 
 
     switch (chosen.kind) {
       case "caseFile":
-        send(res, 200, message(validated, rawBody, [toolUse(validated.toolName, chosen.caseFile)], "tool_use"));
+        send(res, 200, message(validated, rawBody, ...caseFileAnswer(chosen.caseFile)));
         return;
       case "refusal":
         send(res, 200, message(validated, rawBody, [{ type: "text", text: chosen.text ?? DEFAULT_REFUSAL_TEXT }], "refusal"));
         return;
       case "maxTokens": {
         const partial = files.length > 0 ? { title: caseFileAt(servedCount).title } : {};
-        send(
-          res,
-          200,
-          message(validated, rawBody, [toolUse(validated.toolName, partial)], "max_tokens", validated.maxTokens),
-        );
+        // Cut off mid-answer: a tool call's input holds what had been written, JSON text just stops.
+        const content = validated.jsonOutput
+          ? [{ type: "text", text: JSON.stringify(files.length > 0 ? caseFileAt(servedCount) : partial).slice(0, 80) }]
+          : [toolUse(validated.toolName, partial)];
+        send(res, 200, message(validated, rawBody, content, "max_tokens", validated.maxTokens));
         return;
       }
       case "text":

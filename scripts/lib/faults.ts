@@ -3,6 +3,7 @@
  * dark portrait and a 1–3 s latency per prompt, and `--fail-rate` faults.
  */
 import { createHash } from "node:crypto";
+import type { AnthropicBehavior, AnthropicBehaviorSetting } from "../fakes/anthropicServer.ts";
 import type { Fault, FaultPicker } from "../fakes/recraftServer.ts";
 import { portraitPng } from "../fakes/png.ts";
 
@@ -45,5 +46,39 @@ export function failRatePicker(rate: number, faults: Fault[] = DEMO_FAULTS): Fau
     const before = Math.floor(index * rate + 1e-9);
     const after = Math.floor((index + 1) * rate + 1e-9);
     return after > before ? faults[before % faults.length] : undefined;
+  };
+}
+
+/** Claude's transient failures, in rotation: both retried by the story run. */
+export const CLAUDE_FAULTS: AnthropicBehavior[] = [
+  { kind: "overloaded" },
+  { kind: "status", status: 500, body: { type: "error", error: { type: "api_error", message: "Internal server error" } } },
+];
+
+/** The SDK retries a failed request twice itself, so a whole attempt is three requests. */
+const REQUESTS_PER_ATTEMPT = 3;
+
+/**
+ * Fails `rate` of story attempts (spread evenly, like failRatePicker): a failed
+ * attempt answers all three of the SDK's requests with the same 529 or 500, so
+ * the run itself retries after STORY_RETRY_DELAY_MS. Deterministic in request
+ * order.
+ */
+export function claudeFailRate(rate: number, faults: AnthropicBehavior[] = CLAUDE_FAULTS): AnthropicBehaviorSetting | undefined {
+  if (rate <= 0) return undefined;
+  let attempts = 0;
+  let burst = 0;
+  let fault: AnthropicBehavior = faults[0];
+  return () => {
+    if (burst > 0) {
+      burst--;
+      return fault;
+    }
+    const before = Math.floor(attempts * rate + 1e-9);
+    attempts++;
+    if (Math.floor(attempts * rate + 1e-9) === before) return undefined;
+    fault = faults[before % faults.length];
+    burst = REQUESTS_PER_ATTEMPT - 1;
+    return fault;
   };
 }

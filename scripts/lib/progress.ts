@@ -5,6 +5,7 @@
 import type { Progress } from "./stack.ts";
 
 const STATUSES = ["pending", "requested", "downloaded", "stored", "failed"] as const;
+const RUN_STATUSES = ["pending", "writing", "repairing", "inserted", "failed"] as const;
 const BAR_WIDTH = 24;
 
 export interface ProgressView {
@@ -24,6 +25,15 @@ function statusLine(p: Progress): string {
   return STATUSES.map((s) => `${s} ${p.counts[s]}`).join(" · ");
 }
 
+function runLine(p: Progress): string {
+  return RUN_STATUSES.map((s) => `${s} ${p.runs[s]}`).join(" · ");
+}
+
+function storyFailureLine(f: Progress["storyAttemptFailures"][number]): string {
+  const http = f.httpStatus ? ` HTTP ${f.httpStatus}` : "";
+  return `✗ story run ${f.index + 1} attempt ${f.attempt}: ${f.code}${http} (${f.retrying ? "retrying" : "failed"}) ${f.message.slice(0, 80)}`;
+}
+
 function failureLine(f: Progress["failures"][number]): string {
   const http = f.httpStatus ? ` HTTP ${f.httpStatus}` : "";
   const outcome = f.retrying ? "retrying" : "failed";
@@ -38,11 +48,12 @@ function ttyView(out: NodeJS.WritableStream): ProgressView {
   let drawn = 0;
   const draw = (p: Progress) => {
     const lines = [
-      `case files  ${p.written}/${p.requested} written${p.storyFailures.length ? `, ${p.storyFailures.length} failed` : ""}`,
+      `story runs  ${bar(p.written + p.storyFailures.length, p.requested)} ${p.written}/${p.requested} written${p.storyFailures.length ? `, ${p.storyFailures.length} failed` : ""}`,
+      `            ${runLine(p)}`,
+      ...p.storyAttemptFailures.slice(-4).map((f) => `  ${storyFailureLine(f)}`),
       `portraits   ${bar(terminal(p), p.requested)} ${terminal(p)}/${p.requested} done   ${seconds(p.elapsedMs)}`,
       `            ${statusLine(p)}`,
       ...p.failures.slice(-8).map((f) => `  ${failureLine(f)}`),
-      ...p.storyFailures.map((f) => `  ✗ case file ${f.index + 1}: ${f.stage}: ${f.message.slice(0, 100)}`),
     ];
     // Lines are cut to the terminal's width: a wrapped line would break the move up.
     const width = Math.max(20, ((out as NodeJS.WriteStream).columns ?? 120) - 1);
@@ -62,9 +73,9 @@ function plainView(out: NodeJS.WritableStream): ProgressView {
   const print = (p: Progress, force: boolean) => {
     for (const f of p.failures.slice(failuresShown)) out.write(`  ${failureLine(f)}\n`);
     failuresShown = p.failures.length;
-    for (const f of p.storyFailures.slice(storyFailuresShown)) out.write(`  ✗ case file ${f.index + 1}: ${f.stage}: ${f.message}\n`);
-    storyFailuresShown = p.storyFailures.length;
-    const line = `case files ${p.written}/${p.requested} | portraits ${terminal(p)}/${p.requested} done | ${statusLine(p)}`;
+    for (const f of p.storyAttemptFailures.slice(storyFailuresShown)) out.write(`  ${storyFailureLine(f)}\n`);
+    storyFailuresShown = p.storyAttemptFailures.length;
+    const line = `story runs ${p.written}/${p.requested} written (${runLine(p)}) | portraits ${terminal(p)}/${p.requested} done | ${statusLine(p)}`;
     const now = Date.now();
     if (line !== last && (force || now - lastAt >= 1000)) {
       out.write(`[${seconds(p.elapsedMs).padStart(7)}] ${line}\n`);

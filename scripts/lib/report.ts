@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobStatus } from "../../convex/validators.ts";
-import { stepsOf, type StorySnapshot } from "./snapshot.ts";
+import { stepsOf, type RunSnapshot, type StorySnapshot } from "./snapshot.ts";
 import { formatBytes, formatMs, percentile } from "./stats.ts";
 
 const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed"];
@@ -55,6 +55,8 @@ export interface ReportMeta {
   generatedAt: Date;
   /** Convex environment, secrets masked. */
   env: Record<string, string>;
+  /** The story runs that wrote the case files (and any that failed). */
+  storyRuns?: RunSnapshot[];
   notes?: string[];
 }
 
@@ -87,6 +89,7 @@ ${summary.steps.map((s) => `<tr><td>${escapeHtml(s.step)}</td><td class="num">${
 ${Object.entries(meta.env).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td class="mono">${escapeHtml(v)}</td></tr>`).join("\n")}
 </table>
 </div>
+${storyRunsTable(meta.storyRuns ?? [])}
 <h3>All jobs on one clock</h3>
 <div class="legend">${STATUSES.map((s) => `<span><span class="dot s-${s}"></span>${s}</span>`).join(" ")}</div>
 ${snapshots.map((s) => `<div class="lane"><span class="lane-label">${escapeHtml(s.story.slug)}</span>${timeline(s, t0, span)}</div>`).join("\n")}
@@ -94,6 +97,25 @@ ${snapshots.map((s) => `<div class="lane"><span class="lane-label">${escapeHtml(
 ${snapshots.map((s) => caseFile(s, t0, span)).join("\n")}
 </body></html>
 `;
+}
+
+/** One row per story run: its path through the state machine, and every failed attempt's code. */
+function storyRunsTable(runs: RunSnapshot[]): string {
+  if (runs.length === 0) return "";
+  const rows = runs.map(({ run, events, slug }) => {
+    const path = events.map((e) => `<span class="s-text-${e.to === "inserted" ? "stored" : e.to}">${e.to}</span>`).join(" → ");
+    const failures = events
+      .filter((e) => e.to === "failed" && e.error)
+      .map((e) => `#${e.attempt} ${escapeHtml(e.error!.code)}${e.error!.httpStatus ? ` (HTTP ${e.error!.httpStatus})` : ""}`)
+      .join(", ");
+    const story = slug ? `<a href="#${escapeHtml(slug)}">${escapeHtml(slug)}</a>` : "";
+    const total = events.length ? formatMs(events[events.length - 1].at - events[0].at) : "";
+    return `<tr class="run-${run.status}"><td class="mono">${escapeHtml(run._id)}</td><td>${run.status}</td><td class="num">${run.attempt}</td><td>${path}</td><td class="error">${failures}</td><td class="num">${total}</td><td>${story}</td></tr>`;
+  });
+  return `<h3>Story runs</h3>
+<table class="events"><tr><th>run</th><th>status</th><th>attempts</th><th>path</th><th>failed attempts</th><th>time</th><th>case file</th></tr>
+${rows.join("\n")}
+</table>`;
 }
 
 /** One bar per job on the shared clock: a segment per state the job was in. */

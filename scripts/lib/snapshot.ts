@@ -53,3 +53,27 @@ export function stepsOf(events: Doc<"portraitJobEvents">[]): Step[] {
     event,
   }));
 }
+
+export interface RunSnapshot {
+  run: Doc<"storyRuns">;
+  events: Doc<"storyRunEvents">[];
+  /** The slug of the story it inserted (null if none, or deleted). */
+  slug: string | null;
+}
+
+/** Every story run with its events, oldest first. */
+export async function readRunSnapshot(t: Backend): Promise<RunSnapshot[]> {
+  return t.run(async (ctx) => {
+    const runs = await ctx.db.query("storyRuns").collect();
+    return Promise.all(
+      runs.map(async (run) => ({
+        run,
+        events: await ctx.db
+          .query("storyRunEvents")
+          .withIndex("by_run", (q) => q.eq("runId", run._id))
+          .collect(),
+        slug: run.storyId ? ((await ctx.db.get(run.storyId))?.slug ?? null) : null,
+      })),
+    );
+  });
+}

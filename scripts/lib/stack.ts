@@ -7,11 +7,11 @@
 import { internal } from "../../convex/_generated/api.js";
 import type { Id } from "../../convex/_generated/dataModel.js";
 import { readCounts } from "../../convex/lib/jobs.ts";
-import type { JobStatus } from "../../convex/validators.ts";
+import type { JobStatus, StoryRunStatus } from "../../convex/validators.ts";
 import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
 import { ADMIN_IDENTITY, newBackend, type Backend } from "./backend.ts";
-import { DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
+import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 
 export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
 export const FAKE_ANTHROPIC_KEY = "sk-ant-demo-fake-anthropic-key";
@@ -24,6 +24,8 @@ export interface DemoStackOptions {
   real?: { recraft?: boolean; anthropic?: boolean };
   /** Share of generation requests the fake Recraft fails (0..1). */
   failRate?: number;
+  /** Share of story attempts the fake Claude fails with 529/500 (0..1). */
+  storyFailRate?: number;
   /** Overrides of the fake Recraft server (latency, painter, faults...). */
   recraft?: RecraftServerOptions;
   /** Portrait size in pixels for the default painter. */
@@ -61,11 +63,16 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
       });
   const anthropic = options.real?.anthropic
     ? undefined
-    : await startAnthropicServer({ apiKey: FAKE_ANTHROPIC_KEY, latencyMs: options.storyLatencyMs ?? 0 });
+    : await startAnthropicServer({
+        apiKey: FAKE_ANTHROPIC_KEY,
+        latencyMs: options.storyLatencyMs ?? 0,
+        behavior: claudeFailRate(options.storyFailRate ?? 0),
+      });
 
   const vars: Record<string, string | undefined> = {
     ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
-    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_MODEL: "claude-demo-fake" }),
+    // The fake answers fast, so a retry need not wait the production five minutes.
+    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_RETRY_DELAY_MS: "1000" }),
     ...options.env,
   };
   const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
@@ -158,10 +165,28 @@ export async function failedAttempts(t: Backend, since: number): Promise<FailedA
   });
 }
 
+export type RunCounts = Record<StoryRunStatus, number>;
+const RUN_STATUSES: StoryRunStatus[] = ["pending", "writing", "repairing", "inserted", "failed"];
+
+export interface StoryAttemptFailure {
+  /** 0-based position of the run among those requested. */
+  index: number;
+  attempt: number;
+  code: string;
+  httpStatus?: number;
+  message: string;
+  retrying: boolean;
+}
+
 export interface Progress {
   requested: number;
   written: number;
-  storyFailures: { index: number; stage: string; message: string }[];
+  /** Story runs that ended failed. */
+  storyFailures: { index: number; stage: string; code: string; message: string }[];
+  /** Story runs per status. */
+  runs: RunCounts;
+  /** Every failed story attempt (retried or final), from the runs' events. */
+  storyAttemptFailures: StoryAttemptFailure[];
   /** Job counts of this run (the table's counts minus those when the run began). */
   counts: Counts;
   failures: FailedAttempt[];
@@ -171,13 +196,14 @@ export interface Progress {
 
 export interface GenerateOptions {
   pollMs?: number;
-  /** Give up waiting for jobs after this long. */
+  /** Give up waiting for runs and jobs after this long. */
   timeoutMs?: number;
   hint?: (index: number) => string | undefined;
 }
 
 export interface GenerateResult {
   storyIds: Id<"stories">[];
+  runIds: Id<"storyRuns">[];
   progress: Progress;
   timedOut: boolean;
 }
@@ -185,9 +211,10 @@ export interface GenerateResult {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Generates `n` stories one after another through `internal.stories.generateStory`,
- * exactly as production does (the dispatcher runs the portraits meanwhile), then
- * waits until every job is stored or failed. Reports progress every `pollMs`.
+ * Starts `n` story runs one after another through `internal.storyRuns.generateStory`,
+ * exactly as the daily cron and the admin do (the portrait jobs run meanwhile),
+ * then waits until every run and every job has ended. Reports
+ * progress every `pollMs`.
  */
 export async function generateStories(
   stack: Pick<DemoStack, "t">,
@@ -198,34 +225,59 @@ export async function generateStories(
   const { t } = stack;
   const started = Date.now();
   const baseline = await jobCounts(t);
-  const storyIds: Id<"stories">[] = [];
-  const storyFailures: Progress["storyFailures"] = [];
-  let writing = true;
-
+  const runIds: Id<"storyRuns">[] = [];
+  // One run at a time, as a daily cron would: each request names the stories before it.
   const writer = (async () => {
-    try {
-      for (let i = 0; i < n; i++) {
-        const result = await t.action(internal.stories.generateStory, { hint: options.hint?.(i) });
-        if (result.status === "inserted") storyIds.push(result.storyId);
-        else storyFailures.push({ index: i, stage: result.stage, message: result.message });
-      }
-    } finally {
-      writing = false;
+    for (let i = 0; i < n; i++) {
+      const runId = await t.mutation(internal.storyRuns.generateStory, { hint: options.hint?.(i) });
+      runIds.push(runId);
+      while (!["inserted", "failed"].includes((await t.run((ctx) => ctx.db.get(runId)))!.status)) await sleep(20);
     }
   })();
+  let writerError: unknown;
+  writer.catch((error) => (writerError = error));
+
+  const readRuns = () =>
+    t.run(async (ctx) =>
+      Promise.all(
+        runIds.map(async (runId) => ({
+          run: (await ctx.db.get(runId))!,
+          failures: await ctx.db
+            .query("storyRunEvents")
+            .withIndex("by_run", (q) => q.eq("runId", runId))
+            .filter((q) => q.eq(q.field("to"), "failed"))
+            .collect(),
+        })),
+      ),
+    );
 
   const snapshot = async (): Promise<Progress> => {
     const now = await jobCounts(t);
     const counts = Object.fromEntries(Object.entries(now).map(([s, c]) => [s, c - baseline[s as JobStatus]])) as Counts;
     const live = LIVE.reduce((sum, s) => sum + counts[s], 0);
+    const runs = await readRuns();
+    const runCounts = Object.fromEntries(RUN_STATUSES.map((s) => [s, runs.filter(({ run }) => run.status === s).length])) as RunCounts;
     return {
       requested: n,
-      written: storyIds.length,
-      storyFailures: [...storyFailures],
+      written: runCounts.inserted,
+      storyFailures: runs.flatMap(({ run }, index) =>
+        run.status === "failed" ? [{ index, stage: run.error?.stage ?? "?", code: run.error?.code ?? "?", message: run.error?.message ?? "" }] : [],
+      ),
+      runs: runCounts,
+      storyAttemptFailures: runs.flatMap(({ run, failures }, index) =>
+        failures.map((event) => ({
+          index,
+          attempt: event.attempt,
+          code: event.error?.code ?? "unknown",
+          httpStatus: event.error?.httpStatus,
+          message: event.error?.message ?? "",
+          retrying: run.attempt > event.attempt,
+        })),
+      ),
       counts,
       failures: await failedAttempts(t, started),
       elapsedMs: Date.now() - started,
-      done: !writing && live === 0,
+      done: runCounts.inserted + runCounts.failed === n && live === 0,
     };
   };
 
@@ -233,10 +285,12 @@ export async function generateStories(
   let progress = await snapshot();
   onProgress(progress);
   while (!progress.done && Date.now() < deadline) {
+    if (writerError) throw writerError;
     await sleep(options.pollMs ?? 200);
     progress = await snapshot();
     onProgress(progress);
   }
-  await writer;
-  return { storyIds, progress, timedOut: !progress.done };
+  if (progress.done) await writer;
+  const storyIds = (await readRuns()).flatMap(({ run }) => (run.storyId ? [run.storyId] : []));
+  return { storyIds, runIds, progress, timedOut: !progress.done };
 }

@@ -65,7 +65,7 @@ test("an admin generates a story and watches its portrait arrive; a failure is a
   await expect.poll(() => portrait.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(256);
   expect(await page.locator(".job-head .badge").textContent()).toBe("stored");
   expect(await page.locator(".timeline tbody tr").allTextContents()).toHaveLength(4);
-  expect(await page.locator(".chapters li").count()).toBe(10);
+  expect(await page.locator(".chapters li").count()).toBe(8);
   expect(JSON.stringify(stack!.anthropic!.requests.at(-1)!.body)).toContain("a drowned lighthouse keeper");
   await page.screenshot({ path: `${SHOTS}/job.png`, fullPage: true });
 

@@ -37,7 +37,7 @@ const caseFileSchema: Anthropic.Tool.InputSchema = {
   ],
 };
 
-/** The request the product's generateStory action makes. */
+/** A forced-tool request, as earlier models were asked for a case file. */
 function storyRequest(): Anthropic.MessageCreateParamsNonStreaming {
   return {
     model: MODEL,
@@ -106,7 +106,7 @@ describe("bundled case files", () => {
     for (const file of caseFiles) {
       expect(caseFileProblems(file), file.slug).toEqual([]);
       expect(file.chapters.filter((c) => c.difficulty === "easy")).toHaveLength(4);
-      expect(file.chapters.filter((c) => c.difficulty === "medium")).toHaveLength(4);
+      expect(file.chapters.filter((c) => c.difficulty === "medium")).toHaveLength(2);
       expect(file.chapters.filter((c) => c.difficulty === "hard")).toHaveLength(2);
     }
   });
@@ -269,11 +269,11 @@ describe("fake Anthropic server with the real SDK", () => {
   });
 
   it("caseFile behavior answers with exactly the given (invalid) tool input", async () => {
-    const nineChapters = { ...caseFiles[0], chapters: caseFiles[0].chapters.slice(0, 9) };
+    const sevenChapters = { ...caseFiles[0], chapters: caseFiles[0].chapters.slice(0, 7) };
     const longPrompt = { ...caseFiles[1], imageGenerationPrompt: "a dark and clinical portrait ".repeat(40) };
     const { title: _title, ...missingTitle } = caseFiles[2];
     const anthropic = client(fake);
-    for (const invalid of [nineChapters, longPrompt, missingTitle]) {
+    for (const invalid of [sevenChapters, longPrompt, missingTitle]) {
       fake.setBehavior({ kind: "caseFile", caseFile: invalid });
       const message = await anthropic.messages.create(storyRequest());
       expect(message.stop_reason).toBe("tool_use");
@@ -479,5 +479,70 @@ describe("fake Anthropic server with the real SDK", () => {
       await expect(client(fake).messages.create(request)).rejects.toBeInstanceOf(Anthropic.BadRequestError);
       expect(fake.requests).toHaveLength(1);
     });
+  });
+});
+
+describe("fake Anthropic server: structured outputs and current models", () => {
+  let fake: FakeAnthropic;
+  beforeAll(async () => {
+    fake = await startAnthropicServer({ apiKey: API_KEY });
+  });
+  afterEach(() => fake.reset());
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  /** The JSON-schema subset structured outputs accept: every object closed. */
+  const closed = (schema: Record<string, any>): Record<string, unknown> =>
+    schema.type === "object"
+      ? { ...schema, additionalProperties: false, properties: Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, closed(v as any)])) }
+      : schema.type === "array"
+        ? { ...schema, items: closed(schema.items) }
+        : schema;
+
+  const structured = (model: string, schema: Record<string, unknown> = closed(caseFileSchema)): Anthropic.MessageCreateParamsNonStreaming => ({
+    model,
+    max_tokens: 4096,
+    messages: [{ role: "user", content: "Write a new case file." }],
+    output_config: { format: { type: "json_schema", schema } },
+  });
+
+  it("answers output_config.format with the case file as JSON text", async () => {
+    const message = await client(fake).messages.create(structured("claude-sonnet-5-5"));
+    expect(message.stop_reason).toBe("end_turn");
+    const [block] = message.content;
+    expect(block.type).toBe("text");
+    expect(JSON.parse((block as Anthropic.TextBlock).text)).toEqual(caseFiles[0]);
+    expect(caseFileProblems(JSON.parse((block as Anthropic.TextBlock).text))).toEqual([]);
+  });
+
+  it("refuses a schema outside the structured-outputs subset, as the API does", async () => {
+    const anthropic = client(fake, { maxRetries: 0 });
+    await expect(anthropic.messages.create(structured("claude-sonnet-5-5", caseFileSchema as Record<string, unknown>))).rejects.toThrow(
+      /additionalProperties/,
+    );
+    const bounded = closed({ ...caseFileSchema, properties: { ...(caseFileSchema.properties as Record<string, unknown>), chapters: { type: "array", minItems: 8, items: { type: "string" } } } });
+    await expect(anthropic.messages.create(structured("claude-sonnet-5-5", bounded))).rejects.toThrow(/minItems/);
+  });
+
+  it("refuses a forced tool_choice on current models and with thinking on any model", async () => {
+    const anthropic = client(fake, { maxRetries: 0 });
+    await expect(anthropic.messages.create({ ...storyRequest(), model: "claude-sonnet-5-5" })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    await expect(anthropic.messages.create({ ...storyRequest(), thinking: { type: "adaptive" } })).rejects.toThrow(/forces tool use/);
+    // SDK 1.12 no longer types sampling parameters; a caller on an older shape may still send one.
+    const withTemperature = { ...structured("claude-sonnet-5-5"), temperature: 1 } as Anthropic.MessageCreateParamsNonStreaming;
+    await expect(anthropic.messages.create(withTemperature)).rejects.toThrow(/sampling/);
+    expect((await anthropic.messages.create(storyRequest())).stop_reason).toBe("tool_use");
+  });
+
+  it("cuts a structured answer off at max_tokens and refuses with stop_reason refusal", async () => {
+    const anthropic = client(fake);
+    fake.setBehavior({ kind: "maxTokens" });
+    const cut = await anthropic.messages.create(structured("claude-sonnet-5-5"));
+    expect(cut.stop_reason).toBe("max_tokens");
+    expect(() => JSON.parse((cut.content[0] as Anthropic.TextBlock).text)).toThrow();
+    fake.setBehavior({ kind: "refusal" });
+    const refused = await anthropic.messages.create(structured("claude-sonnet-5-5"));
+    expect(refused.stop_reason).toBe("refusal");
   });
 });

@@ -1,0 +1,102 @@
+/**
+ * The story runs view and the "Generate story" button, on the real backend
+ * functions (convex-test with the loopback fakes, reached through the bridge
+ * client in-process), as in admin.test.tsx.
+ */
+import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { ConvexProvider } from "convex/react";
+import type { ReactElement } from "react";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
+import { localTransport } from "../../scripts/lib/bridge";
+import { jobOf, settle, startStack, type Stack } from "../../tests/harness";
+import { expectInvariants } from "../../tests/invariants";
+import { GenerateStory } from "./App";
+import { asConvexClient, BridgeClient } from "./bridgeClient";
+import { StoryRuns } from "./StoryRuns";
+
+let stack: Stack;
+let clients: BridgeClient[];
+
+beforeEach(async () => {
+  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
+  clients = [];
+  for (const level of ["log", "warn"] as const) vi.spyOn(console, level).mockImplementation(() => {});
+});
+
+afterEach(async () => {
+  cleanup();
+  for (const client of clients) client.close();
+  try {
+    await settle(stack.t);
+    await expectInvariants(stack.t);
+  } finally {
+    await stack.close();
+    vi.restoreAllMocks();
+  }
+});
+
+function renderAsAdmin(ui: ReactElement) {
+  const client = new BridgeClient(localTransport(stack.t, "admin", { pollMs: 25 }));
+  clients.push(client);
+  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
+}
+
+const generate = (hint?: string) => {
+  if (hint) fireEvent.change(screen.getByLabelText("Theme"), { target: { value: hint } });
+  fireEvent.click(screen.getByRole("button", { name: "Generate story" }));
+};
+
+describe("story runs in the admin console", () => {
+  test("Generate story follows its run to the case file and links its portrait job; the list shows the run", async () => {
+    renderAsAdmin(
+      <>
+        <GenerateStory />
+        <StoryRuns />
+      </>,
+    );
+    await screen.findByText(/No story runs yet/);
+    generate("a drowned lighthouse keeper");
+    const title = await waitFor(() => {
+      const served = stack.anthropic.servedCaseFiles[0];
+      if (!served) throw new Error("Claude has not answered yet");
+      return served.title;
+    });
+    const status = document.querySelector("form.generate [role=status]") as HTMLElement;
+    await waitFor(() => expect(within(status).getByRole("link", { name: title })).toBeTruthy(), { timeout: 5000 });
+    const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0];
+    const job = await jobOf(stack.t, run.storyId!);
+    expect(within(status).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
+
+    const row = await waitFor(() => document.querySelector(`tr[data-run-id="${run._id}"]`) as HTMLElement);
+    await waitFor(() => expect(within(row).getByText("inserted")).toBeTruthy());
+    expect(within(row).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
+    await waitFor(() => expect(within(status).getByText("stored")).toBeTruthy(), { timeout: 5000 });
+  });
+
+  test("a run that Claude refuses ends with its code on the button and in the list", async () => {
+    stack.anthropic.setBehavior({ kind: "refusal" });
+    renderAsAdmin(
+      <>
+        <GenerateStory />
+        <StoryRuns />
+      </>,
+    );
+    generate();
+    await waitFor(() => expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/), {
+      timeout: 5000,
+    });
+    await waitFor(() => expect(document.querySelector("tr[data-run-id] .code")?.textContent).toBe("refusal"));
+  });
+
+  test("a 529 shows the retry, then the case file", async () => {
+    stack.setEnv({ STORY_RETRY_DELAY_MS: "1500" });
+    stack.anthropic.setBehavior((index) => (index < 3 ? { kind: "overloaded" } : undefined));
+    renderAsAdmin(<GenerateStory />);
+    generate();
+    await waitFor(() => expect(document.querySelector('[data-run-status="pending"]')?.textContent).toMatch(/Claude failed \(overloaded\); retrying at/), {
+      timeout: 5000,
+    });
+    await waitFor(() => expect(document.querySelector('[data-run-status="inserted"]')).not.toBeNull(), { timeout: 8000 });
+  });
+});
