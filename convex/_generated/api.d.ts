@@ -15,6 +15,7 @@ import type {
 } from "convex/server";
 import type * as admin from "../admin.js";
 import type * as crons from "../crons.js";
+import type * as lib_activity from "../lib/activity.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
@@ -38,6 +39,7 @@ import type * as validators from "../validators.js";
 declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   crons: typeof crons;
+  "lib/activity": typeof lib_activity;
   "lib/adminFunctions": typeof lib_adminFunctions;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
