@@ -1,7 +1,7 @@
 import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
 import { formatDateTime, useMinute } from "./format";
-import { navigate, RANGES, type Range, type Route } from "./route";
+import { patchRoute, RANGES, type Range, type Route } from "./route";
 
 const RANGE_LABEL: Record<Range, string> = { "6h": "6 hours", "24h": "24 hours", "7d": "7 days", "30d": "30 days" };
 const W = 600;
@@ -26,7 +26,7 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
         <h3 id="activity-title">Throughput and failures</h3>
         <div className="range" role="group" aria-label="Range">
           {RANGES.map((range) => (
-            <button key={range} type="button" aria-pressed={route.range === range} onClick={() => navigate({ ...route, range })}>
+            <button key={range} type="button" aria-pressed={route.range === range} onClick={() => patchRoute(route, { range })}>
               {range}
             </button>
           ))}

@@ -6,7 +6,7 @@ import { ActivityChart } from "./ActivityChart";
 import { describeError } from "./errors";
 import { formatMs, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
-import { formatRoute, navigate, type Route } from "./route";
+import { formatRoute, patchRoute, type Route } from "./route";
 import { Time } from "./Time";
 import { ViewHeading } from "./ViewHeading";
 
@@ -125,7 +125,7 @@ export function Failures({ route }: { route: AuditRoute }) {
                         aria-controls={`jobs-${row.code}`}
                         onClick={(e) => {
                           e.preventDefault();
-                          navigate({ ...route, code: open ? undefined : row.code });
+                          patchRoute(route, { code: open ? undefined : row.code });
                         }}
                       >
                         {open ? "Hide jobs" : "View jobs"}

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
 import type { ErrorCode, JobStatus } from "../../convex/validators";
 import { ERROR_CODES, formatMs, STATUSES, useDebounced } from "./format";
-import { navigate, type JobsRoute, type SortKey } from "./route";
+import { patchRoute, type JobsRoute, type SortKey } from "./route";
 import { Time } from "./Time";
 import { ViewHeading } from "./ViewHeading";
 
@@ -52,7 +52,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
   routeRef.current = route;
   // Typing updates the address in place (no history entry per keystroke)…
   useEffect(() => {
-    if (search !== (routeRef.current.q ?? "")) navigate({ ...routeRef.current, q: search || undefined }, { replace: true });
+    if (search !== (routeRef.current.q ?? "")) patchRoute(routeRef.current, { q: search || undefined }, { replace: true });
   }, [search]);
   // …and Back, or a shared link, puts the address's search in the box.
   useEffect(() => {
@@ -77,7 +77,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
     const nextDir = active && dir === "desc" ? "asc" : "desc";
     return (
       <th scope="col" aria-sort={active ? (dir === "asc" ? "ascending" : "descending") : undefined}>
-        <button type="button" className="sort" onClick={() => navigate({ ...route, sort: key, dir: nextDir })} aria-label={`Sort by ${SORT_LABEL[key].toLowerCase()}, ${nextDir === "desc" ? "newest or longest first" : "oldest or shortest first"}`}>
+        <button type="button" className="sort" onClick={() => patchRoute(route, { sort: key, dir: nextDir })} aria-label={`Sort by ${SORT_LABEL[key].toLowerCase()}, ${nextDir === "desc" ? "newest or longest first" : "oldest or shortest first"}`}>
           {SORT_LABEL[key]}
           <span aria-hidden="true">{active ? (dir === "asc" ? " ▲" : " ▼") : ""}</span>
         </button>
@@ -102,7 +102,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
         <div className="filters">
           <label>
             Status
-            <select value={status ?? ""} onChange={(e) => navigate({ ...route, status: (e.target.value || undefined) as JobStatus | undefined })}>
+            <select value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as JobStatus | undefined })}>
               <option value="">all</option>
               {STATUSES.map((s) => (
                 <option key={s}>{s}</option>
@@ -111,7 +111,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
           </label>
           <label>
             Error code
-            <select value={code ?? ""} onChange={(e) => navigate({ ...route, code: (e.target.value || undefined) as ErrorCode | undefined })}>
+            <select value={code ?? ""} onChange={(e) => patchRoute(route, { code: (e.target.value || undefined) as ErrorCode | undefined })}>
               <option value="">any</option>
               {ERROR_CODES.map((c) => (
                 <option key={c}>{c}</option>

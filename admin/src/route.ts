@@ -96,6 +96,15 @@ export function navigate(route: Route, { replace = false } = {}) {
   }
 }
 
+/**
+ * Changes some of the current view's state. Reads the address now rather than
+ * a rendered route, so two changes in a row (before React re-renders) both count.
+ */
+export function patchRoute<R extends Route>(rendered: R, patch: Partial<R>, options?: { replace?: boolean }) {
+  const current = parseRoute(window.location.hash);
+  navigate({ ...(current.page === rendered.page ? (current as R) : rendered), ...patch }, options);
+}
+
 export function useRoute(): Route {
   const [hash, setHash] = useState(() => window.location.hash);
   useEffect(() => {
