@@ -174,9 +174,6 @@ function Layout({ route }: { route: Route }) {
   const link = useLinkStatus();
   return (
     <>
-      <a className="skip-link" href="#main" onClick={skipToContent}>
-        Skip to content
-      </a>
       <header className="top">
         <div className="brand">
           <h1>
@@ -208,6 +205,9 @@ export function App({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: bool
   const route = useRoute();
   return (
     <>
+      <a className="skip-link" href="#main" onClick={skipToContent}>
+        Skip to content
+      </a>
       {bridgeAs !== undefined && <BridgeBanner as={bridgeAs} />}
       <Boundary forbidden={<Forbidden bridgeAs={bridgeAs} signedIn={signedIn ?? (bridgeAs !== undefined ? bridgeAs !== "anon" : undefined)} />}>
         <Layout route={route} />

@@ -100,28 +100,28 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
           Portrait jobs
         </ViewHeading>
         <div className="filters">
-          <label>
-            Status
-            <select value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as JobStatus | undefined })}>
+          <div className="field">
+            <label htmlFor="filter-status">Status</label>
+            <select id="filter-status" value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as JobStatus | undefined })}>
               <option value="">all</option>
               {STATUSES.map((s) => (
                 <option key={s}>{s}</option>
               ))}
             </select>
-          </label>
-          <label>
-            Error code
-            <select value={code ?? ""} onChange={(e) => patchRoute(route, { code: (e.target.value || undefined) as ErrorCode | undefined })}>
+          </div>
+          <div className="field">
+            <label htmlFor="filter-code">Error code</label>
+            <select id="filter-code" value={code ?? ""} onChange={(e) => patchRoute(route, { code: (e.target.value || undefined) as ErrorCode | undefined })}>
               <option value="">any</option>
               {ERROR_CODES.map((c) => (
                 <option key={c}>{c}</option>
               ))}
             </select>
-          </label>
-          <label>
-            Search
-            <input type="search" value={searchInput} onChange={(e) => setSearchInput(e.target.value)} placeholder="title, patient, number or job id" />
-          </label>
+          </div>
+          <div className="field">
+            <label htmlFor="filter-search">Search</label>
+            <input id="filter-search" type="search" value={searchInput} onChange={(e) => setSearchInput(e.target.value)} placeholder="title, patient, number or job id" />
+          </div>
         </div>
       </div>
 
