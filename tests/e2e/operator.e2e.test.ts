@@ -40,9 +40,10 @@ beforeAll(async () => {
     if (i % 10 === 1) return { kind: "imageContentType", contentType: "text/html" };
     return undefined;
   });
+  // The long title is the oldest job: off the first page, reached by search.
+  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: LONG_TITLE, slug: "unbroken", imageGenerationPrompt: "portrait of patient #43" }));
   for (let i = 0; i < 40; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
   await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Night Rounds", slug: "night-rounds", patientName: "Ruth Calloway", patientNumber: "P-0470", imageGenerationPrompt: "portrait of patient #41" }));
-  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: LONG_TITLE, slug: "unbroken", imageGenerationPrompt: "portrait of patient #43" }));
   await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward", slug: "quiet-ward", imageGenerationPrompt: "portrait of patient #44" }));
   await settle(stack.t, { timeoutMs: 60_000 });
   stack.recraft!.setFault(undefined);
@@ -78,7 +79,7 @@ const widths = (page: Page) => page.evaluate(() => ({ page: document.documentEle
 const jobIdByTitle = async (title: string) => (await stack.t.run((ctx) => ctx.db.query("portraitJobs").collect())).find((j) => j.searchText.startsWith(title))!._id;
 
 test("on a phone nothing is wider than the screen: the job list, a long title, the job page, the failures' actions, the count cards", async () => {
-  const { page, errors } = await open("#/", { viewport: PHONE });
+  const { page, errors } = await open("#/", { viewport: PHONE, colorScheme: "dark" });
   await page.locator("tbody tr").first().waitFor();
   expect(await widths(page)).toEqual({ page: 390, screen: 390 });
   const table = await page.locator("table.jobs").boundingBox();
@@ -119,7 +120,7 @@ test("on a phone nothing is wider than the screen: the job list, a long title, t
 }, 60_000);
 
 test("on a desktop the long title does not widen the table; cards, chart and times read in one format", async () => {
-  const { page, errors } = await open("#/?q=TheUnbrokenCorridor");
+  const { page, errors } = await open("#/?q=TheUnbrokenCorridor", { colorScheme: "dark" });
   await page.locator("tbody tr").first().waitFor();
   const panel = (await page.locator("section.panel").filter({ has: page.locator("table.jobs") }).boundingBox())!;
   const table = (await page.locator("table.jobs").boundingBox())!;
@@ -136,7 +137,7 @@ test("on a desktop the long title does not widen the table; cards, chart and tim
 
   await page.goto(`${server.url}/?as=admin#/`);
   await page.locator("tbody tr").first().waitFor();
-  await page.screenshot({ path: `${SHOTS}/operator-dashboard.png` });
+  await page.screenshot({ path: `${SHOTS}/operator-dashboard.png` }); // the viewport: the list is long
   expect(errors).toEqual([]);
   await close(page);
 }, 60_000);
@@ -269,7 +270,7 @@ test("light and dark themes follow the system", async () => {
 
 test("a job's raw JSON copies; a double-click on Retry job sends one retry", async () => {
   const jobId = await jobIdByTitle("The Ward of Whisper6 ");
-  const { page, errors } = await open(`#/jobs/${jobId}`, { permissions: ["clipboard-read", "clipboard-write"] });
+  const { page, errors } = await open(`#/jobs/${jobId}`, { permissions: ["clipboard-read", "clipboard-write"], colorScheme: "dark" });
   await page.getByRole("heading", { name: "The Ward of Whisper6" }).waitFor();
   await page.getByText("Job JSON", { exact: true }).click();
   await page.getByRole("button", { name: "Copy Job JSON" }).click();
@@ -290,7 +291,7 @@ test("a job's raw JSON copies; a double-click on Retry job sends one retry", asy
 }, 30_000);
 
 test("the activity chart, the range picker, View jobs from the audit, and confirmation before a bulk retry", async () => {
-  const { page, errors } = await open("#/audit");
+  const { page, errors } = await open("#/audit", { colorScheme: "dark" });
   const summary = page.getByTestId("activity-summary");
   await expect.poll(() => summary.textContent()).toMatch(/Last 24 hours: \d+ stored, \d+ failed attempts/);
   const counts = await stack.admin.query(api.admin.statusCounts, {});
