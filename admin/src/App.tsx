@@ -4,7 +4,7 @@ import { api } from "../../convex/_generated/api";
 import { Audit } from "./Audit";
 import { ConnectionIndicator, OfflineBanner, useLinkStatus } from "./Connection";
 import { describeError, isForbidden } from "./errors";
-import { STATUSES } from "./format";
+import { STATUSES, zoneLabel } from "./format";
 import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
 import { formatRoute, useRoute, viewKey, type Route } from "./route";
@@ -197,6 +197,7 @@ function Layout({ route }: { route: Route }) {
           <View route={route} />
         </Boundary>
       </main>
+      <footer className="muted foot">Times are local ({zoneLabel()}), 24-hour.</footer>
     </>
   );
 }

@@ -11,14 +11,6 @@ export function formatMs(ms: number | null | undefined): string {
   return `${(ms / 60_000).toFixed(1)} min`;
 }
 
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86_400)}d`;
-}
-
 /**
  * The one way the console writes a moment: local date and 24-hour time,
  * e.g. 2026-12-01 14:03:27 (with `ms`, 14:03:27.412), the same in every view
