@@ -1,6 +1,6 @@
 import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
-import { formatDateTime, useMinute } from "./format";
+import { formatDateTime, useKept, useMinute } from "./format";
 import { patchRoute, RANGES, type Range, type Route } from "./route";
 
 const RANGE_LABEL: Record<Range, string> = { "6h": "6 hours", "24h": "24 hours", "7d": "7 days", "30d": "30 days" };
@@ -10,7 +10,7 @@ const H = 160;
 /** Portraits stored and attempts failed per bucket (convex/lib/activity.ts), with a range picker. */
 export function ActivityChart({ route }: { route: Extract<Route, { page: "audit" }> }) {
   const now = useMinute();
-  const data = useQuery(api.admin.activity, { range: route.range, now });
+  const data = useKept(useQuery(api.admin.activity, { range: route.range, now }), route.range);
   const stored = data?.buckets.reduce((n, b) => n + b.stored, 0) ?? 0;
   const failed = data?.buckets.reduce((n, b) => n + b.failed, 0) ?? 0;
   const capped = data?.buckets.some((b) => b.storedCapped || b.failedCapped) ?? false;

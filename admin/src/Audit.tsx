@@ -4,7 +4,7 @@ import { api } from "../../convex/_generated/api";
 import type { ErrorCode } from "../../convex/validators";
 import { ActivityChart } from "./ActivityChart";
 import { describeError } from "./errors";
-import { formatMs, useMinute } from "./format";
+import { formatMs, useKept, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
 import { formatRoute, patchRoute, type Route } from "./route";
 import { Time } from "./Time";
@@ -48,7 +48,7 @@ function ConfirmRetry({ code, count, onConfirm, onCancel }: { code: ErrorCode; c
 
 export function Failures({ route }: { route: AuditRoute }) {
   const now = useMinute();
-  const summary = useQuery(api.admin.failureSummary, { now });
+  const summary = useKept(useQuery(api.admin.failureSummary, { now }), "failures");
   const retryFailed = useMutation(api.admin.retryFailed);
   const [notes, setNotes] = useState<Partial<Record<ErrorCode, string>>>({});
   const [confirming, setConfirming] = useState<ErrorCode | null>(null);

@@ -57,7 +57,6 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
   // …and Back, or a shared link, puts the address's search in the box.
   useEffect(() => {
     if ((q ?? "") !== search) setSearchInput(q ?? "");
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [q]);
 
   const filtered = !!(status || code || q);

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { errorCode, jobStatus, type ErrorCode, type JobStatus } from "../../convex/validators";
 
 export const STATUSES: JobStatus[] = jobStatus.members.map((m) => m.value);
@@ -62,4 +62,15 @@ export function useDebounced<T>(value: T, delayMs: number): T {
     return () => clearTimeout(timer);
   }, [value, delayMs]);
   return debounced;
+}
+
+/**
+ * The last loaded value of a query while the same view re-subscribes with new
+ * arguments (e.g. `now` moving on a minute), so the view does not flash
+ * "Loading…"; a different `key` (another range) starts empty.
+ */
+export function useKept<T>(value: T | undefined, key: string): T | undefined {
+  const kept = useRef<{ key: string; value: T } | undefined>(undefined);
+  if (value !== undefined) kept.current = { key, value };
+  return value ?? (kept.current?.key === key ? kept.current.value : undefined);
 }
