@@ -1,5 +1,6 @@
 import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
+import { Loading } from "./Connection";
 import { formatDateTime, useKept, useMinute } from "./format";
 import { patchRoute, RANGES, type Range, type Route } from "./route";
 
@@ -33,9 +34,7 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
         </div>
       </div>
       {data === undefined ? (
-        <p className="muted" role="status">
-          Loading activity…
-        </p>
+        <Loading what="activity" />
       ) : (
         <figure className="chart">
           <figcaption data-testid="activity-summary">

@@ -8,6 +8,7 @@ import { formatMs, useKept, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
 import { formatRoute, patchRoute, type Route } from "./route";
 import { Time } from "./Time";
+import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
 type AuditRoute = Extract<Route, { page: "audit" }>;
@@ -68,9 +69,7 @@ export function Failures({ route }: { route: AuditRoute }) {
     <section className="panel" aria-labelledby="failures-title">
       <h3 id="failures-title">Failures in the last 24 hours</h3>
       {summary === undefined ? (
-        <p className="muted" role="status">
-          Loading failures…
-        </p>
+        <Loading what="failures" />
       ) : summary.codes.length === 0 ? (
         <p className="empty" role="status">
           No failures in the last 24 hours.
@@ -171,9 +170,7 @@ export function Latency() {
     <section className="panel" aria-labelledby="latency-title">
       <h3 id="latency-title">Step latency</h3>
       {latency === undefined ? (
-        <p className="muted" role="status">
-          Loading latency…
-        </p>
+        <Loading what="latency" />
       ) : latency.sample === 0 ? (
         <p className="empty" role="status">
           No stored portraits yet.

@@ -59,3 +59,14 @@ export function OfflineBanner({ status }: { status: LinkStatus }) {
     </div>
   );
 }
+
+/** "Loading …" while the backend is reachable; while it is not, says that the view waits for it. */
+export function Loading({ what }: { what: string }) {
+  const state = useConvexConnectionState();
+  const offline = !state.isWebSocketConnected && (state.hasEverConnected || state.connectionRetries > 0);
+  return (
+    <p className="muted" role="status" data-testid="loading">
+      {offline ? `Waiting for the backend (${what} not loaded yet): it cannot be reached right now.` : `Loading ${what}…`}
+    </p>
+  );
+}

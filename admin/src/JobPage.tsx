@@ -6,6 +6,7 @@ import { formatBytes, formatDateTime, formatMs } from "./format";
 import { StatusBadge } from "./JobTable";
 import { RawJson } from "./RawJson";
 import { Time } from "./Time";
+import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
 /** Retries the job once per click burst: a second click while the first is in flight does nothing. */
@@ -45,9 +46,7 @@ export function JobPage({ jobId }: { jobId: string }) {
 
   if (data === undefined) {
     return (
-      <p className="muted" role="status">
-        Loading case file…
-      </p>
+      <Loading what="case file" />
     );
   }
   if (data === null) {

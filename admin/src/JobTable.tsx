@@ -6,6 +6,7 @@ import type { ErrorCode, JobStatus } from "../../convex/validators";
 import { ERROR_CODES, formatMs, STATUSES, useDebounced } from "./format";
 import { patchRoute, type JobsRoute, type SortKey } from "./route";
 import { Time } from "./Time";
+import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
 type Row = FunctionReturnType<typeof api.admin.listJobs>["page"][number];
@@ -125,9 +126,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
       </div>
 
       {loading === "LoadingFirstPage" ? (
-        <p className="muted" role="status">
-          Loading jobs…
-        </p>
+        <Loading what="jobs" />
       ) : rows.length === 0 ? (
         <p className="empty" role="status">
           {filtered ? "No jobs match these filters." : "No jobs yet. Generate a story to start one."}

@@ -361,10 +361,17 @@ test("offline: the bridge stops, the console says so and backs off; it starts ag
   expect(attempts.length).toBeLessThanOrEqual(Math.ceil(Math.log2(offlineFor / 1000 + 1)) + 1);
   expect(await indicator.textContent()).toMatch(/Offline · (retrying in \d+ s|reconnecting…)/);
 
+  // A view opened while offline says what it waits for, instead of "Loading…" forever.
+  const nightRounds = await jobIdByTitle("The Night Rounds ");
+  await page.evaluate((id) => (window.location.hash = `#/jobs/${id}`), nightRounds);
+  await expect.poll(() => page.getByTestId("loading").textContent()).toBe("Waiting for the backend (case file not loaded yet): it cannot be reached right now.");
+
   // Meanwhile the backend moves on; the bridge starts again on the same port.
   await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Returning Nurse", slug: "returning-nurse", imageGenerationPrompt: "portrait of patient #50" }));
   server = await serveAdmin(stack, { dist, port });
   await expect.poll(() => indicator.getAttribute("data-state"), { timeout: 40_000 }).toBe("live");
+  await page.getByRole("heading", { name: "The Night Rounds" }).waitFor({ timeout: 15_000 });
+  await page.goBack();
   await page.locator("tbody tr", { hasText: "The Returning Nurse" }).waitFor({ timeout: 15_000 });
   expect(await banner.count()).toBe(0);
   expect(await page.locator("main").getAttribute("class")).toBeNull();
