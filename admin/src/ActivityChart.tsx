@@ -60,6 +60,39 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
             <span>{formatDateTime(data.buckets[0].start)}</span>
             <span>now</span>
           </div>
+          <details className="chart-table">
+            <summary>As a table</summary>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">From</th>
+                  <th scope="col" className="num">
+                    Stored
+                  </th>
+                  <th scope="col" className="num">
+                    Failed
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {data.buckets
+                  .filter((b) => b.stored + b.failed > 0)
+                  .map((b) => (
+                    <tr key={b.start}>
+                      <td>{formatDateTime(b.start)}</td>
+                      <td className="num">
+                        {b.storedCapped ? "≥ " : ""}
+                        {b.stored}
+                      </td>
+                      <td className="num">
+                        {b.failedCapped ? "≥ " : ""}
+                        {b.failed}
+                      </td>
+                    </tr>
+                  ))}
+              </tbody>
+            </table>
+          </details>
           {capped && <p className="muted">Buckets marked ≥ hold more events than the chart reads per bucket ({data.cap}): those counts are a lower bound.</p>}
         </figure>
       )}

@@ -313,6 +313,9 @@ describe("admin views on the real backend", () => {
     const last = document.querySelector('[data-bucket="27"]')!;
     expect(Number(last.querySelector(".bar-stored")!.getAttribute("height"))).toBeGreaterThan(0);
     expect(last.querySelector("title")!.textContent).toMatch(/3 stored, 3 failed$/);
+    // The same figures as a table: only buckets with events.
+    const table = document.querySelector(".chart-table table")!;
+    expect([...table.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent))).toEqual([["3", "3"]]);
   });
 
   test("a malformed link shows a not-found view, not a blank page, and the console goes on", async () => {
