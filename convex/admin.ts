@@ -9,6 +9,7 @@ import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
 import { adminMutation, adminQuery } from "./lib/adminFunctions";
+import { CHART_RANGES, readActivity, type ChartRange } from "./lib/activity";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
 import { readCounts, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { startRun } from "./lib/storyRunMachine";
@@ -49,6 +50,10 @@ const jobRow = v.object({
   errorMessage: v.optional(v.string()),
   createdAt: v.number(),
   updatedAt: v.number(),
+  // The job's first step after creation (null while it waits), and when it
+  // reached stored or failed (null while it is live).
+  startedAt: v.union(v.number(), v.null()),
+  finishedAt: v.union(v.number(), v.null()),
   storyId: v.id("stories"),
   // null when the story was deleted (its job stays for the audit).
   story: v.union(v.null(), v.object({ title: v.string(), patientName: v.string(), patientNumber: v.string() })),
@@ -56,6 +61,11 @@ const jobRow = v.object({
 
 async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
   const story = await ctx.db.get(job.storyId);
+  // Two reads: the creation event and the one after it.
+  const [, started] = await ctx.db
+    .query("portraitJobEvents")
+    .withIndex("by_job", (q) => q.eq("jobId", job._id))
+    .take(2);
   return {
     jobId: job._id,
     status: job.status,
@@ -64,6 +74,8 @@ async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
     errorMessage: job.error?.message,
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
+    startedAt: started?.at ?? null,
+    finishedAt: job.status === "stored" || job.status === "failed" ? job.updatedAt : null,
     storyId: job.storyId,
     story: story && { title: story.title, patientName: story.patientName, patientNumber: story.patientNumber },
   };
@@ -183,16 +195,22 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 // failures in a day than this, `truncated` says the counts are a lower bound.
 const MAX_FAILURE_EVENTS = 2000;
 
+// Jobs listed per code in the summary (newest failure first).
+const MAX_JOBS_PER_CODE = 10;
+
 /**
- * Failed attempts of the last 24 hours grouped by error code, most frequent
- * first. `stillFailed` counts the group's jobs that are failed with that code
- * now: what "retry all" would re-queue. Uses Date.now(), so Convex will not
- * cache it across time; the client re-subscribes when it needs a new window.
+ * Failed attempts of the 24 hours before `now` grouped by error code, most
+ * frequent first. `stillFailed` counts the group's jobs that are failed with
+ * that code now: what "retry all" would re-queue; `recentJobs` are the
+ * group's latest jobs whatever their status now. Time is an argument, not
+ * Date.now() (which Convex caches in a query): the client rounds it (to the
+ * minute) so the result caches and moves on as time passes.
  */
 export const failureSummary = adminQuery({
-  args: {},
+  args: { now: v.number() },
   returns: v.object({
     since: v.number(),
+    until: v.number(),
     truncated: v.boolean(),
     codes: v.array(
       v.object({
@@ -202,14 +220,15 @@ export const failureSummary = adminQuery({
         stillFailed: v.number(),
         latestMessage: v.string(),
         latestAt: v.number(),
+        recentJobs: v.array(v.object({ jobId: v.id("portraitJobs"), status: jobStatus, title: v.union(v.string(), v.null()) })),
       }),
     ),
   }),
-  handler: async (ctx) => {
-    const since = Date.now() - DAY_MS;
+  handler: async (ctx, { now }) => {
+    const since = now - DAY_MS;
     const events = await ctx.db
       .query("portraitJobEvents")
-      .withIndex("by_to", (q) => q.eq("to", "failed").gt("at", since))
+      .withIndex("by_to", (q) => q.eq("to", "failed").gt("at", since).lte("at", now))
       .order("desc")
       .take(MAX_FAILURE_EVENTS + 1);
     const truncated = events.length > MAX_FAILURE_EVENTS;
@@ -228,15 +247,39 @@ export const failureSummary = adminQuery({
     const codes = [];
     for (const [code, group] of groups) {
       let stillFailed = 0;
+      const recentJobs = [];
+      // A Set keeps insertion order: newest failure first.
       for (const jobId of group.jobs) {
         const job = await ctx.db.get(jobId);
         if (job?.status === "failed" && job.error?.code === code) stillFailed++;
+        if (job && recentJobs.length < MAX_JOBS_PER_CODE) {
+          const story = await ctx.db.get(job.storyId);
+          recentJobs.push({ jobId, status: job.status, title: story?.title ?? null });
+        }
       }
-      codes.push({ code, count: group.count, jobs: group.jobs.size, stillFailed, latestMessage: group.latestMessage, latestAt: group.latestAt });
+      codes.push({ code, count: group.count, jobs: group.jobs.size, stillFailed, latestMessage: group.latestMessage, latestAt: group.latestAt, recentJobs });
     }
     codes.sort((a, b) => b.count - a.count || b.latestAt - a.latestAt);
-    return { since, truncated, codes };
+    return { since, until: now, truncated, codes };
   },
+});
+
+const chartRange = v.union(...(Object.keys(CHART_RANGES) as ChartRange[]).map((range) => v.literal(range)));
+
+/**
+ * The activity chart: portraits stored and attempts failed per bucket of
+ * `range`, ending at `now` (rounded by the client, so it caches). Reads a
+ * bounded number of events however long the log (lib/activity.ts).
+ */
+export const activity = adminQuery({
+  args: { range: chartRange, now: v.number() },
+  returns: v.object({
+    now: v.number(),
+    bucketMs: v.number(),
+    cap: v.number(),
+    buckets: v.array(v.object({ start: v.number(), stored: v.number(), failed: v.number(), storedCapped: v.boolean(), failedCapped: v.boolean() })),
+  }),
+  handler: async (ctx, { range, now }) => readActivity(ctx, range, now),
 });
 
 // Latency is measured over the newest stored portraits (at most 5 reads each).

@@ -13,8 +13,8 @@ export const USAGE = `Usage: npm run bench -- [options]
 
 Measures the portrait pipeline on the embedded backend (convex-test) with the
 loopback fakes: insert cost, pipeline overhead, burst makespan, memory, admin
-read cost, failure isolation. Each figure is a ratio or a count measured
-within this run, reported against its goal.
+read cost, chart read cost, failure isolation. Each figure is a ratio or a count
+measured within this run, reported against its goal.
 
 Options:
   --quick          a small version that runs in seconds (prints only, unless --out)

@@ -7,6 +7,7 @@ import { ConvexError } from "convex/values";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { MAX_CHART_READS, readActivity } from "../convex/lib/activity";
 import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "./harness";
 
 type Caller = Pick<Stack["t"], "query" | "mutation">;
@@ -76,7 +77,8 @@ describe("access", () => {
     ["statusCounts", (t: Caller) => t.query(api.admin.statusCounts, {})],
     ["listJobs", (t: Caller) => t.query(api.admin.listJobs, { paginationOpts: page(10) })],
     ["listJobs search", (t: Caller) => t.query(api.admin.listJobs, { paginationOpts: page(10), search: "Whisper1" })],
-    ["failureSummary", (t: Caller) => t.query(api.admin.failureSummary, {})],
+    ["failureSummary", (t: Caller) => t.query(api.admin.failureSummary, { now: Date.now() })],
+    ["activity", (t: Caller) => t.query(api.admin.activity, { range: "24h", now: Date.now() })],
     ["latency", (t: Caller) => t.query(api.admin.latency, {})],
     ["retryFailed", (t: Caller) => t.mutation(api.admin.retryFailed, { code: "unauthorized" })],
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
@@ -218,6 +220,20 @@ describe("reading the job table", () => {
     expect(await search("Whisper13", { status: "failed" })).toEqual([]);
     expect(await search(` ${jobIds[21]} `)).toEqual([jobIds[21]]);
     expect(await search("nobody-here")).toEqual([]);
+    // A patient number's digits alone find it (P-1017).
+    expect(await search("1017")).toEqual([jobIds[17]]);
+  });
+
+  test("rows carry when the job started and finished", async () => {
+    await thirtyJobs();
+    const rows = await allPages({});
+    const events = await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect());
+    for (const row of rows) {
+      const own = events.filter((e) => e.jobId === row.jobId).sort((a, b) => a.at - b.at);
+      expect(row.startedAt).toBe(own[1].at);
+      expect(row.finishedAt).toBe(own.at(-1)!.at);
+      expect(row.finishedAt).toBe(row.updatedAt);
+    }
   });
 
   test("a deleted story shows as missing in the table and on the job page", async () => {
@@ -270,18 +286,22 @@ describe("reading the job table", () => {
 });
 
 describe("audit", () => {
-  test("failureSummary groups the last day's failures by code", async () => {
+  test("failureSummary groups the day before the time it is given by code", async () => {
     const { jobIds } = await thirtyJobs();
-    let summary = await admin().query(api.admin.failureSummary, {});
+    const now = Date.now();
+    let summary = await admin().query(api.admin.failureSummary, { now });
     expect(summary.truncated).toBe(false);
-    expect(summary.codes).toEqual([
+    expect(summary).toMatchObject({ since: now - 24 * 60 * 60 * 1000, until: now });
+    expect(summary.codes.map(({ recentJobs, ...row }) => row)).toEqual([
       { code: "unauthorized", count: 6, jobs: 6, stillFailed: 6, latestMessage: expect.stringContaining("401"), latestAt: expect.any(Number) },
       { code: "bad_content_type", count: 4, jobs: 4, stillFailed: 4, latestMessage: expect.stringContaining("text/html"), latestAt: expect.any(Number) },
     ]);
     const failedAt = await stack.t.run(async (ctx) => Promise.all(jobIds.slice(0, 6).map(async (id) => (await ctx.db.get(id))!.updatedAt)));
     expect(summary.codes[0].latestAt).toBe(Math.max(...failedAt));
+    expect(summary.codes[0].recentJobs.map((j) => j.jobId).sort()).toEqual(jobIds.slice(0, 6).sort());
+    expect(summary.codes[0].recentJobs[0]).toMatchObject({ status: "failed", title: expect.stringMatching(/^The Ward of Whisper[0-5]$/) });
 
-    // A retried job still counts as a failure of the day, but no longer as failed now.
+    // A retried job still counts as a failure of the day, and is still listed, but no longer as failed now.
     await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
     await settle(stack.t);
     // A failure older than a day drops out of the window.
@@ -289,11 +309,78 @@ describe("audit", () => {
       const events = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[9])).collect();
       for (const e of events) await ctx.db.patch(e._id, { at: e.at - 25 * 60 * 60 * 1000 });
     });
-    summary = await admin().query(api.admin.failureSummary, {});
+    summary = await admin().query(api.admin.failureSummary, { now: Date.now() });
     expect(summary.codes.map(({ code, count, stillFailed }) => ({ code, count, stillFailed }))).toEqual([
       { code: "unauthorized", count: 6, stillFailed: 5 },
       { code: "bad_content_type", count: 3, stillFailed: 3 },
     ]);
+    expect(summary.codes[0].recentJobs.find((j) => j.jobId === jobIds[0])).toMatchObject({ status: "stored" });
+
+    // It answers for the time it is given: 25 hours ago, only job 9's moved failure is in its day;
+    // a time before any failure has none; the same time gives the same answer.
+    const past = Date.now() - 25 * 60 * 60 * 1000 + 60_000;
+    const then = await admin().query(api.admin.failureSummary, { now: past });
+    expect(then.codes.map(({ code, count, jobs }) => ({ code, count, jobs }))).toEqual([{ code: "bad_content_type", count: 1, jobs: 1 }]);
+    expect(then.codes[0].recentJobs.map((j) => j.jobId)).toEqual([jobIds[9]]);
+    expect((await admin().query(api.admin.failureSummary, { now: past - 2 * 24 * 60 * 60 * 1000 })).codes).toEqual([]);
+    expect(await admin().query(api.admin.failureSummary, { now: past })).toEqual(then);
+  });
+
+  test("activity counts stored portraits and failed attempts per bucket, ending at the time it is given", async () => {
+    const { jobIds } = await thirtyJobs();
+    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
+    await settle(stack.t);
+    const now = Date.now() + 60_000;
+    const day = await admin().query(api.admin.activity, { range: "24h", now });
+    expect(day.buckets).toHaveLength(24);
+    expect(day.bucketMs).toBe(60 * 60 * 1000);
+    expect(day.buckets.at(-1)!.start).toBe(now - 60 * 60 * 1000);
+    const total = (key: "stored" | "failed", r = day) => r.buckets.reduce((n, b) => n + b[key], 0);
+    expect(total("stored")).toBe(21);
+    expect(total("failed")).toBe(10);
+    expect(day.buckets.some((b) => b.storedCapped || b.failedCapped)).toBe(false);
+
+    // Job 9's events move two days back: out of the 24 hours, in the 7 days' buckets.
+    await stack.t.run(async (ctx) => {
+      const events = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[9])).collect();
+      for (const e of events) await ctx.db.patch(e._id, { at: e.at - 2 * 24 * 60 * 60 * 1000 });
+    });
+    expect(total("failed", await admin().query(api.admin.activity, { range: "24h", now }))).toBe(9);
+    const week = await admin().query(api.admin.activity, { range: "7d", now });
+    expect(week.buckets).toHaveLength(28);
+    expect(total("failed", week)).toBe(10);
+    const twoDaysBack = week.buckets.findIndex((b) => b.failed > 0);
+    expect(week.buckets[twoDaysBack]).toMatchObject({ failed: 1 });
+    // Before anything happened, every bucket is empty.
+    const before = await admin().query(api.admin.activity, { range: "6h", now: now - 3 * 24 * 60 * 60 * 1000 });
+    expect(before.buckets.every((b) => b.stored === 0 && b.failed === 0)).toBe(true);
+  });
+
+  test("activity reports a full bucket as capped ('at least') and reads a bounded number of events", async () => {
+    await thirtyJobs();
+    const template = await stack.t.run(async (ctx) => (await ctx.db.query("portraitJobEvents").withIndex("by_to", (q) => q.eq("to", "stored")).first())!);
+    const { _id, _creationTime, ...event } = template;
+    const now = Date.now() + 60_000;
+    // 400 more stored events in the last 15 minutes: past the 6h range's per-bucket cap.
+    const extra = await stack.t.run(async (ctx) => {
+      const ids = [];
+      for (let i = 0; i < 400; i++) ids.push(await ctx.db.insert("portraitJobEvents", { ...event, at: now - 1 - i * 1000 }));
+      return ids;
+    });
+    const chart = await admin().query(api.admin.activity, { range: "6h", now });
+    const last = chart.buckets.at(-1)!;
+    expect(chart.cap).toBeLessThan(400);
+    expect(last).toMatchObject({ stored: chart.cap, storedCapped: true });
+    const reads = await stack.t.run(async (ctx) => {
+      await readActivity(ctx, "6h", now);
+      return (await ctx.meta.getTransactionMetrics()).documentsRead.used;
+    });
+    expect(reads).toBeLessThanOrEqual(MAX_CHART_READS);
+    expect(reads).toBeLessThanOrEqual(chart.buckets.length * 2 * (chart.cap + 1));
+    // Put the log back as the pipeline wrote it, for the invariants.
+    await stack.t.run(async (ctx) => {
+      for (const id of extra) await ctx.db.delete(id);
+    });
   });
 
   test("latency reports p50 and p95 for each step", async () => {

@@ -1,43 +1,20 @@
 import { useMutation, useQuery } from "convex/react";
-import { ConvexError } from "convex/values";
-import { Component, useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { Component, useState, type FormEvent, type MouseEvent, type ReactNode } from "react";
 import { api } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
-import type { ErrorCode, JobStatus } from "../../convex/validators";
 import { Audit } from "./Audit";
-import { Backfill } from "./Backfill";
-import { ERROR_CODES, STATUSES } from "./format";
+import { ConnectionIndicator, OfflineBanner, useLinkStatus } from "./Connection";
+import { describeError, isForbidden } from "./errors";
+import { STATUSES, zoneLabel } from "./format";
 import { JobPage } from "./JobPage";
+import { Backfill } from "./Backfill";
 import { JobTable } from "./JobTable";
 import { FollowRun, StoryRuns } from "./StoryRuns";
+import { formatRoute, useRoute, viewKey, type Route } from "./route";
+import { ViewHeading } from "./ViewHeading";
 
-export type Route = { page: "jobs"; status?: JobStatus; code?: ErrorCode } | { page: "job"; id: string } | { page: "audit" } | { page: "stories" };
-
-export function parseRoute(hash: string): Route {
-  const [path, query = ""] = hash.replace(/^#/, "").split("?");
-  const job = path.match(/^\/jobs\/([^/]+)$/);
-  if (job) return { page: "job", id: decodeURIComponent(job[1]) };
-  if (path === "/audit") return { page: "audit" };
-  if (path === "/stories") return { page: "stories" };
-  const params = new URLSearchParams(query);
-  const status = STATUSES.find((s) => s === params.get("status"));
-  const code = ERROR_CODES.find((c) => c === params.get("code"));
-  return { page: "jobs", status, code };
-}
-
-function useRoute(): [Route, string] {
-  const [hash, setHash] = useState(() => window.location.hash);
-  useEffect(() => {
-    const onChange = () => setHash(window.location.hash);
-    window.addEventListener("hashchange", onChange);
-    return () => window.removeEventListener("hashchange", onChange);
-  }, []);
-  return [parseRoute(hash), hash];
-}
-
-export function isForbidden(error: unknown): boolean {
-  return error instanceof ConvexError && error.data === "forbidden";
-}
+export { isForbidden } from "./errors";
+export { parseRoute, type Route } from "./route";
 
 /** Shows `fallback` for a thrown error; a "forbidden" is passed up unless `forbidden` is given. */
 class Boundary extends Component<{ children: ReactNode; forbidden?: ReactNode }, { error?: Error }> {
@@ -55,7 +32,7 @@ class Boundary extends Component<{ children: ReactNode; forbidden?: ReactNode },
     return (
       <section className="panel error-panel" role="alert">
         <h2>Something went wrong</h2>
-        <p className="mono">{error.message}</p>
+        <p>{describeError(error)}</p>
         <button type="button" onClick={() => this.setState({ error: undefined })}>
           Try again
         </button>
@@ -64,15 +41,28 @@ class Boundary extends Component<{ children: ReactNode; forbidden?: ReactNode },
   }
 }
 
-export function Forbidden({ bridgeAs }: { bridgeAs?: string }) {
+/**
+ * The refusal page. `signedIn` says whether the visitor has an identity at
+ * all (the bridge knows; with an auth provider, pass its isAuthenticated):
+ * an anonymous visitor is asked to sign in, not told their account is unlisted.
+ */
+export function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: boolean }) {
   return (
     <main className="forbidden" aria-labelledby="forbidden-title">
       <h1 id="forbidden-title">Restricted ward</h1>
-      <p>This console is for staff only, and your account is not on the list.</p>
-      <p className="muted">If you should have access, ask an administrator to add your email to ADMIN_EMAILS.</p>
+      {signedIn === false ? (
+        <p>This console is for staff only. You are not signed in: sign in with a staff account.</p>
+      ) : signedIn === true ? (
+        <>
+          <p>This console is for staff only, and your account is not on the staff list.</p>
+          <p className="muted">If you should have access, ask an administrator to add your account to ADMIN_SUBJECTS (or a verified email to ADMIN_EMAILS).</p>
+        </>
+      ) : (
+        <p>This console is for staff only. Sign in with a staff account; if you are signed in, your account is not on the staff list.</p>
+      )}
       {bridgeAs !== undefined && (
         <p className="muted">
-          Local bridge: you are acting as “{bridgeAs}”. <a href="?as=admin">Continue as the demo admin</a>
+          Local bridge: you are acting as “{bridgeAs}”. <a href={`?as=admin${window.location.hash}`}>Continue as the demo admin</a>
         </p>
       )}
     </main>
@@ -84,8 +74,8 @@ export function Counts() {
   return (
     <section className="counts" aria-label="Jobs by status" aria-busy={counts === undefined}>
       {STATUSES.map((status) => (
-        <a key={status} className={`count status-${status}`} href={`#/?status=${status}`} data-testid={`count-${status}`}>
-          <span className="count-n">{counts ? counts[status] : "…"}</span>
+        <a key={status} className={`count status-${status}`} href={formatRoute({ page: "jobs", status })} data-testid={`count-${status}`}>
+          <span className="count-n">{counts ? counts[status].toLocaleString("en") : "…"}</span>
           <span className="count-label">{status}</span>
         </a>
       ))}
@@ -96,15 +86,18 @@ export function Counts() {
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);
   const [hint, setHint] = useState("");
-  const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({ kind: "idle" });
+  const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({
+    kind: "idle",
+  });
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    if (state.kind === "busy") return;
     setState({ kind: "busy" });
     try {
       setState({ kind: "started", runId: await generate({ hint: hint.trim() || undefined }) });
       setHint("");
     } catch (error) {
-      setState({ kind: "error", message: (error as Error).message });
+      setState({ kind: "error", message: describeError(error) });
     }
   };
   return (
@@ -137,8 +130,61 @@ function BridgeBanner({ as }: { as: string }) {
   );
 }
 
-function Layout({ route, hash }: { route: Route; hash: string }) {
-  const current = route.page === "audit" || route.page === "stories" ? route.page : "jobs";
+function NotFound({ hash }: { hash: string }) {
+  return (
+    <section className="panel">
+      <ViewHeading id="view-title" title="Not found">
+        Nothing at this address
+      </ViewHeading>
+      <p>
+        The link <span className="mono break">#{hash}</span> does not lead to a view of this console.
+      </p>
+      <a href="#/">Go to all jobs</a>
+    </section>
+  );
+}
+
+/** The sections in the header. Add a view's link here and its case in `View`. */
+const SECTIONS: { label: string; href: string; pages: Route["page"][] }[] = [
+  { label: "Jobs", href: "#/", pages: ["jobs", "job"] },
+  { label: "Story runs", href: "#/stories", pages: ["stories"] },
+  { label: "Activity & failures", href: "#/audit", pages: ["audit"] },
+];
+
+function View({ route }: { route: Route }) {
+  switch (route.page) {
+    case "job":
+      return <JobPage jobId={route.id} />;
+    case "audit":
+      return <Audit route={route} />;
+    case "stories":
+      return (
+        <>
+          <GenerateStory />
+          <StoryRuns route={route} />
+        </>
+      );
+    case "notFound":
+      return <NotFound hash={route.hash} />;
+    case "jobs":
+      return (
+        <>
+          <GenerateStory />
+          <Backfill />
+          <JobTable route={route} />
+        </>
+      );
+  }
+}
+
+function skipToContent(event: MouseEvent) {
+  event.preventDefault();
+  const target = document.querySelector<HTMLElement>("#main h2[tabindex]") ?? document.getElementById("main");
+  target?.focus();
+}
+
+function Layout({ route }: { route: Route }) {
+  const link = useLinkStatus();
   return (
     <>
       <header className="top">
@@ -147,51 +193,38 @@ function Layout({ route, hash }: { route: Route; hash: string }) {
             <a href="#/">Case File Portraits</a>
           </h1>
           <span className="muted">admin</span>
+          <ConnectionIndicator status={link} />
         </div>
         <nav aria-label="Sections">
-          <a href="#/" aria-current={current === "jobs" ? "page" : undefined}>
-            Jobs
-          </a>
-          <a href="#/stories" aria-current={current === "stories" ? "page" : undefined}>
-            Story runs
-          </a>
-          <a href="#/audit" aria-current={current === "audit" ? "page" : undefined}>
-            Failures &amp; latency
-          </a>
+          {SECTIONS.map((section) => (
+            <a key={section.href} href={section.href} aria-current={section.pages.includes(route.page) ? "page" : undefined}>
+              {section.label}
+            </a>
+          ))}
         </nav>
       </header>
+      <OfflineBanner status={link} />
       <Counts />
-      <main>
-        <Boundary key={hash}>
-          {route.page === "job" ? (
-            <JobPage jobId={route.id} />
-          ) : route.page === "audit" ? (
-            <Audit />
-          ) : route.page === "stories" ? (
-            <>
-              <GenerateStory />
-              <StoryRuns />
-            </>
-          ) : (
-            <>
-              <GenerateStory />
-              <Backfill />
-              <JobTable initialStatus={route.status} initialCode={route.code} />
-            </>
-          )}
+      <main id="main" tabIndex={-1} className={link.kind === "offline" ? "stale" : undefined}>
+        <Boundary key={viewKey(route)}>
+          <View route={route} />
         </Boundary>
       </main>
+      <footer className="muted foot">Times are local ({zoneLabel()}), 24-hour.</footer>
     </>
   );
 }
 
-export function App({ bridgeAs }: { bridgeAs?: string }) {
-  const [route, hash] = useRoute();
+export function App({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: boolean }) {
+  const route = useRoute();
   return (
     <>
+      <a className="skip-link" href="#main" onClick={skipToContent}>
+        Skip to content
+      </a>
       {bridgeAs !== undefined && <BridgeBanner as={bridgeAs} />}
-      <Boundary forbidden={<Forbidden bridgeAs={bridgeAs} />}>
-        <Layout route={route} hash={hash} />
+      <Boundary forbidden={<Forbidden bridgeAs={bridgeAs} signedIn={signedIn ?? (bridgeAs !== undefined ? bridgeAs !== "anon" : undefined)} />}>
+        <Layout route={route} />
       </Boundary>
     </>
   );

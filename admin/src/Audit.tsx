@@ -1,8 +1,17 @@
 import { useMutation, useQuery } from "convex/react";
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
 import type { ErrorCode } from "../../convex/validators";
-import { formatDateTime, formatMs } from "./format";
+import { ActivityChart } from "./ActivityChart";
+import { describeError } from "./errors";
+import { formatMs, useKept, useMinute } from "./format";
+import { StatusBadge } from "./JobTable";
+import { formatRoute, patchRoute, type Route } from "./route";
+import { Time } from "./Time";
+import { Loading } from "./Connection";
+import { ViewHeading } from "./ViewHeading";
+
+type AuditRoute = Extract<Route, { page: "audit" }>;
 
 const STEP_LABELS = {
   queue: "Queue wait (pending → requested)",
@@ -12,73 +21,143 @@ const STEP_LABELS = {
   total: "Total (created → stored)",
 } as const;
 
-export function Failures() {
-  const summary = useQuery(api.admin.failureSummary);
+/** Asks before a bulk retry: says what will happen, and waits for a second, deliberate click. */
+function ConfirmRetry({ code, count, onConfirm, onCancel }: { code: ErrorCode; count: number; onConfirm: () => void; onCancel: () => void }) {
+  const confirm = useRef<HTMLButtonElement>(null);
+  useEffect(() => confirm.current?.focus(), []);
+  return (
+    <div
+      className="confirm"
+      role="alertdialog"
+      aria-labelledby={`confirm-${code}`}
+      onKeyDown={(e) => {
+        if (e.key === "Escape") onCancel();
+      }}
+    >
+      <p id={`confirm-${code}`}>
+        Re-queue every job now failed with <span className="code">{code}</span> ({count} in the last 24 hours)? Each starts a new attempt.
+      </p>
+      <button type="button" className="primary" ref={confirm} onClick={onConfirm}>
+        Retry {count} job{count === 1 ? "" : "s"}
+      </button>
+      <button type="button" onClick={onCancel}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
+export function Failures({ route }: { route: AuditRoute }) {
+  const now = useMinute();
+  const summary = useKept(useQuery(api.admin.failureSummary, { now }), "failures");
   const retryFailed = useMutation(api.admin.retryFailed);
   const [notes, setNotes] = useState<Partial<Record<ErrorCode, string>>>({});
+  const [confirming, setConfirming] = useState<ErrorCode | null>(null);
 
   const retry = async (code: ErrorCode) => {
+    setConfirming(null);
     setNotes((n) => ({ ...n, [code]: "Re-queueing…" }));
     try {
       const queued = await retryFailed({ code });
       setNotes((n) => ({ ...n, [code]: `Queued ${queued} job${queued === 1 ? "" : "s"}.` }));
     } catch (error) {
-      setNotes((n) => ({ ...n, [code]: (error as Error).message }));
+      setNotes((n) => ({ ...n, [code]: describeError(error) }));
     }
   };
 
   return (
     <section className="panel" aria-labelledby="failures-title">
-      <h2 id="failures-title">Failures in the last 24 hours</h2>
+      <h3 id="failures-title">Failures in the last 24 hours</h3>
       {summary === undefined ? (
-        <p className="muted" role="status">
-          Loading failures…
-        </p>
+        <Loading what="failures" />
       ) : summary.codes.length === 0 ? (
         <p className="empty" role="status">
           No failures in the last 24 hours.
         </p>
       ) : (
-        <div className="scroll">
-          <table className="audit">
-            <thead>
-              <tr>
-                <th scope="col">Code</th>
-                <th scope="col">Failures</th>
-                <th scope="col">Jobs</th>
-                <th scope="col">Still failed</th>
-                <th scope="col">Latest message</th>
-                <th scope="col">Latest</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {summary.codes.map((row) => (
+        <table className="audit stack">
+          <thead>
+            <tr>
+              <th scope="col">Code</th>
+              <th scope="col" className="num">
+                Failures
+              </th>
+              <th scope="col" className="num">
+                Jobs
+              </th>
+              <th scope="col" className="num">
+                Still failed
+              </th>
+              <th scope="col">Latest message</th>
+              <th scope="col">Latest</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {summary.codes.map((row) => {
+              const open = route.code === row.code;
+              return (
                 <tr key={row.code} data-code={row.code}>
-                  <th scope="row">
+                  <th scope="row" data-label="Code">
                     <span className="code">{row.code}</span>
                   </th>
-                  <td className="num">{row.count}</td>
-                  <td className="num">{row.jobs}</td>
-                  <td className="num" data-testid={`still-failed-${row.code}`}>
+                  <td data-label="Failures" className="num">
+                    {row.count}
+                  </td>
+                  <td data-label="Jobs" className="num">
+                    {row.jobs}
+                  </td>
+                  <td data-label="Still failed" className="num" data-testid={`still-failed-${row.code}`}>
                     {row.stillFailed}
                   </td>
-                  <td className="message">{row.latestMessage}</td>
-                  <td>{formatDateTime(row.latestAt)}</td>
-                  <td className="actions">
-                    <a href={`#/?code=${row.code}`}>View jobs</a>
-                    <button type="button" onClick={() => retry(row.code)} disabled={row.stillFailed === 0} aria-label={`Retry all ${row.code} jobs`}>
-                      Retry all
-                    </button>
-                    <span role="status" className="muted">
-                      {notes[row.code]}
-                    </span>
+                  <td data-label="Latest message" className="message break">
+                    {row.latestMessage}
+                  </td>
+                  <td data-label="Latest">
+                    <Time at={row.latestAt} />
+                  </td>
+                  <td data-label="Actions" className="actions">
+                    <div className="action-row">
+                      <a
+                        href={formatRoute({ ...route, code: open ? undefined : row.code })}
+                        aria-expanded={open}
+                        aria-controls={`jobs-${row.code}`}
+                        onClick={(e) => {
+                          e.preventDefault();
+                          patchRoute(route, { code: open ? undefined : row.code });
+                        }}
+                      >
+                        {open ? "Hide jobs" : "View jobs"}
+                      </a>
+                      <button type="button" onClick={() => setConfirming(row.code)} disabled={row.stillFailed === 0 || confirming === row.code} aria-label={`Retry all ${row.code} jobs`}>
+                        Retry all
+                      </button>
+                      <span role="status" className="muted">
+                        {notes[row.code]}
+                      </span>
+                    </div>
+                    {confirming === row.code && <ConfirmRetry code={row.code} count={row.stillFailed} onConfirm={() => retry(row.code)} onCancel={() => setConfirming(null)} />}
+                    {open && (
+                      <ul className="code-jobs" id={`jobs-${row.code}`} aria-label={`Jobs that failed with ${row.code}`}>
+                        {row.recentJobs.map((job) => (
+                          <li key={job.jobId}>
+                            <StatusBadge status={job.status} /> <a href={formatRoute({ page: "job", id: job.jobId })}>{job.title ?? "(story deleted)"}</a>
+                          </li>
+                        ))}
+                        {row.jobs > row.recentJobs.length && <li className="muted">…and {row.jobs - row.recentJobs.length} more</li>}
+                        {row.stillFailed > 0 && (
+                          <li>
+                            <a href={formatRoute({ page: "jobs", code: row.code })}>All jobs failed with {row.code} now</a>
+                          </li>
+                        )}
+                      </ul>
+                    )}
                   </td>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              );
+            })}
+          </tbody>
+        </table>
       )}
       {summary?.truncated && <p className="muted">More failures than the summary reads: counts are a lower bound.</p>}
     </section>
@@ -89,11 +168,9 @@ export function Latency() {
   const latency = useQuery(api.admin.latency);
   return (
     <section className="panel" aria-labelledby="latency-title">
-      <h2 id="latency-title">Step latency</h2>
+      <h3 id="latency-title">Step latency</h3>
       {latency === undefined ? (
-        <p className="muted" role="status">
-          Loading latency…
-        </p>
+        <Loading what="latency" />
       ) : latency.sample === 0 ? (
         <p className="empty" role="status">
           No stored portraits yet.
@@ -106,9 +183,15 @@ export function Latency() {
           <thead>
             <tr>
               <th scope="col">Step</th>
-              <th scope="col">p50</th>
-              <th scope="col">p95</th>
-              <th scope="col">Samples</th>
+              <th scope="col" className="num">
+                p50
+              </th>
+              <th scope="col" className="num">
+                p95
+              </th>
+              <th scope="col" className="num">
+                Samples
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -127,10 +210,14 @@ export function Latency() {
   );
 }
 
-export function Audit() {
+export function Audit({ route = { page: "audit", range: "24h" } }: { route?: AuditRoute }) {
   return (
     <>
-      <Failures />
+      <ViewHeading id="view-title" title="Activity & failures" className="view-title">
+        Activity &amp; failures
+      </ViewHeading>
+      <ActivityChart route={route} />
+      <Failures route={route} />
       <Latency />
     </>
   );

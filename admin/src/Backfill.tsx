@@ -1,7 +1,8 @@
 import { useMutation, useQuery } from "convex/react";
 import { useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { formatTime } from "./format";
+import { describeError } from "./errors";
+import { formatDateTime } from "./format";
 
 /**
  * Starts a backfill (a portrait job for every story with neither a portrait nor
@@ -18,7 +19,7 @@ export function Backfill() {
     try {
       await start({});
     } catch (e) {
-      setError((e as Error).message);
+      setError(describeError(e));
     }
   };
   return (
@@ -34,7 +35,7 @@ export function Backfill() {
               ? "No backfill has run: stories written before this backend have no portrait job."
               : `${progress.done ? "Done" : "Scanning"}: ${progress.scanned} stories scanned, ${progress.created} jobs created` +
                 ` (${progress.hadPortrait} had a portrait, ${progress.hadJob} a job)` +
-                (progress.finishedAt !== undefined ? `, finished ${formatTime(progress.finishedAt)}` : `, started ${formatTime(progress.startedAt)}`))}
+                (progress.finishedAt !== undefined ? `, finished ${formatDateTime(progress.finishedAt)}` : `, started ${formatDateTime(progress.startedAt)}`))}
       </span>
     </section>
   );

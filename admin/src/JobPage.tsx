@@ -1,75 +1,121 @@
 import { useMutation, useQuery } from "convex/react";
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { formatBytes, formatDateTime, formatMs, formatTime } from "./format";
+import { describeError } from "./errors";
+import { formatBytes, formatDateTime, formatMs } from "./format";
 import { StatusBadge } from "./JobTable";
+import { RawJson } from "./RawJson";
+import { Time } from "./Time";
+import { Loading } from "./Connection";
+import { ViewHeading } from "./ViewHeading";
+
+/**
+ * A button whose action runs once per click burst: a second click while the
+ * first is in flight does nothing. Its note stays once the button goes (e.g.
+ * the job is no longer failed), so it is always mounted.
+ */
+function ActionButton({ label, shown, busyNote, run, testId }: { label: string; shown: boolean; busyNote: string; run: () => Promise<string>; testId: string }) {
+  const inFlight = useRef(false);
+  const [state, setState] = useState<{ busy: boolean; note: string }>({ busy: false, note: "" });
+  const onClick = async () => {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setState({ busy: true, note: busyNote });
+    try {
+      setState({ busy: false, note: await run() });
+    } catch (error) {
+      setState({ busy: false, note: describeError(error) });
+    } finally {
+      inFlight.current = false;
+    }
+  };
+  return (
+    <>
+      {shown && (
+        <button type="button" onClick={onClick} disabled={state.busy}>
+          {label}
+        </button>
+      )}
+      <span role="status" className="muted" data-testid={testId}>
+        {state.note}
+      </span>
+    </>
+  );
+}
+
+function RetryButton({ jobId, failed }: { jobId: string; failed: boolean }) {
+  const retry = useMutation(api.admin.retryJob);
+  const run = async () =>
+    (await retry({ jobId })) === "queued" ? "Queued as a new attempt." : "The job is no longer failed: someone or something retried it already.";
+  return <ActionButton label="Retry job" shown={failed} busyNote="Re-queueing…" run={run} testId="retry-note" />;
+}
+
+/** A new portrait for a stored job: the story keeps its current one until the new one is stored. */
+function RegenerateButton({ storyId, stored }: { storyId: string; stored: boolean }) {
+  const regenerate = useMutation(api.admin.regenerate);
+  const notes = {
+    queued: "Queued: the current portrait stays until the new one is stored.",
+    busy: "An attempt is already under way.",
+    story_missing: "The story is gone.",
+  };
+  const run = async () => notes[await regenerate({ storyId })];
+  return <ActionButton label="Regenerate portrait" shown={stored} busyNote="Queueing a new portrait…" run={run} testId="regenerate-note" />;
+}
 
 export function JobPage({ jobId }: { jobId: string }) {
   const data = useQuery(api.admin.getJob, { jobId });
-  const retry = useMutation(api.admin.retryJob);
-  const regenerate = useMutation(api.admin.regenerate);
-  const [retryState, setRetryState] = useState("");
 
   if (data === undefined) {
     return (
-      <p className="muted" role="status">
-        Loading case file…
-      </p>
+      <Loading what="case file" />
     );
   }
   if (data === null) {
     return (
       <section className="panel">
-        <h2>No such job</h2>
-        <p className="muted">Nothing is filed under “{jobId}”.</p>
+        <ViewHeading id="view-title" title="No such job">
+          No such job
+        </ViewHeading>
+        <p className="muted">
+          Nothing is filed under “<span className="break">{jobId}</span>”.
+        </p>
         <a href="#/">Back to all jobs</a>
       </section>
     );
   }
   const { job, story, portraitUrl, events } = data;
-  const onRetry = async () => {
-    setRetryState("Re-queueing…");
-    try {
-      setRetryState((await retry({ jobId: job._id })) === "queued" ? "Queued as a new attempt." : "The job is no longer failed.");
-    } catch (error) {
-      setRetryState((error as Error).message);
-    }
-  };
-
-  const onRegenerate = async () => {
-    setRetryState("Queueing a new portrait…");
-    try {
-      const result = await regenerate({ storyId: job.storyId });
-      setRetryState(result === "queued" ? "Queued: the current portrait stays until the new one is stored." : result === "busy" ? "An attempt is already under way." : "The story is gone.");
-    } catch (error) {
-      setRetryState((error as Error).message);
-    }
-  };
+  const title = story?.title ?? "(story deleted)";
 
   return (
-    <article className="job" aria-labelledby="job-title">
+    <article className="job" aria-labelledby="view-title">
       <a href="#/">← All jobs</a>
       <header className="job-head">
-        <h2 id="job-title">{story?.title ?? "(story deleted)"}</h2>
+        <ViewHeading id="view-title" title={`Job: ${title}`} className="break">
+          {title}
+        </ViewHeading>
         <StatusBadge status={job.status} />
         <span className="muted">attempt {job.attempt}</span>
-        <span className="muted mono">{job._id}</span>
-        {job.status === "failed" && (
-          <button type="button" onClick={onRetry}>
-            Retry job
-          </button>
-        )}
-        {job.status === "stored" && story && (
-          <button type="button" onClick={onRegenerate}>
-            Regenerate portrait
-          </button>
-        )}
-        <span role="status" className="muted">
-          {retryState}
-        </span>
+        <span className="muted mono break">{job._id}</span>
+        {/* Always mounted, so its note stays once the button goes (the job is no longer failed). */}
+        <RetryButton jobId={job._id} failed={job.status === "failed"} />
+        <RegenerateButton storyId={job.storyId} stored={job.status === "stored" && story !== null} />
       </header>
+      <dl className="job-times">
+        <div>
+          <dt>Created</dt>
+          <dd>
+            <Time at={job.createdAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Last change</dt>
+          <dd>
+            <Time at={job.updatedAt} />
+          </dd>
+        </div>
+      </dl>
       {job.error && (
-        <p className="error-text">
+        <p className="error-text break">
           <span className="code">{job.error.code}</span> at {job.error.step}: {job.error.message}
         </p>
       )}
@@ -109,54 +155,72 @@ export function JobPage({ jobId }: { jobId: string }) {
 
       <section aria-labelledby="timeline-title">
         <h3 id="timeline-title">Timeline</h3>
-        <div className="scroll">
-          <table className="timeline">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Attempt</th>
-                <th scope="col">Transition</th>
-                <th scope="col">Step</th>
-                <th scope="col">HTTP</th>
-                <th scope="col">Recraft request</th>
-                <th scope="col">Credits</th>
-                <th scope="col">Bytes</th>
-                <th scope="col">Notes</th>
-              </tr>
-            </thead>
-            <tbody>
-              {events.map((event, i) => {
-                const d = event.details;
-                const step = d?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined);
-                const notes = [
-                  event.error && `${event.error.code}: ${event.error.message}`,
-                  d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
-                  d?.contentType,
-                  d?.reason,
-                  d?.retryAt !== undefined && `next attempt at ${formatTime(d.retryAt)}`,
-                ].filter(Boolean);
-                return (
-                  <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined}>
-                    <td className="mono" title={formatDateTime(event.at)}>
-                      {formatTime(event.at)}
-                    </td>
-                    <td className="num">{event.attempt}</td>
-                    <td>
-                      {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} → <StatusBadge status={event.to} />
-                    </td>
-                    <td className="num">{formatMs(step)}</td>
-                    <td className="num">{d?.httpStatus ?? event.error?.httpStatus ?? "—"}</td>
-                    <td className="mono">{d?.recraftRequestId ?? "—"}</td>
-                    <td className="num">{d?.credits ?? "—"}</td>
-                    <td className="num">{formatBytes(d?.bytes)}</td>
-                    <td>{notes.join(" · ")}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <table className="timeline stack">
+          <thead>
+            <tr>
+              <th scope="col">Time</th>
+              <th scope="col">Attempt</th>
+              <th scope="col">Transition</th>
+              <th scope="col">Step</th>
+              <th scope="col">HTTP</th>
+              <th scope="col">Recraft request</th>
+              <th scope="col">Credits</th>
+              <th scope="col">Bytes</th>
+              <th scope="col">Notes</th>
+            </tr>
+          </thead>
+          <tbody>
+            {events.map((event, i) => {
+              const d = event.details;
+              const step = d?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined);
+              const notes = [
+                event.error && `${event.error.code}: ${event.error.message}`,
+                d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
+                d?.contentType,
+                d?.reason,
+                d?.retryAt !== undefined && `next attempt at ${formatDateTime(d.retryAt)}`,
+              ].filter(Boolean);
+              return (
+                <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined}>
+                  <td data-label="Time">
+                    <Time at={event.at} ms />
+                  </td>
+                  <td data-label="Attempt" className="num">
+                    {event.attempt}
+                  </td>
+                  <td data-label="Transition">
+                    {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} → <StatusBadge status={event.to} />
+                  </td>
+                  <td data-label="Step" className="num">
+                    {formatMs(step)}
+                  </td>
+                  <td data-label="HTTP" className="num">
+                    {d?.httpStatus ?? event.error?.httpStatus ?? "—"}
+                  </td>
+                  <td data-label="Recraft request" className="mono break">
+                    {d?.recraftRequestId ?? "—"}
+                  </td>
+                  <td data-label="Credits" className="num">
+                    {d?.credits ?? "—"}
+                  </td>
+                  <td data-label="Bytes" className="num">
+                    {formatBytes(d?.bytes)}
+                  </td>
+                  <td data-label="Notes" className="break">
+                    {notes.join(" · ")}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
         {data.eventsTruncated && <p className="muted">Only the first {events.length} events are shown.</p>}
+      </section>
+
+      <section aria-labelledby="raw-title" className="raw-section">
+        <h3 id="raw-title">Raw data</h3>
+        <RawJson label="Job JSON" value={job} />
+        <RawJson label="Events JSON" value={events} />
       </section>
     </article>
   );

@@ -1,12 +1,12 @@
 import { usePaginatedQuery, useQuery } from "convex/react";
-import { useState } from "react";
 import { api } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
-import { storyRunStatus, type StoryRunStatus } from "../../convex/validators";
-import { formatAge, formatDateTime, formatTime, useNow } from "./format";
+import type { StoryRunStatus } from "../../convex/validators";
+import { formatDateTime, RUN_STATUSES } from "./format";
 import { StatusBadge } from "./JobTable";
-
-export const RUN_STATUSES: StoryRunStatus[] = storyRunStatus.members.map((m) => m.value);
+import { patchRoute, type StoriesRoute } from "./route";
+import { Time } from "./Time";
+import { ViewHeading } from "./ViewHeading";
 
 export function RunBadge({ status }: { status: StoryRunStatus }) {
   return <span className={`badge run-${status}`}>{status}</span>;
@@ -26,7 +26,7 @@ export function FollowRun({ runId }: { runId: Id<"storyRuns"> }) {
     case "pending":
       return (
         <span className="muted" data-run-status="pending">
-          {run.attempt > 1 ? `Claude failed (${detail.events.at(-2)?.error?.code ?? "error"}); retrying at ${formatTime(run.runAt)}` : "Queued…"}
+          {run.attempt > 1 ? `Claude failed (${detail.events.at(-2)?.error?.code ?? "error"}); retrying at ${formatDateTime(run.runAt)}` : "Queued…"}
         </span>
       );
     case "writing":
@@ -55,18 +55,19 @@ export function FollowRun({ runId }: { runId: Id<"storyRuns"> }) {
 }
 
 /** Every story run, newest first, live: status, attempts, error, the story and its portrait job. */
-export function StoryRuns({ pageSize = 20 }: { pageSize?: number }) {
-  const [status, setStatus] = useState<StoryRunStatus | "">("");
+export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageSize?: number }) {
+  const { status } = route;
   const { results, status: loading, loadMore } = usePaginatedQuery(api.admin.listStoryRuns, status ? { status } : {}, { initialNumItems: pageSize });
-  const now = useNow();
   return (
-    <section className="panel" aria-labelledby="runs-title">
+    <section className="panel" aria-labelledby="view-title">
       <div className="panel-head">
-        <h2 id="runs-title">Story runs</h2>
+        <ViewHeading id="view-title" title="Story runs">
+          Story runs
+        </ViewHeading>
         <div className="filters">
           <label>
             Status
-            <select value={status} onChange={(e) => setStatus(e.target.value as StoryRunStatus | "")}>
+            <select value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as StoryRunStatus | undefined })}>
               <option value="">all</option>
               {RUN_STATUSES.map((s) => (
                 <option key={s}>{s}</option>
@@ -84,7 +85,7 @@ export function StoryRuns({ pageSize = 20 }: { pageSize?: number }) {
           {status ? "No story runs with this status." : "No story runs yet. Generate a story, or wait for the daily one."}
         </p>
       ) : (
-        <table className="jobs runs">
+        <table className="jobs runs stack">
           <caption className="visually-hidden">Story runs, newest first</caption>
           <thead>
             <tr>
@@ -92,33 +93,35 @@ export function StoryRuns({ pageSize = 20 }: { pageSize?: number }) {
               <th scope="col">Case file</th>
               <th scope="col">Portrait</th>
               <th scope="col">Attempt</th>
-              <th scope="col">Age</th>
+              <th scope="col">Created</th>
               <th scope="col">Error</th>
             </tr>
           </thead>
           <tbody>
             {results.map((row) => (
               <tr key={row.runId} data-run-id={row.runId}>
-                <td>
+                <td data-label="Status">
                   <RunBadge status={row.status} />
                 </td>
-                <td>
+                <td data-label="Case file" className="story-cell">
                   {row.job ? (
                     <a href={`#/jobs/${row.job.jobId}`}>{row.story?.title ?? "(story deleted)"}</a>
                   ) : (
                     <span className="muted">{row.hint ? `theme: ${row.hint}` : "—"}</span>
                   )}
                 </td>
-                <td>{row.job ? <StatusBadge status={row.job.status} /> : <span className="muted">—</span>}</td>
-                <td className="num">{row.attempt}</td>
-                <td title={`created ${formatDateTime(row.createdAt)}, updated ${formatDateTime(row.updatedAt)}`}>{formatAge(now - row.createdAt)}</td>
-                <td>
+                <td data-label="Portrait">{row.job ? <StatusBadge status={row.job.status} /> : <span className="muted">—</span>}</td>
+                <td data-label="Attempt" className="num">{row.attempt}</td>
+                <td data-label="Created">
+                  <Time at={row.createdAt} />
+                </td>
+                <td data-label="Error" className="message">
                   {row.error ? (
-                    <span className="code" title={row.error.message}>
-                      {row.error.code}
-                    </span>
+                    <>
+                      <span className="code">{row.error.code}</span> <span className="break">{row.error.message}</span>
+                    </>
                   ) : row.status === "pending" && row.attempt > 1 ? (
-                    <span className="muted">retry at {formatTime(row.runAt)}</span>
+                    <span className="muted">retry at {formatDateTime(row.runAt)}</span>
                   ) : null}
                 </td>
               </tr>

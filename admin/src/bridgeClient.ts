@@ -5,7 +5,9 @@
  * deployment. It implements what convex/react's hooks call (`watchQuery`,
  * `mutation`, `action`, `query`, `logger`), so the components are unchanged:
  * a watched query is re-run whenever the bridge reports a change, and its
- * listeners are told when its result differs.
+ * listeners are told when its result differs. Like the real client it reports
+ * its connection (`connectionState`, `subscribeToConnectionState`, read by
+ * useConvexConnectionState), and reconnects with exponential backoff.
  */
 import type { ConvexReactClient } from "convex/react";
 import { getFunctionName, type FunctionReference } from "convex/server";
@@ -17,11 +19,31 @@ export type Call = { kind: CallKind; name: string; args: JSONValue };
 /** A call's result, or the error it threw (`data` is a ConvexError's payload). */
 export type Outcome = { value: JSONValue } | { error: { message: string; data?: JSONValue } };
 
+/** Whether the change stream is open; when it is not, when the next attempt is due. */
+export type Link = { connected: true } | { connected: false; retryAt: number; failures: number };
+
 /** How the client reaches the backend. The identity is the transport's. */
 export interface BridgeTransport {
   run(calls: Call[]): Promise<Outcome[]>;
-  /** Calls `onChange` whenever the backend may have changed; returns a function that stops it. */
-  subscribe(onChange: () => void): () => void;
+  /**
+   * Calls `onChange` whenever the backend may have changed (and once on every
+   * (re)connection), and `onLink` when the connection opens or fails;
+   * returns a function that stops it.
+   */
+  subscribe(onChange: () => void, onLink?: (link: Link) => void): () => void;
+}
+
+/** Reconnect delays: 1 s, 2 s, 4 s … up to 30 s, each with up to 20% jitter. */
+export function backoffMs(failures: number, random = Math.random): number {
+  return Math.round(Math.min(30_000, 1000 * 2 ** failures) * (1 + random() / 5));
+}
+
+/** A fetch that never reached the backend (as opposed to an error the backend answered). */
+export class UnreachableError extends Error {
+  constructor(cause: unknown) {
+    super("The backend cannot be reached.", { cause });
+    this.name = "UnreachableError";
+  }
 }
 
 /** The identities the bridge can act as (chosen with `?as=` on the page). */
@@ -36,14 +58,50 @@ export function httpTransport(base: string, as: string): BridgeTransport {
         method: "POST",
         headers: { "content-type": "application/json", "x-bridge-as": as },
         body: JSON.stringify(calls),
+      }).catch((error: unknown) => {
+        throw new UnreachableError(error);
       });
       if (!response.ok) throw new Error(`bridge: HTTP ${response.status}: ${await response.text()}`);
       return (await response.json()) as Outcome[];
     },
-    subscribe(onChange) {
-      const source = new EventSource(`${base}/bridge/changes`);
-      source.onmessage = () => onChange();
-      return () => source.close();
+    // Server-sent events read with fetch rather than EventSource, whose fixed
+    // retry interval would hammer a stopped backend: this one backs off.
+    subscribe(onChange, onLink = () => {}) {
+      let stopped = false;
+      let failures = 0;
+      let controller: AbortController | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const connect = async () => {
+        controller = new AbortController();
+        try {
+          const response = await fetch(`${base}/bridge/changes`, { signal: controller.signal, headers: { accept: "text/event-stream" } });
+          if (!response.ok || !response.body) throw new Error(`bridge: HTTP ${response.status}`);
+          failures = 0;
+          onLink({ connected: true });
+          onChange();
+          const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buffer = "";
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            const messages = (buffer + value).split("\n\n");
+            buffer = messages.pop()!;
+            if (messages.some((m) => /^data:/m.test(m))) onChange();
+          }
+        } catch {
+          // Refused, dropped or aborted: below.
+        }
+        if (stopped) return;
+        const delay = backoffMs(failures++);
+        onLink({ connected: false, retryAt: Date.now() + delay, failures });
+        timer = setTimeout(connect, delay);
+      };
+      void connect();
+      return () => {
+        stopped = true;
+        controller?.abort();
+        clearTimeout(timer);
+      };
     },
   };
 }
@@ -73,6 +131,9 @@ function unwrap(outcome: Outcome): Value {
 
 type Args = Record<string, Value>;
 
+/** What convex/react's useConvexConnectionState reads, plus when the bridge retries next. */
+export type BridgeConnectionState = ReturnType<ConvexReactClient["connectionState"]> & { nextRetryAt: number | null };
+
 export class BridgeClient {
   readonly logger = {
     log: (...args: unknown[]) => console.log(...args),
@@ -85,6 +146,18 @@ export class BridgeClient {
   private refreshing?: Promise<void>;
   private refreshAgain = false;
   private closed = false;
+  private link: BridgeConnectionState = {
+    hasInflightRequests: false,
+    isWebSocketConnected: false,
+    timeOfOldestInflightRequest: null,
+    hasEverConnected: false,
+    connectionCount: 0,
+    connectionRetries: 0,
+    inflightMutations: 0,
+    inflightActions: 0,
+    nextRetryAt: null,
+  };
+  private readonly linkListeners = new Set<() => void>();
 
   constructor(private readonly transport: BridgeTransport) {}
 
@@ -100,7 +173,10 @@ export class BridgeClient {
           void this.fetch([entry]);
         }
         entry.listeners.add(callback);
-        this.stopWatching ??= this.transport.subscribe(() => void this.refresh());
+        this.stopWatching ??= this.transport.subscribe(
+          () => void this.refresh(),
+          (link) => this.setLink(link),
+        );
         const watched = entry;
         return () => {
           watched.listeners.delete(callback);
@@ -118,6 +194,23 @@ export class BridgeClient {
       },
       journal: () => undefined,
     };
+  }
+
+  connectionState(): BridgeConnectionState {
+    return this.link;
+  }
+
+  subscribeToConnectionState(callback: () => void): () => void {
+    this.linkListeners.add(callback);
+    return () => this.linkListeners.delete(callback);
+  }
+
+  private setLink(link: Link) {
+    const was = this.link;
+    this.link = link.connected
+      ? { ...was, isWebSocketConnected: true, hasEverConnected: true, connectionCount: was.connectionCount + 1, connectionRetries: 0, nextRetryAt: null }
+      : { ...was, isWebSocketConnected: false, connectionRetries: link.failures, nextRetryAt: link.retryAt };
+    for (const listener of this.linkListeners) listener();
   }
 
   /** Runs a mutation; like Convex, resolves once the watched queries reflect it. */
@@ -180,9 +273,9 @@ export class BridgeClient {
     let outcomes: Outcome[];
     try {
       outcomes = await this.transport.run(entries.map((entry) => ({ kind: "query", name: entry.name, args: convexToJson(this.argsFor(entry)) })));
-    } catch (error) {
-      // Keep the last results; the next change notification tries again.
-      this.logger.warn("bridge: refresh failed:", error);
+    } catch {
+      // Keep the last results: the connection indicator says they are stale,
+      // and the next (re)connection fetches them again.
       return;
     }
     entries.forEach((entry, i) => this.apply(entry, sent[i], outcomes[i]));

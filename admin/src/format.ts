@@ -1,8 +1,9 @@
-import { useEffect, useState } from "react";
-import { errorCode, jobStatus, type ErrorCode, type JobStatus } from "../../convex/validators";
+import { useEffect, useRef, useState } from "react";
+import { errorCode, jobStatus, storyRunStatus, type ErrorCode, type JobStatus, type StoryRunStatus } from "../../convex/validators";
 
 export const STATUSES: JobStatus[] = jobStatus.members.map((m) => m.value);
 export const ERROR_CODES: ErrorCode[] = errorCode.members.map((m) => m.value);
+export const RUN_STATUSES: StoryRunStatus[] = storyRunStatus.members.map((m) => m.value);
 
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
@@ -11,23 +12,31 @@ export function formatMs(ms: number | null | undefined): string {
   return `${(ms / 60_000).toFixed(1)} min`;
 }
 
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86_400)}d`;
-}
-
-/** Local wall-clock time with milliseconds, e.g. 14:03:27.412. */
-export function formatTime(at: number): string {
+/**
+ * The one way the console writes a moment: local date and 24-hour time,
+ * e.g. 2026-12-01 14:03:27 (with `ms`, 14:03:27.412), the same in every view
+ * whatever the browser's locale.
+ */
+export function formatDateTime(at: number, { ms = false } = {}): string {
   const d = new Date(at);
   const pad = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  const date = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${date} ${time}${ms ? `.${pad(d.getMilliseconds(), 3)}` : ""}`;
 }
 
-export function formatDateTime(at: number): string {
-  return new Date(at).toLocaleString();
+/** The time zone the console's times are in, e.g. "UTC+01:00". */
+export function zoneLabel(at = Date.now()): string {
+  const offset = -new Date(at).getTimezoneOffset();
+  const sign = offset < 0 ? "-" : "+";
+  const abs = Math.abs(offset);
+  return `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+}
+
+/** Now, rounded up to the minute: a query argument that changes once a minute, so its result caches. */
+export function useMinute(): number {
+  const now = useNow(15_000);
+  return Math.ceil(now / 60_000) * 60_000;
 }
 
 export function formatBytes(bytes: number | undefined): string {
@@ -54,4 +63,15 @@ export function useDebounced<T>(value: T, delayMs: number): T {
     return () => clearTimeout(timer);
   }, [value, delayMs]);
   return debounced;
+}
+
+/**
+ * The last loaded value of a query while the same view re-subscribes with new
+ * arguments (e.g. `now` moving on a minute), so the view does not flash
+ * "Loading…"; a different `key` (another range) starts empty.
+ */
+export function useKept<T>(value: T | undefined, key: string): T | undefined {
+  const kept = useRef<{ key: string; value: T } | undefined>(undefined);
+  if (value !== undefined) kept.current = { key, value };
+  return value ?? (kept.current?.key === key ? kept.current.value : undefined);
 }

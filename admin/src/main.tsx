@@ -3,6 +3,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import { asConvexClient, BridgeClient, httpTransport } from "./bridgeClient";
+import { onCaughtError } from "./errors";
 import "./styles.css";
 
 // `vite build --mode bridge` (scripts/lib/bridge.ts): the demo's embedded backend, identity from ?as=.
@@ -17,7 +18,7 @@ const client =
       ? new ConvexReactClient(url)
       : undefined;
 
-createRoot(document.getElementById("root")!).render(
+createRoot(document.getElementById("root")!, { onCaughtError }).render(
   <StrictMode>
     {client ? (
       <ConvexProvider client={client}>

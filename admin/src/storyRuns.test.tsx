@@ -52,7 +52,7 @@ describe("story runs in the admin console", () => {
     renderAsAdmin(
       <>
         <GenerateStory />
-        <StoryRuns />
+        <StoryRuns route={{ page: "stories" }} />
       </>,
     );
     await screen.findByText(/No story runs yet/);
@@ -79,7 +79,7 @@ describe("story runs in the admin console", () => {
     renderAsAdmin(
       <>
         <GenerateStory />
-        <StoryRuns />
+        <StoryRuns route={{ page: "stories" }} />
       </>,
     );
     generate();

@@ -15,6 +15,7 @@ import type {
 } from "convex/server";
 import type * as admin from "../admin.js";
 import type * as crons from "../crons.js";
+import type * as lib_activity from "../lib/activity.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
 import type * as lib_backfill from "../lib/backfill.js";
 import type * as lib_backoff from "../lib/backoff.js";
@@ -47,6 +48,7 @@ import type * as validators from "../validators.js";
 declare const fullApi: ApiFromModules<{
   admin: typeof admin;
   crons: typeof crons;
+  "lib/activity": typeof lib_activity;
   "lib/adminFunctions": typeof lib_adminFunctions;
   "lib/backfill": typeof lib_backfill;
   "lib/backoff": typeof lib_backoff;

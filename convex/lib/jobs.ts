@@ -87,6 +87,18 @@ function logTransition(
 }
 
 /**
+ * The admin search's text: title, patient name and number, plus each word's
+ * letter-and-digit parts, so "0470" finds "P-0470" whichever way the search
+ * engine splits words.
+ */
+export function searchTextOf(story: Pick<Doc<"stories">, "title" | "patientName" | "patientNumber">): string {
+  const text = `${story.title} ${story.patientName} ${story.patientNumber}`;
+  const punctuated = text.split(/\s+/).filter((word) => /[^\p{L}\p{N}]/u.test(word));
+  const parts = punctuated.flatMap((word) => word.split(/[^\p{L}\p{N}]+/u).filter(Boolean));
+  return [text, ...new Set(parts)].join(" ");
+}
+
+/**
  * Creates a story's job in `pending` with its first event, at `at` (the story's
  * creation by default; a backfill passes the time it finds the story).
  */
@@ -95,7 +107,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">, { at, r
   const storyId = story._id;
   const jobId = await ctx.db.insert("portraitJobs", {
     storyId,
-    searchText: `${story.title} ${story.patientName} ${story.patientNumber}`,
+    searchText: searchTextOf(story),
     status: "pending",
     attempt: 1,
     createdAt: now,

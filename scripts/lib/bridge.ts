@@ -127,7 +127,10 @@ export function localTransport(t: Backend, as: string, options?: { pollMs?: numb
   const execute = bridgeExecutor(t);
   return {
     run: (calls) => Promise.all(calls.map((call) => execute(as, call))),
-    subscribe: (onChange) => watchChanges(t, onChange, options),
+    subscribe: (onChange, onLink) => {
+      onLink?.({ connected: true });
+      return watchChanges(t, onChange, options);
+    },
   };
 }
 
@@ -211,7 +214,7 @@ export async function serveAdmin(stack: { t: Backend }, options: ServeAdminOptio
 
     if (url.pathname === "/bridge/changes" && req.method === "GET") {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
-      res.write(`retry: 500\ndata: ${version}\n\n`);
+      res.write(`data: ${version}\n\n`);
       listeners.add(res);
       stopWatching ??= watchChanges(stack.t, broadcast, { pollMs: options.pollMs });
       req.on("close", () => {

@@ -79,7 +79,7 @@ test("an admin generates a story and watches its portrait arrive; a failure is a
   await page.screenshot({ path: `${SHOTS}/dashboard.png`, fullPage: true });
 
   // The audit view shows it; with the fault cleared, "retry all" stores it.
-  await page.getByRole("link", { name: /Failures/ }).click();
+  await page.getByRole("link", { name: /failures/i }).click();
   const audit = page.locator('tr[data-code="unauthorized"]');
   await audit.waitFor();
   expect(await audit.locator("td").first().textContent()).toBe("1");
@@ -90,6 +90,7 @@ test("an admin generates a story and watches its portrait arrive; a failure is a
 
   stack!.recraft!.setFault(undefined);
   await page.getByRole("button", { name: "Retry all unauthorized jobs" }).click();
+  await page.getByRole("alertdialog").getByRole("button", { name: "Retry 1 job" }).click();
   await page.getByText("Queued 1 job.").waitFor();
   await expect.poll(() => page.getByTestId("still-failed-unauthorized").textContent(), { timeout: 15_000 }).toBe("0");
   await expect.poll(() => count(page, "stored"), { timeout: 15_000 }).toBe("2");
