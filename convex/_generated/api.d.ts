@@ -18,6 +18,7 @@ import type * as crons from "../crons.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
+import type * as lib_counts from "../lib/counts.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
 import type * as lib_recraft from "../lib/recraft.js";
@@ -41,6 +42,7 @@ declare const fullApi: ApiFromModules<{
   "lib/adminFunctions": typeof lib_adminFunctions;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
+  "lib/counts": typeof lib_counts;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
   "lib/recraft": typeof lib_recraft;

@@ -49,10 +49,29 @@ export function recraftConfig() {
 
 export type QueueConfig = ReturnType<typeof queueConfig>;
 
+/**
+ * In-flight portrait jobs a deployment runs safely by default. Little's law at
+ * Recraft's limit and the spec's slowest image: 100/min x 15 s = 25 in flight,
+ * plus headroom. Convex's limits page (docs.convex.dev/production/state/limits)
+ * allows 256 concurrent scheduled jobs and 256 Node / 512 Convex-runtime
+ * actions on Professional (S256); Free/Starter (S16) runs 8 scheduled jobs at
+ * once, where PORTRAIT_MAX_CONCURRENCY=6 leaves room for the crons and story runs.
+ */
+export const DEFAULT_MAX_CONCURRENCY = 32;
+/** The most requests a window may allow: beyond this the slot spacing is under 10 ms a second. */
+const MAX_PER_WINDOW = 8192;
+
 export function queueConfig() {
+  const secondMs = integer("PORTRAIT_RATE_SECOND_MS", 1_000, 1);
   return {
-    maxConcurrency: integer("PORTRAIT_MAX_CONCURRENCY", 4, 1),
-    maxPerMinute: integer("PORTRAIT_MAX_PER_MINUTE", 100, 1),
+    maxConcurrency: Math.min(integer("PORTRAIT_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1), 1000),
+    maxPerSecond: Math.min(integer("PORTRAIT_MAX_PER_SECOND", 5, 1), MAX_PER_WINDOW),
+    maxPerMinute: Math.min(integer("PORTRAIT_MAX_PER_MINUTE", 100, 1), MAX_PER_WINDOW),
+    // Window lengths: Recraft's second and minute; shorter ones scale the limits (the bench runs at x10).
+    secondMs,
+    minuteMs: integer("PORTRAIT_RATE_MINUTE_MS", 60_000, 1),
+    // How late a request may start after its slot (default: one second window).
+    startToleranceMs: integer("PORTRAIT_START_TOLERANCE_MS", secondMs, 2),
     maxAttempts: integer("PORTRAIT_MAX_ATTEMPTS", 1, 1),
     stallMs: integer("PORTRAIT_STALL_MS", 5 * 60_000, 1),
     retryInitialMs: integer("PORTRAIT_RETRY_INITIAL_MS", 2_000, 0),

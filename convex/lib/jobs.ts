@@ -12,6 +12,7 @@ import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { ErrorCode, JobError, JobStatus, StepDetails } from "../validators";
 import { queueConfig, type QueueConfig } from "./config";
 import { internal } from "../_generated/api";
+import { adjustCounts, readCounts as readKindCounts } from "./counts";
 import { dispatch } from "./dispatch";
 import { redact } from "./redact";
 
@@ -46,20 +47,12 @@ function sanitize(error: JobError): JobError {
   return { ...error, message: redact(error.message) };
 }
 
-/** Applies count changes, e.g. { pending: -1, requested: +1 }, reading the count rows once. */
-async function bumpCounts(ctx: MutationCtx, deltas: Partial<Record<JobStatus, number>>) {
-  const rows = await ctx.db.query("portraitJobCounts").collect();
-  for (const [status, delta] of Object.entries(deltas) as [JobStatus, number][]) {
-    const row = rows.find((r) => r.status === status);
-    if (row) await ctx.db.patch(row._id, { count: row.count + delta });
-    else await ctx.db.insert("portraitJobCounts", { status, count: delta });
-  }
-}
+const statusKey = (status: JobStatus) => status as string;
 
+/** Jobs per status, exact at every instant (lib/counts.ts explains why). */
 export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
-  const counts = { pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0 };
-  for (const row of await ctx.db.query("portraitJobCounts").collect()) counts[row.status] = row.count;
-  return counts;
+  const all = await readKindCounts(ctx, "portrait");
+  return Object.fromEntries(STATUSES.map((status) => [status, all[statusKey(status)] ?? 0])) as Record<JobStatus, number>;
 }
 
 function logTransition(
@@ -99,7 +92,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">) {
     holdsSlot: false,
   });
   await ctx.db.insert("portraitJobEvents", { jobId, storyId, attempt: 1, from: null, to: "pending", at: now });
-  await bumpCounts(ctx, { pending: 1 });
+  await adjustCounts(ctx, "portrait", jobId, { pending: 1 });
   logTransition({ _id: jobId, storyId, attempt: 1, updatedAt: now }, null, "pending", now);
   return jobId;
 }
@@ -135,6 +128,7 @@ export async function move(
   if (!inFlight) {
     patch.scheduledFunctionId = undefined;
     patch.dispatchedAt = undefined;
+    patch.slotAt = undefined;
   }
   await ctx.db.patch(job._id, patch);
   await ctx.db.insert("portraitJobEvents", {
@@ -147,7 +141,7 @@ export async function move(
     error,
     details: change.details,
   });
-  await bumpCounts(ctx, { [job.status]: -1, [to]: 1 });
+  await adjustCounts(ctx, "portrait", job._id, { [job.status]: -1, [to]: 1 });
   logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
   return (await ctx.db.get(job._id))!;
 }
@@ -163,7 +157,7 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
     const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
     await ctx.db.patch(failed._id, { runAt: retryAt });
-    await ctx.scheduler.runAt(retryAt, internal.portraits.dispatchQueue, {});
+    await dispatch(ctx, retryAt);
   }
   await dispatch(ctx);
 }
