@@ -78,7 +78,7 @@ export const claim = internalMutation({
       // Started too late for its slot to keep the provider's windows: back to the head of the queue.
       console.warn(JSON.stringify({ event: "portrait.late_start", jobId, slotAt: job.slotAt, lateMs: Date.now() - job.slotAt }));
       await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-      await dispatch(ctx);
+      await dispatch(ctx, Date.now(), { stored: false });
       return null;
     }
     const story = await ctx.db.get(job.storyId);
@@ -130,7 +130,6 @@ export const markStored = internalMutation({
     }
     await move(ctx, job, "stored", { storageId, details });
     await ctx.db.patch(story._id, { storageId });
-    await dispatch(ctx);
     return true;
   },
 });
@@ -269,9 +268,9 @@ export const generatePatientPortrait = internalAction({
 
 /** The dispatcher loop (lib/dispatch.ts): run by the wakeups transitions schedule. Returns how many jobs it dispatched. */
 export const dispatchQueue = internalMutation({
-  args: {},
+  args: { at: v.optional(v.number()) },
   returns: v.number(),
-  handler: async (ctx) => runDispatcher(ctx),
+  handler: async (ctx, { at }) => runDispatcher(ctx, at),
 });
 
 /** An admin retry of one failed job: a new attempt through the same dispatcher. */

@@ -67,17 +67,27 @@ export default defineSchema({
   }).index("by_kind", ["kind"]),
 
   // State of the dispatcher loop (lib/dispatch.ts), written only by the loop:
-  // the next free start slot, the adaptive concurrency, and its cursors.
+  // the next free start slot, how many jobs hold a slot, the adaptive concurrency.
   portraitDispatcher: defineTable({
     nextSlotAt: v.number(),
+    holding: v.number(),
     limit: v.number(),
     latencyMs: v.optional(v.number()),
-    latencyCursor: v.number(),
-    failureCursor: v.number(),
     pausedUntil: v.optional(v.number()),
   }),
 
-  // One row per scheduled run of the dispatcher loop: the first transition that
-  // needs the loop in a time bucket inserts it, the rest see it and do nothing.
-  portraitWakes: defineTable({ at: v.number() }).index("by_at", ["at"]),
+  // Requests for a run of the dispatcher loop. Adding work: the first
+  // transition in a time bucket inserts a row (and schedules the run), the rest
+  // see it. Freeing a slot: every release inserts its own row, with how long the
+  // slot was held and whether the provider said 429, which the loop reads and deletes.
+  portraitWakes: defineTable({
+    at: v.number(),
+    release: v.optional(
+      v.object({
+        heldMs: v.optional(v.number()),
+        stored: v.boolean(),
+        rateLimitedUntil: v.optional(v.number()),
+      }),
+    ),
+  }).index("by_at", ["at"]),
 });

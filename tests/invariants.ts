@@ -16,12 +16,14 @@ export async function snapshot(t: Backend) {
     // The status counts as the admin reads them (kept in lib/counts.ts: totals plus unfolded rows).
     counts: await readCounts(ctx),
     files: await ctx.db.system.query("_storage").collect(),
+    dispatcher: await ctx.db.query("portraitDispatcher").first(),
+    wakes: await ctx.db.query("portraitWakes").collect(),
   }));
 }
 
 /** Returns every violated invariant as a sentence (empty when all hold). */
 export async function violations(t: Backend, { settled = true } = {}): Promise<string[]> {
-  const { stories, jobs, events, counts, files } = await snapshot(t);
+  const { stories, jobs, events, counts, files, dispatcher, wakes } = await snapshot(t);
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
@@ -78,6 +80,11 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     const actual = jobs.filter((j) => j.status === status).length;
     if (kept !== actual) problems.push(`count of ${status} is ${kept}, actual ${actual}`);
   }
+
+  // The dispatcher's count of held slots, less the releases it has not read yet, is the number of holders.
+  const holders = jobs.filter((j) => j.holdsSlot).length;
+  const believed = dispatcher ? dispatcher.holding - wakes.filter((w) => w.release).length : 0;
+  if (believed !== holders) problems.push(`the dispatcher counts ${believed} held slots, ${holders} jobs hold one`);
 
   // No secret anywhere in the database.
   const everything = JSON.stringify({ stories, jobs, events, counts, files });

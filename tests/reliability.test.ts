@@ -328,6 +328,43 @@ describe("recovery", () => {
     expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed");
   });
 
+  test("a late caller from attempt 1 is refused while attempt 2 is in the same status (requested, then downloaded)", async () => {
+    stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_REQUEST_TIMEOUT_MS: "1500" });
+    stack.recraft.setFault({ kind: "hang" }); // both attempts' requests hang until they time out
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const [storyId] = await insertMany(1);
+    const { _id: jobId } = await jobOf(stack.t, storyId);
+    await until(async () => (await jobStatus(jobId)) === "requested");
+    // Attempt 1's action is gone as far as the sweep can tell: it fails as stalled and attempt 2 starts.
+    await stack.t.run((ctx) => ctx.db.patch(jobId, { scheduledFunctionId: undefined }));
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
+    await until(async () => {
+      const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+      return job.status === "requested" && job.attempt === 2;
+    });
+
+    // Attempt 1 comes back late, in the status attempt 2 is in: refused, nothing changes.
+    const timeout = { step: "request" as const, code: "timeout" as const, message: "attempt 1 timed out" };
+    expect(await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: timeout })).toBe(false);
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 1, details: {} })).toBe(false);
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "requested", attempt: 2 });
+
+    // Attempt 2 downloads; attempt 1's late store is refused and its file deleted.
+    const image = portraitPng("race");
+    const sha256 = createHash("sha256").update(image).digest("hex");
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 2, details: { sha256, bytes: image.length } })).toBe(true);
+    const late = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId, attempt: 1, storageId: late, details: {} })).toBe(false);
+    expect(await stack.t.run((ctx) => ctx.db.system.get(late))).toBeNull();
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "downloaded", attempt: 2 });
+
+    const own = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId, attempt: 2, storageId: own, details: {} })).toBe(true);
+    await settle(stack.t); // both hung requests time out; their markFailed calls are refused
+    expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2, storageId: own });
+    expect(await pathOf(stack.t, jobId)).toBe("pending>requested>failed>pending>requested>downloaded>stored");
+  });
+
   test("two actions racing for one job: one claims it, the other is refused and sends nothing", async () => {
     stack.recraft.setFault(undefined);
     const [storyId] = await insertMany(1);

@@ -12,15 +12,18 @@
  * spread, never bursts, and nothing polls.
  *
  * Concurrency. At most `allowed` jobs hold a slot (dispatched, requested or
- * downloaded): Little's law on the latency the `downloaded` events record
- * (rate x latency x HEADROOM), under an AIMD ceiling that halves when a 429
- * arrives (and pauses new slots until its Retry-After) and recovers by
- * RECOVERY_STEP a success, between 1 and PORTRAIT_MAX_CONCURRENCY.
+ * downloaded): Little's law on how long recent jobs held theirs (rate x
+ * latency x HEADROOM, an average the loop keeps), under an AIMD ceiling that
+ * halves when a 429 arrives (and pauses new slots until its Retry-After) and
+ * recovers by RECOVERY_STEP a stored job, between 1 and PORTRAIT_MAX_CONCURRENCY.
  *
  * No hot documents. The loop's state is written only by the loop. A
- * transition that needs the loop (a job added, a slot freed) inserts a wakeup
- * row for the next KICK bucket unless one exists, so a burst of transitions
- * shares one run and no transition writes a document another job writes.
+ * transition that adds work asks for a run in the next wakeup bucket (the
+ * first in a bucket inserts a row and schedules the run, the rest read it); a
+ * transition that frees a slot inserts a row of its own saying so (with the
+ * time held and any 429), which the loop counts and deletes. So the loop knows
+ * exactly how many slots are held without reading the holders, and no
+ * transition writes a document another job's transition writes.
  */
 import { internal } from "../_generated/api";
 import type { Doc } from "../_generated/dataModel";
@@ -32,7 +35,6 @@ const HEADROOM = 1.5;
 const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
 const MAX_DISPATCH = 64;
-const MAX_OBSERVED = 64;
 /** Count rows untouched this long are folded by the loop (the sweep folds the rest). */
 const FOLD_SETTLED_MS = 2_000;
 
@@ -50,59 +52,55 @@ function kickBucketMs(config: QueueConfig): number {
   return Math.min(1_000, Math.max(10, 4 * slotSpacingMs(config)));
 }
 
+export type Release = NonNullable<Doc<"portraitWakes">["release"]>;
+
 /**
- * Makes sure the loop runs at or soon after `at`: one wakeup row and one
- * scheduled run per bucket, whoever asks first.
+ * Makes sure the loop runs at or soon after `at`: one scheduled run per bucket,
+ * whoever asks first. A `release` (a job giving up its slot) always leaves its
+ * own row, so the loop counts every freed slot exactly.
  */
-export async function dispatch(ctx: MutationCtx, at = Date.now()): Promise<void> {
+export async function dispatch(ctx: MutationCtx, at = Date.now(), release?: Release): Promise<void> {
   const bucketMs = kickBucketMs(queueConfig());
   const wakeAt = Math.ceil(at / bucketMs) * bucketMs;
   const existing = await ctx.db
     .query("portraitWakes")
     .withIndex("by_at", (q) => q.eq("at", wakeAt))
     .first();
-  if (existing) return;
-  await ctx.db.insert("portraitWakes", { at: wakeAt });
-  await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, {});
+  if (existing && !release) return;
+  await ctx.db.insert("portraitWakes", release ? { at: wakeAt, release } : { at: wakeAt });
+  if (!existing) await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, { at: wakeAt });
 }
 
 type State = Omit<Doc<"portraitDispatcher">, "_id" | "_creationTime">;
 
-async function loadState(ctx: MutationCtx, config: QueueConfig, now: number) {
+async function loadState(ctx: MutationCtx, config: QueueConfig): Promise<{ doc: Doc<"portraitDispatcher"> | null; state: State }> {
   const doc = await ctx.db.query("portraitDispatcher").first();
-  const initial: State = { nextSlotAt: 0, limit: config.maxConcurrency, latencyCursor: now, failureCursor: now };
-  return { doc, state: doc ? { ...stripSystem(doc) } : initial };
-}
-
-function stripSystem(doc: Doc<"portraitDispatcher">): State {
-  const { _id, _creationTime, ...state } = doc;
-  return state;
-}
-
-/** Learns from the events since the last run: latencies (and recovery) from `downloaded`, 429s from `failed`. */
-async function observe(ctx: MutationCtx, state: State, config: QueueConfig) {
-  const successes = await ctx.db
-    .query("portraitJobEvents")
-    .withIndex("by_to", (q) => q.eq("to", "downloaded").gt("at", state.latencyCursor))
-    .take(MAX_OBSERVED);
-  for (const event of successes) {
-    const ms = event.details?.durationMs;
-    if (ms !== undefined) state.latencyMs = state.latencyMs === undefined ? ms : state.latencyMs + LATENCY_WEIGHT * (ms - state.latencyMs);
-    state.limit = Math.min(config.maxConcurrency, state.limit + RECOVERY_STEP);
-    state.latencyCursor = Math.max(state.latencyCursor, event.at);
+  if (doc) {
+    const { _id, _creationTime, ...state } = doc;
+    return { doc, state };
   }
-  const failures = await ctx.db
-    .query("portraitJobEvents")
-    .withIndex("by_to", (q) => q.eq("to", "failed").gt("at", state.failureCursor))
-    .take(MAX_OBSERVED);
-  const limited = failures.filter((event) => event.error?.code === "rate_limited");
-  for (const event of failures) state.failureCursor = Math.max(state.failureCursor, event.at);
-  if (limited.length > 0) {
+  // First run (or first since an upgrade): count the slots already held once.
+  const holders = await ctx.db
+    .query("portraitJobs")
+    .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+    .collect();
+  return { doc, state: { nextSlotAt: 0, holding: holders.length, limit: config.maxConcurrency } };
+}
+
+/** Learns from the slots freed since the last run: latency (and recovery) from successes, 429s from failures. */
+function observe(state: State, releases: Release[], config: QueueConfig) {
+  let rateLimitedUntil: number | undefined;
+  for (const release of releases) {
+    if (release.heldMs !== undefined) {
+      state.latencyMs = state.latencyMs === undefined ? release.heldMs : state.latencyMs + LATENCY_WEIGHT * (release.heldMs - state.latencyMs);
+    }
+    if (release.stored) state.limit = Math.min(config.maxConcurrency, state.limit + RECOVERY_STEP);
+    if (release.rateLimitedUntil !== undefined) rateLimitedUntil = Math.max(rateLimitedUntil ?? 0, release.rateLimitedUntil);
+  }
+  if (rateLimitedUntil !== undefined) {
     state.limit = Math.max(1, state.limit / 2); // once per run, however many 429s it sees
-    const until = Math.max(...limited.map((event) => event.at + (event.error?.retryAfterMs ?? 0)));
-    state.pausedUntil = Math.max(state.pausedUntil ?? 0, until);
+    state.pausedUntil = Math.max(state.pausedUntil ?? 0, rateLimitedUntil);
   }
-  return successes.length + failures.length;
 }
 
 /**
@@ -116,24 +114,28 @@ export function allowedInFlight(state: Pick<State, "latencyMs" | "limit">, confi
   return Math.max(1, Math.min(config.maxConcurrency, little, Math.floor(state.limit)));
 }
 
-/** One run of the loop. Returns how many jobs it dispatched. */
-export async function runDispatcher(ctx: MutationCtx): Promise<number> {
+/**
+ * One run of the loop, for the wakeups due by `at` (its bucket: a timer may
+ * fire a little early, and the bucket's rows must not outlive its run).
+ * Returns how many jobs it dispatched.
+ */
+export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   const config = queueConfig();
   const now = Date.now();
-  for (const wake of await ctx.db.query("portraitWakes").withIndex("by_at", (q) => q.lte("at", now)).collect()) {
+  const due = Math.max(now, at);
+  const { doc, state } = await loadState(ctx, config);
+  const before = JSON.stringify(state);
+  const releases: Release[] = [];
+  for (const wake of await ctx.db.query("portraitWakes").withIndex("by_at", (q) => q.lte("at", due)).collect()) {
+    if (wake.release) releases.push(wake.release);
     await ctx.db.delete(wake._id);
   }
+  // A fresh state counted the holders as they are now, releases included.
+  if (doc) state.holding = Math.max(0, state.holding - releases.length);
+  observe(state, releases, config);
   await foldCounts(ctx, "portrait", { settledMs: FOLD_SETTLED_MS });
-  const { doc, state } = await loadState(ctx, config, now);
-  const before = JSON.stringify(state);
-  await observe(ctx, state, config);
 
-  const allowed = allowedInFlight(state, config);
-  const holders = await ctx.db
-    .query("portraitJobs")
-    .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
-    .take(allowed);
-  const free = Math.min(allowed - holders.length, MAX_DISPATCH);
+  const free = Math.min(allowedInFlight(state, config) - state.holding, MAX_DISPATCH);
   let dispatched = 0;
   if (free > 0) {
     const ready = await ctx.db
@@ -149,6 +151,7 @@ export async function runDispatcher(ctx: MutationCtx): Promise<number> {
       dispatched++;
     }
     if (dispatched > 0) state.nextSlotAt = slotAt;
+    state.holding += dispatched;
     // A full batch with capacity left: carry on in the next run rather than grow this transaction.
     if (dispatched === MAX_DISPATCH) await dispatch(ctx, now);
   }

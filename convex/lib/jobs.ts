@@ -142,13 +142,23 @@ export async function move(
     details: change.details,
   });
   await adjustCounts(ctx, "portrait", job._id, { [job.status]: -1, [to]: 1 });
+  if (job.holdsSlot && !inFlight) {
+    // The slot is free: tell the dispatcher loop how long it was held, and whether the provider said 429.
+    const requested = job.status !== "pending" && job.slotAt !== undefined;
+    await dispatch(ctx, now, {
+      heldMs: requested ? now - job.slotAt! : undefined,
+      stored: to === "stored",
+      rateLimitedUntil: error?.code === "rate_limited" ? now + (error.retryAfterMs ?? 0) : undefined,
+    });
+  }
   logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
   return (await ctx.db.get(job._id))!;
 }
 
 /**
  * Fails a job, and if the failure is transient and attempts remain, queues the
- * next attempt after a backoff. Frees the job's slot either way.
+ * next attempt after a backoff. Frees the job's slot either way (move tells
+ * the dispatcher).
  */
 export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: JobError, details?: StepDetails) {
   const config = queueConfig();
@@ -159,7 +169,6 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
     await ctx.db.patch(failed._id, { runAt: retryAt });
     await dispatch(ctx, retryAt);
   }
-  await dispatch(ctx);
 }
 
 async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {
