@@ -36,7 +36,7 @@ const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
 const MAX_DISPATCH = 64;
 /** Count rows untouched this long are folded by the loop (the sweep folds the rest). */
-const FOLD_SETTLED_MS = 2_000;
+const FOLD_SETTLED_MS = 10_000;
 
 /** Minimum time between two start slots (see the header for why it keeps both windows). */
 export function slotSpacingMs(config: QueueConfig): number {
