@@ -49,7 +49,7 @@ export async function startStack(
     PORTRAIT_RETRY_INITIAL_MS: "10",
     PORTRAIT_RETRY_MAX_MS: "50",
     // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
-    // (a start slot every 22 ms); a late start is tolerated up to 500 ms on a busy machine.
+    // (a start slot every 22 ms); a start 750 ms late is still sent, for a busy machine.
     PORTRAIT_RATE_SECOND_MS: "100",
     PORTRAIT_RATE_MINUTE_MS: "6000",
     PORTRAIT_MAX_PER_SECOND: "50",

@@ -125,7 +125,7 @@ describe("pacing at the provider's limits", () => {
     const fastAgain = await phase(20, 60, "c");
     expect(slow.latencyMs).toBeGreaterThan(500);
     expect(fastAgain.latencyMs).toBeLessThan(200);
-    // 100 per 6 s is one start every 61 ms: 700 ms needs ~11 in flight, 20 ms needs one.
+    // 100 per 6 s is one start every 62 ms: 700 ms needs ~11 in flight, 20 ms needs one.
     expect(slow.inFlight).toBeGreaterThanOrEqual(8);
     expect(fast.inFlight).toBeLessThanOrEqual(3);
     expect(fastAgain.inFlight).toBeLessThanOrEqual(3);

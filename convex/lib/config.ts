@@ -70,8 +70,8 @@ export function queueConfig() {
     // Window lengths: Recraft's second and minute; shorter ones scale the limits (the bench runs at x10).
     secondMs,
     minuteMs: integer("PORTRAIT_RATE_MINUTE_MS", 60_000, 1),
-    // How late a request may start after its slot (default: one second window).
-    startToleranceMs: integer("PORTRAIT_START_TOLERANCE_MS", secondMs, 2),
+    // How late after its slot a request may reach the provider (default: two second windows).
+    startToleranceMs: integer("PORTRAIT_START_TOLERANCE_MS", 2 * secondMs, 4),
     maxAttempts: integer("PORTRAIT_MAX_ATTEMPTS", 1, 1),
     stallMs: integer("PORTRAIT_STALL_MS", 5 * 60_000, 1),
     retryInitialMs: integer("PORTRAIT_RETRY_INITIAL_MS", 2_000, 0),

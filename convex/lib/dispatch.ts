@@ -4,7 +4,7 @@
  *
  * Pacing. Consecutive slots are at least `slotSpacingMs` apart, and a request
  * may start only in [slot, slot + T) (T = PORTRAIT_START_TOLERANCE_MS: the
- * claim refuses a start later than T/2, the rest covers the hop to the
+ * claim refuses a start later than 3T/4, the rest covers the hop to the
  * provider). The requests that start in any window of length W come from slots
  * in an open interval of length W + T, which holds at most N slots when the
  * spacing is (W + T) / N; the spacing takes the larger of the second's and the
@@ -45,7 +45,7 @@ export function slotSpacingMs(config: QueueConfig): number {
 }
 
 /** The longest a request may start after its slot and still be sent. */
-export const lateStartMs = (config: QueueConfig) => config.startToleranceMs / 2;
+export const lateStartMs = (config: QueueConfig) => (config.startToleranceMs * 3) / 4;
 
 /** Wakeups are grouped into buckets of a few slots, so a burst of transitions shares one loop run. */
 function kickBucketMs(config: QueueConfig): number {

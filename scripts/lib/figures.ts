@@ -94,7 +94,7 @@ export async function insertCost(size: BenchSize): Promise<Row> {
       met: ratio <= 1.5,
       notes: [
         `internal.stories.insertStory against an inline mutation inserting the same story, ${size.inserts} of each, interleaved (ABBA), after ${warmup} warm-up pairs; each insertStory's job ran to \`stored\` between measurements, outside the timed window.`,
-        `A mutation doing just one indexed lookup (stories.by_slug) took ${formatMs1(median(lookup))} (median) on the same tables: convex-test answers every index range by walking every document in the database (then sorting the matches), and insertStory makes five (slug check, count rows, dispatcher: slot holders, rate window, ready queue) where the bare insert makes none.`,
+        `A mutation doing just one indexed lookup (stories.by_slug) took ${formatMs1(median(lookup))} (median) on the same tables: convex-test answers every index range by walking every document in the database (then sorting the matches), and insertStory makes three (slug check, the job's count row, the wakeup bucket) where the bare insert makes none. This ratio measures the embedded engine's speed, not a deployment's: the cost per job figure counts the documents instead.`,
       ],
     };
   } finally {
@@ -187,7 +187,7 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
       notes: [
         `${size.jobs} jobs in waves of 4 (the cap, so none queues) after 8 warm-up jobs, fake latency ${requestMs} ms generation + ${downloadMs} ms download = ${provider} ms. End-to-end = the job's creation event to its \`stored\` event.`,
         `Median steps: created → requested ${formatMs(stepMedian(jobs, "pending", "requested"))} (scheduler hop + claim), requested → downloaded ${formatMs(stepMedian(jobs, "requested", "downloaded"))} (the action's own HTTP time ${formatMs(http)}; the fake's generation spans, configured ${requestMs} ms, took ${formatMs(serverSpan)} as the server saw them), downloaded → stored ${formatMs(stepMedian(jobs, "downloaded", "stored"))} (storage + markStored).`,
-        `The process was on CPU ${cpu} of the wall time: one JS thread runs the backend, the actions and the fake, and convex-test runs one transaction at a time, so one job's timers and transactions wait behind the other jobs' transactions.`,
+        `The process was on CPU ${cpu} of the wall time: one JS thread runs the backend, the actions and the fake, and convex-test runs one transaction at a time, so one job's timers and transactions wait behind the other jobs' transactions. A time ratio on the embedded engine: it measures convex-test's speed as much as the pipeline's.`,
       ],
     };
   } finally {
@@ -375,7 +375,8 @@ export async function providerShare(size: BenchSize): Promise<Row> {
     const n = size.shareJobs;
     await Promise.all(Array.from({ length: n }, (_, i) => insertStory(t, i)));
     let timedOut = false;
-    await waitForCounts(t, (c) => live(c) === 0, 100, 5 * 60_000).catch(() => (timedOut = true));
+    // Poll rarely: on the embedded engine every index read walks the whole database, and the pipeline shares this thread.
+    await waitForCounts(t, (c) => live(c) === 0, 500, 5 * 60_000).catch(() => (timedOut = true));
     const counts = await t.run(async (ctx) => (await ctx.db.query("portraitJobs").collect()).filter((j) => j.status === "stored").length);
     const starts = [...stack.recraft!.starts].sort((a, b) => a - b);
     const perMs = (starts.length - 1) / (starts.at(-1)! - starts[0]);
@@ -392,7 +393,7 @@ export async function providerShare(size: BenchSize): Promise<Row> {
       goal: "≥ 90%; over = 0; lost = 0",
       met: minuteShare >= 0.9 && over === 0 && lost === 0 && !timedOut,
       notes: [
-        `${n} insertStory calls at once; fake generation latency uniform in 0.5–1.5 s; Recraft's limits with both windows ten times shorter (5 requests per 100 ms, 100 per 6 s: PORTRAIT_RATE_SECOND_MS=100, PORTRAIT_RATE_MINUTE_MS=6000); every other setting at its default (PORTRAIT_MAX_CONCURRENCY ${DEFAULT_MAX_CONCURRENCY}, start tolerance = the second window).`,
+        `${n} insertStory calls at once; fake generation latency uniform in 0.5–1.5 s; Recraft's limits with both windows ten times shorter (5 requests per 100 ms, 100 per 6 s: PORTRAIT_RATE_SECOND_MS=100, PORTRAIT_RATE_MINUTE_MS=6000); every other setting at its default (PORTRAIT_MAX_CONCURRENCY ${DEFAULT_MAX_CONCURRENCY}, start tolerance = two second windows).`,
         `Throughput = (starts − 1) ÷ (last start − first start), the starts being the times the fake Recraft received each generation request; the minute window is the binding one (the slot spacing keeps both, see convex/lib/dispatch.ts), so its share is the goal. Over = requests the fake received while the limit was already reached in the window before them. Peak in flight at the fake ${stack.recraft!.maxInFlight}; late starts re-queued by the claim ${lateStarts.length}.`,
       ],
     };
@@ -411,7 +412,7 @@ export async function costPerJob(size: BenchSize): Promise<Row> {
   try {
     const n = size.costJobs;
     await Promise.all(Array.from({ length: n }, (_, i) => insertStory(t, i)));
-    await waitForCounts(t, (c) => live(c) === 0, 100, 5 * 60_000);
+    await waitForCounts(t, (c) => live(c) === 0, 500, 5 * 60_000);
     // The count rows the loop has not folded yet are folded by the sweep: their cost is the queue's too.
     await t.mutation(internal.portraits.sweep, {});
     const jobs = await t.run((ctx) => ctx.db.query("portraitJobs").collect());
