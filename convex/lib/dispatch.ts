@@ -49,7 +49,7 @@ export const lateStartMs = (config: QueueConfig) => (config.startToleranceMs * 3
 
 /** Wakeups are grouped into buckets of a few slots, so a burst of transitions shares one loop run. */
 function kickBucketMs(config: QueueConfig): number {
-  return Math.min(1_000, Math.max(10, 4 * slotSpacingMs(config)));
+  return Math.min(1_000, Math.max(1, 4 * slotSpacingMs(config)));
 }
 
 export type Release = NonNullable<Doc<"portraitWakes">["release"]>;
