@@ -11,7 +11,7 @@ import { internalAction, internalMutation, type ActionCtx, type MutationCtx } fr
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
-import { dispatch, lateStartMs, runDispatcher } from "./lib/dispatch";
+import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
 import { fail, move, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { describeError } from "./lib/redact";
@@ -319,7 +319,8 @@ export const sweep = internalMutation({
       await fail(ctx, job, { step: "recovery", code: "stalled", message });
       swept++;
     }
-    // Fold every settled count row, of every kind, so the counts read stays small at rest.
+    await reconcileHolding(ctx, holders.length - swept);
+    // Fold every count row, of every kind, so the counts read is one document at rest.
     for (const kind of ["portrait", "story"] as const) while ((await foldCounts(ctx, kind)) === FOLD_BATCH);
     await dispatch(ctx);
     return swept;

@@ -416,6 +416,24 @@ describe("recovery", () => {
   });
 });
 
+describe("the dispatcher's count of held slots", () => {
+  test("drifted by a hand edit, it stalls the queue only until the sweep puts it right", async () => {
+    stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "2" });
+    await insertMany(1, "a");
+    await settle(stack.t);
+    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+    await stack.t.run((ctx) => ctx.db.patch(state._id, { holding: 2 })); // two slots leaked
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const [storyId] = await insertMany(1, "b");
+    await settle(stack.t);
+    expect((await jobOf(stack.t, storyId)).status).toBe("pending");
+    await stack.t.mutation(internal.portraits.sweep, {});
+    await settle(stack.t);
+    expect((await jobOf(stack.t, storyId)).status).toBe("stored");
+    expect(console.warn).toHaveBeenCalledWith(expect.stringContaining("portrait.dispatcher_drift"));
+  });
+});
+
 describe("status counts", () => {
   test("are exact, and at rest (once the sweep has folded them) read one document however many jobs exist", async () => {
     stack.setEnv({ RECRAFT_API_KEY: undefined, PORTRAIT_MAX_CONCURRENCY: "8" });

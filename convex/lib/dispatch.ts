@@ -160,3 +160,18 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   else if (JSON.stringify(state) !== before) await ctx.db.replace(doc._id, state);
   return dispatched;
 }
+
+/**
+ * The sweep's check of the loop's held-slot count against the jobs that hold
+ * one (less the releases the loop has not read yet). They agree by
+ * construction; if a hand edit made them drift, this puts the count right, so
+ * a lost release can cost at most a minute of capacity.
+ */
+export async function reconcileHolding(ctx: MutationCtx, holders: number): Promise<void> {
+  const doc = await ctx.db.query("portraitDispatcher").first();
+  if (!doc) return;
+  const unread = (await ctx.db.query("portraitWakes").collect()).filter((wake) => wake.release).length;
+  if (doc.holding - unread === holders) return;
+  console.warn(JSON.stringify({ event: "portrait.dispatcher_drift", counted: doc.holding - unread, holders }));
+  await ctx.db.patch(doc._id, { holding: holders + unread });
+}
