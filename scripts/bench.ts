@@ -55,7 +55,7 @@ which the notes below separate where they can.
 
 ## How each figure was measured
 
-${rows.map((r) => `- **${r.figure}**: ${r.notes.join(" ")}`).join("\n")}
+${rows.map((r) => `- **${r.figure}**: ${r.notes.join(" ")}${r.table ? `\n\n${r.table.replace(/^/gm, "  ")}\n` : ""}`).join("\n")}
 `;
 }
 

@@ -42,6 +42,8 @@ export interface Row {
   met: boolean;
   /** How it was measured, and what dominates. */
   notes: string[];
+  /** A markdown table to show beside the notes (comparisons). */
+  table?: string;
 }
 
 const x = (ratio: number) => `${ratio.toFixed(2)}×`;
@@ -440,7 +442,17 @@ export async function costPerJob(size: BenchSize): Promise<Row> {
       return [...tally].sort((a, b) => b[1] - a[1]).map(([table, count]) => `${table} ${(count / stored).toFixed(2)}`).join(", ");
     };
     const f = (x: number) => x.toFixed(2);
+    const table = [
+      "| per stored portrait | bookkeeping read | bookkeeping written | written that another job also writes |",
+      "|---|---|---|---|",
+      `| this project, measured: the queue | ${f(queue.reads)} | ${f(queue.writes)} | ${f(shared)} |`,
+      `| this project, measured: exact status counts | ${f(counts.reads)} | ${f(counts.writes)} | 0 |`,
+      "| this project before dispatcher v2 (issue 10, from the code) | ~33–40 in all | 20 in all | 8 |",
+      "| get-convex/workpool v0.4.8 (issue 10, from the code; no status counts) | ~6–7 | ~8 | ~0 |",
+      "| the spec's naive design (one scheduled action, one patch) | 0 | 1 | 0 |",
+    ].join("\n");
     return {
+      table,
       figure: "cost per job",
       measured: `queue: ${f(queue.reads)} documents read, ${f(queue.writes)} written; exact status counts: ${f(counts.reads)} read, ${f(counts.writes)} written (bookkeeping in all ${f(book.reads)} read, ${f(book.writes)} written); ${f(shared)} written that another job also writes; product ${f(prod.reads)} read, ${f(prod.writes)} written`,
       goal: "queue ≤ workpool's ~6–7 read, ~8 written (workpool keeps no status counts); shared = 0",
