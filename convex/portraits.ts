@@ -7,7 +7,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, type ActionCtx, type MutationCtx } from "./_generated/server";
+import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
 import { utf8Bytes } from "./lib/caseFile";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
@@ -200,7 +200,7 @@ const TRANSITION_BACKOFF_MS = 100;
  * applied twice. After the last attempt the error reaches the action, and the
  * sweep recovers the job.
  */
-async function transition<T>(ctx: ActionCtx, name: string, jobId: Id<"portraitJobs">, run: () => Promise<T>): Promise<T> {
+async function transition<T>(name: string, jobId: Id<"portraitJobs">, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
@@ -221,11 +221,11 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const claimed = await transition(ctx, "claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
     if (!claimed) return null;
     const { attempt, prompt } = claimed;
     const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>
-      transition(ctx, "markFailed", jobId, () => ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details }));
+      transition("markFailed", jobId, () => ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details }));
 
     const config = recraftConfig();
     const generated = await requestGeneration(config, config.apiKey!, prompt); // the claim checked the key
@@ -247,7 +247,7 @@ export const generatePatientPortrait = internalAction({
       await failed("requested", image.error, details);
       return null;
     }
-    const downloaded = await transition(ctx, "markDownloaded", jobId, () =>
+    const downloaded = await transition("markDownloaded", jobId, () =>
       ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }),
     );
     if (!downloaded) return null;
@@ -261,7 +261,7 @@ export const generatePatientPortrait = internalAction({
       return null;
     }
     const stored = { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType };
-    await transition(ctx, "markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
+    await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
     return null;
   },
 });

@@ -47,12 +47,10 @@ function sanitize(error: JobError): JobError {
   return { ...error, message: redact(error.message) };
 }
 
-const statusKey = (status: JobStatus) => status as string;
-
 /** Jobs per status, exact at every instant (lib/counts.ts explains why). */
 export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
   const all = await readKindCounts(ctx, "portrait");
-  return Object.fromEntries(STATUSES.map((status) => [status, all[statusKey(status)] ?? 0])) as Record<JobStatus, number>;
+  return Object.fromEntries(STATUSES.map((status) => [status, all[status] ?? 0])) as Record<JobStatus, number>;
 }
 
 function logTransition(
