@@ -166,6 +166,30 @@ describe("pacing at the provider's limits", () => {
   }, 90_000);
 });
 
+describe("a start later than its slot allows", () => {
+  test("is refused by the claim and goes back to the head of the queue; the job still ends stored", async () => {
+    const warnings: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    // Make the loop hand out a slot a minute away, so this job's own action cannot run first.
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+    await stack.t.run((ctx) => ctx.db.patch(state._id, { nextSlotAt: Date.now() + 60_000 }));
+    const [storyId] = await insertMany(1);
+    const { _id: jobId } = await jobOf(stack.t, storyId);
+    await until(async () => !!(await stack.t.run((ctx) => ctx.db.get(jobId)))!.slotAt);
+    // As if the scheduler ran the action long after its slot (the harness tolerates 750 ms).
+    await stack.t.run(async (ctx) => {
+      await ctx.db.patch(jobId, { slotAt: Date.now() - 5_000 });
+      await ctx.db.patch(state._id, { nextSlotAt: 0 });
+    });
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "pending", holdsSlot: false, attempt: 1 });
+    expect(warnings.some((line) => line.includes("portrait.late_start"))).toBe(true);
+    await settle(stack.t);
+    expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored" });
+  });
+});
+
 describe("transitions that throw", () => {
   test("the action retries a transition that throws once; the job still ends stored, each step recorded once", async () => {
     const warnings: string[] = [];
