@@ -33,7 +33,7 @@ const counts = v.object({
   failed: v.number(),
 });
 
-/** Jobs per status: five documents, however many jobs exist. */
+/** Jobs per status, exact: the totals plus the count rows not folded yet (one document at rest), however many jobs exist. */
 export const statusCounts = adminQuery({
   args: {},
   returns: counts,

@@ -9,8 +9,9 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
 import { queueConfig, recraftConfig } from "./lib/config";
-import { dispatch, recordRequest } from "./lib/dispatch";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
+import { FOLD_BATCH, foldCounts } from "./lib/counts";
+import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
@@ -19,6 +20,20 @@ import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
+
+const injectedFaults = new Set<string>();
+
+/**
+ * Test hook: PORTRAIT_FAULT_ONCE lists transitions (e.g. "markStored") that
+ * throw the first time they run for each job, as a write conflict that
+ * outlasted Convex's own retries would. Unset in production.
+ */
+function injectFault(transition: string, jobId: Id<"portraitJobs">) {
+  const names = process.env.PORTRAIT_FAULT_ONCE?.split(",").map((name) => name.trim());
+  if (!names?.includes(transition) || injectedFaults.has(`${transition}:${jobId}`)) return;
+  injectedFaults.add(`${transition}:${jobId}`);
+  throw new Error(`injected fault: ${transition} for ${jobId} (PORTRAIT_FAULT_ONCE)`);
+}
 
 /** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
 async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
@@ -61,8 +76,17 @@ export const claim = internalMutation({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
   handler: async (ctx, { jobId }) => {
+    injectFault("claim", jobId);
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
+    const config = queueConfig();
+    if (job.slotAt !== undefined && Date.now() > job.slotAt + lateStartMs(config)) {
+      // Started too late for its slot to keep the provider's windows: back to the head of the queue.
+      console.warn(JSON.stringify({ event: "portrait.late_start", jobId, slotAt: job.slotAt, lateMs: Date.now() - job.slotAt }));
+      await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
+      await dispatch(ctx, Date.now(), { stored: false });
+      return null;
+    }
     const story = await ctx.db.get(job.storyId);
     const problem = inputProblem(story?.imageGenerationPrompt);
     if (problem) {
@@ -70,7 +94,6 @@ export const claim = internalMutation({
       return null;
     }
     await move(ctx, job, "requested");
-    await recordRequest(ctx);
     return { attempt: job.attempt, prompt: story!.imageGenerationPrompt.trim() };
   },
 });
@@ -80,8 +103,9 @@ export const markDownloaded = internalMutation({
   args: { ...attemptArgs, details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, details }) => {
+    injectFault("markDownloaded", jobId);
     const job = await currentJob(ctx, jobId, "requested", attempt);
-    if (!job) return false;
+    if (!job) return alreadyAt(ctx, jobId, attempt, "downloaded");
     await move(ctx, job, "downloaded", { details });
     return true;
   },
@@ -96,8 +120,12 @@ export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
+    injectFault("markStored", jobId);
     const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
+      const stored = await ctx.db.get(jobId);
+      // A retry of a call that did commit: the file is the story's portrait now.
+      if (stored?.status === "stored" && stored.attempt === attempt && stored.storageId === storageId) return true;
       await deleteFileIfPresent(ctx, storageId); // recovery may have deleted it already
       return false;
     }
@@ -110,10 +138,15 @@ export const markStored = internalMutation({
     await move(ctx, job, "stored", { storageId, details });
     await ctx.db.patch(story._id, { storageId });
     if (story.storageId && story.storageId !== storageId) await deleteFileIfPresent(ctx, story.storageId);
-    await dispatch(ctx);
     return true;
   },
 });
+
+/** A retried call whose first try committed: the job is already where the call would have moved it. */
+async function alreadyAt(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "downloaded") {
+  const job = await ctx.db.get(jobId);
+  return !!job && job.status === status && job.attempt === attempt && job.holdsSlot;
+}
 
 async function deleteFileIfPresent(ctx: MutationCtx, storageId: Id<"_storage">) {
   if (await ctx.db.system.get(storageId)) await ctx.storage.delete(storageId);
@@ -157,12 +190,36 @@ export const markFailed = internalMutation({
   args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
+    injectFault("markFailed", jobId);
     const job = await currentJob(ctx, jobId, from, attempt);
     if (!job) return false;
     await fail(ctx, job, error, details);
     return true;
   },
 });
+
+const TRANSITION_ATTEMPTS = 5;
+const TRANSITION_BACKOFF_MS = 100;
+
+/**
+ * Runs a transition, retrying it when it throws (a write conflict that outlasted
+ * Convex's own retries, a transient backend error). Transitions compare and
+ * set, so a retry of one that did commit is refused or recognised, never
+ * applied twice. After the last attempt the error reaches the action, and the
+ * sweep recovers the job.
+ */
+async function transition<T>(name: string, jobId: Id<"portraitJobs">, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= TRANSITION_ATTEMPTS) throw error;
+      const delayMs = TRANSITION_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+      console.warn(JSON.stringify({ event: "portrait.transition_retry", transition: name, jobId, attempt, delayMs: Math.round(delayMs), message: describeError(error) }));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
 
 /**
  * One attempt of the pipeline for one job. Never throws for an expected
@@ -172,11 +229,11 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const claimed = await ctx.runMutation(internal.portraits.claim, { jobId });
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
     if (!claimed) return null;
     const { attempt, prompt } = claimed;
     const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>
-      ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details });
+      transition("markFailed", jobId, () => ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details }));
 
     const config = recraftConfig();
     const request = resolveRecraftRequest(config); // the claim checked it and the key; a setting changed since fails here
@@ -203,7 +260,10 @@ export const generatePatientPortrait = internalAction({
       await failed("requested", image.error, details);
       return null;
     }
-    if (!(await ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }))) return null;
+    const downloaded = await transition("markDownloaded", jobId, () =>
+      ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }),
+    );
+    if (!downloaded) return null;
 
     const started = Date.now();
     let storageId: Id<"_storage">;
@@ -213,21 +273,17 @@ export const generatePatientPortrait = internalAction({
       await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
       return null;
     }
-    await ctx.runMutation(internal.portraits.markStored, {
-      jobId,
-      attempt,
-      storageId,
-      details: { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType },
-    });
+    const stored = { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType };
+    await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
     return null;
   },
 });
 
-/** Runs the dispatcher: scheduled as a wakeup when a backoff or the rate window ends. */
+/** The dispatcher loop (lib/dispatch.ts): run by the wakeups transitions schedule. Returns how many jobs it dispatched. */
 export const dispatchQueue = internalMutation({
-  args: {},
+  args: { at: v.optional(v.number()) },
   returns: v.number(),
-  handler: async (ctx) => dispatch(ctx),
+  handler: async (ctx, { at }) => runDispatcher(ctx, at),
 });
 
 /** An admin retry of one failed job: a new attempt through the same dispatcher. */
@@ -299,6 +355,9 @@ export const sweep = internalMutation({
       await fail(ctx, job, { step: "recovery", code: "stalled", message });
       swept++;
     }
+    await reconcileHolding(ctx, holders.length - swept);
+    // Fold every count row, of every kind, so the counts read is one document at rest.
+    for (const kind of ["portrait", "story"] as const) while ((await foldCounts(ctx, kind)) === FOLD_BATCH);
     await dispatch(ctx);
     return swept;
   },

@@ -39,6 +39,9 @@ export const portraitTables = {
     // The action currently responsible for the job, for recovery.
     scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
     dispatchedAt: v.optional(v.number()),
+    // The start slot the dispatcher gave this attempt: its request may start no
+    // earlier, and no later than the tolerance after it (lib/dispatch.ts).
+    slotAt: v.optional(v.number()),
     // While `downloaded`: the image about to be stored, so recovery can find and
     // delete the file of an action that died between storing it and saying so.
     download: v.optional(v.object({ sha256: v.string(), bytes: v.number(), at: v.number() })),
@@ -57,20 +60,45 @@ export const portraitTables = {
     .index("by_job", ["jobId", "at"])
     .index("by_to", ["to", "at"]),
 
-  // Exact job counts per status, maintained by every transition: the admin
-  // view reads five documents however many jobs exist.
-  portraitJobCounts: defineTable({
-    status: jobStatus,
-    count: v.number(),
-  }).index("by_status", ["status"]),
+  // Counts (lib/counts.ts): each key's (job's, run's) unfolded changes in a row
+  // of its own, and per kind the totals the dispatcher loop folds them into.
+  countDeltas: defineTable({
+    kind: v.union(v.literal("portrait"), v.literal("story")),
+    key: v.string(),
+    deltas: v.record(v.string(), v.number()),
+    updatedAt: v.number(),
+  })
+    .index("by_key", ["kind", "key"])
+    .index("by_kind", ["kind", "updatedAt"]),
+  countTotals: defineTable({
+    kind: v.union(v.literal("portrait"), v.literal("story")),
+    counts: v.record(v.string(), v.number()),
+  }).index("by_kind", ["kind"]),
 
-  // Singleton state of the dispatcher: when the requests of the rolling minute were
-  // sent (the rate window, read as one document), and when it has already asked to
-  // be woken up, so bursts don't pile up wakeups.
+  // State of the dispatcher loop (lib/dispatch.ts), written only by the loop:
+  // the next free start slot, how many jobs hold a slot, the adaptive concurrency.
   portraitDispatcher: defineTable({
-    recentRequests: v.array(v.number()),
-    wakeAt: v.optional(v.number()),
+    nextSlotAt: v.number(),
+    holding: v.number(),
+    limit: v.number(),
+    latencyMs: v.optional(v.number()),
+    pausedUntil: v.optional(v.number()),
   }),
+
+  // Requests for a run of the dispatcher loop. Adding work: the first
+  // transition in a time bucket inserts a row (and schedules the run), the rest
+  // see it. Freeing a slot: every release inserts its own row, with how long the
+  // slot was held and whether the provider said 429, which the loop reads and deletes.
+  portraitWakes: defineTable({
+    at: v.number(),
+    release: v.optional(
+      v.object({
+        heldMs: v.optional(v.number()),
+        stored: v.boolean(),
+        rateLimitedUntil: v.optional(v.number()),
+      }),
+    ),
+  }).index("by_at", ["at"]),
 
   // One row per backfill run (internal.portraits.backfill): where its scan of
   // `stories` has got to, and what it found, for the admin console's progress.

@@ -13,13 +13,13 @@ export const USAGE = `Usage: npm run bench -- [options]
 
 Measures the portrait pipeline on the embedded backend (convex-test) with the
 loopback fakes: insert cost, pipeline overhead, burst makespan, memory, admin
-read cost, chart read cost, failure isolation. Each figure is a ratio or a count
-measured within this run, reported against its goal.
+read cost, chart read cost, failure isolation, provider-limit share, cost per job. Each
+figure is a ratio or a count measured within this run, reported against its goal.
 
 Options:
   --quick          a small version that runs in seconds (prints only, unless --out)
   --out FILE       where to write the table (default bench/RESULTS.md for a full run)
-  --only NAMES     comma-separated figures to run, e.g. --only burst,memory
+  --only NAMES     comma-separated figures (first word of each), e.g. --only burst,memory,provider-limit,cost
   -h, --help       show this help
 `;
 
@@ -55,7 +55,7 @@ which the notes below separate where they can.
 
 ## How each figure was measured
 
-${rows.map((r) => `- **${r.figure}**: ${r.notes.join(" ")}`).join("\n")}
+${rows.map((r) => `- **${r.figure}**: ${r.notes.join(" ")}${r.table ? `\n\n${r.table.replace(/^/gm, "  ")}\n` : ""}`).join("\n")}
 `;
 }
 

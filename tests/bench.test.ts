@@ -5,7 +5,17 @@ import { PassThrough } from "node:stream";
 import { expect, test } from "vitest";
 import { main } from "../scripts/bench";
 
-const FIGURES = ["insert cost", "pipeline overhead", "burst makespan", "memory", "admin read cost", "chart read cost", "failure isolation"];
+const FIGURES = [
+  "insert cost",
+  "pipeline overhead",
+  "burst makespan",
+  "memory",
+  "admin read cost",
+  "chart read cost",
+  "failure isolation",
+  "provider-limit share",
+  "cost per job",
+];
 
 /** The table's body rows as cells, e.g. ["insert cost", "2.10× (…)", "≤ 1.5×", "❌"]. */
 function tableRows(markdown: string): string[][] {

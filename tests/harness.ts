@@ -52,6 +52,13 @@ export async function startStack(
     PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
     PORTRAIT_RETRY_INITIAL_MS: "10",
     PORTRAIT_RETRY_MAX_MS: "50",
+    // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
+    // (a start slot every 22 ms); a start 750 ms late is still sent, for a busy machine.
+    PORTRAIT_RATE_SECOND_MS: "100",
+    PORTRAIT_RATE_MINUTE_MS: "6000",
+    PORTRAIT_MAX_PER_SECOND: "50",
+    PORTRAIT_MAX_PER_MINUTE: "3000",
+    PORTRAIT_START_TOLERANCE_MS: "1000",
     ...options.env,
   });
   return {

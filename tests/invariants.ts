@@ -4,7 +4,7 @@
  * hold at every instant, at any time). Portrait jobs and story runs alike.
  */
 import { expect } from "vitest";
-import { canMove, STATUSES } from "../convex/lib/jobs";
+import { canMove, readCounts, STATUSES } from "../convex/lib/jobs";
 import { canMoveRun } from "../convex/lib/storyRunMachine";
 import type { Backend } from "./harness";
 import { ANTHROPIC_KEY, RECRAFT_KEY } from "./harness";
@@ -14,17 +14,20 @@ export async function snapshot(t: Backend) {
     stories: await ctx.db.query("stories").collect(),
     jobs: await ctx.db.query("portraitJobs").collect(),
     events: await ctx.db.query("portraitJobEvents").collect(),
-    counts: await ctx.db.query("portraitJobCounts").collect(),
+    // The status counts as the admin reads them (kept in lib/counts.ts: totals plus unfolded rows).
+    counts: await readCounts(ctx),
     files: await ctx.db.system.query("_storage").collect(),
     runs: await ctx.db.query("storyRuns").collect(),
     runEvents: await ctx.db.query("storyRunEvents").collect(),
     scheduled: await ctx.db.system.query("_scheduled_functions").collect(),
+    dispatcher: await ctx.db.query("portraitDispatcher").first(),
+    wakes: await ctx.db.query("portraitWakes").collect(),
   }));
 }
 
 /** Returns every violated invariant as a sentence (empty when all hold). */
 export async function violations(t: Backend, { settled = true } = {}): Promise<string[]> {
-  const { stories, jobs, events, counts, files, runs, runEvents, scheduled } = await snapshot(t);
+  const { stories, jobs, events, counts, files, runs, runEvents, scheduled, dispatcher, wakes } = await snapshot(t);
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
@@ -95,7 +98,7 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
 
   // Status counts equal a full count.
   for (const status of STATUSES) {
-    const kept = counts.find((c) => c.status === status)?.count ?? 0;
+    const kept = counts[status];
     const actual = jobs.filter((j) => j.status === status).length;
     if (kept !== actual) problems.push(`count of ${status} is ${kept}, actual ${actual}`);
   }
@@ -131,6 +134,10 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
   for (const story of stories) {
     if (runs.filter((r) => r.storyId === story._id).length > 1) problems.push(`story ${story._id} was inserted by more than one run`);
   }
+  // The dispatcher's count of held slots, less the releases it has not read yet, is the number of holders.
+  const holders = jobs.filter((j) => j.holdsSlot).length;
+  const believed = dispatcher ? dispatcher.holding - wakes.filter((w) => w.release).length : 0;
+  if (believed !== holders) problems.push(`the dispatcher counts ${believed} held slots, ${holders} jobs hold one`);
 
   // No secret anywhere in the database.
   const everything = JSON.stringify({ stories, jobs, events, counts, files, runs, runEvents });

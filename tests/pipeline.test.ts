@@ -153,6 +153,20 @@ describe("the generation request fails", () => {
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join("\n")).not.toContain(RECRAFT_KEY);
   });
+
+  test("a provider echoing the bare key (no Bearer, no known key shape) is scrubbed by the exact-secret match", async () => {
+    const lines: string[] = [];
+    for (const level of ["log", "warn", "error", "info"] as const) {
+      vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
+    }
+    stack.recraft.setFault({ kind: "echoBareKey" });
+    const job = await expectFailed({ code: "http_error", step: "request" });
+    expect(job.error!.message).toMatch(/token \[redacted\] may not use style/);
+    const events = await eventsOf(stack.t, job._id);
+    expect(JSON.stringify(events)).not.toContain(RECRAFT_KEY);
+    expect(lines.some((line) => line.includes("[redacted]"))).toBe(true);
+    expect(lines.join("\n")).not.toContain(RECRAFT_KEY);
+  });
 });
 
 describe("the image URL is refused before any download", () => {

@@ -48,8 +48,9 @@ describe("bounded dispatch", () => {
     stack = await startStack({ recraft: { latencyMs: 40 }, env: { PORTRAIT_MAX_CONCURRENCY: "2" } });
     const ids = [];
     for (let i = 0; i < 8; i++) ids.push(await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })));
+    // The inserts only asked the dispatcher loop to run: every job waits in the queue (waiting is not failing).
     const waiting = (await snapshot(stack.t)).jobs.filter((j) => j.status === "pending" && !j.holdsSlot);
-    expect(waiting).toHaveLength(6); // waiting is not failing
+    expect(waiting).toHaveLength(8);
     await settle(stack.t);
     expect(stack.recraft.maxInFlight).toBe(2);
     expect(stack.recraft.requests.map((r) => r.prompt)).toEqual(ids.map((_, i) => `patient ${i}`));
@@ -65,25 +66,154 @@ describe("bounded dispatch", () => {
     expect(events.filter((e) => e.to === "failed")).toHaveLength(30);
   });
 
-  test("at most PORTRAIT_MAX_PER_MINUTE requests in a rolling minute; the rest wait for a wakeup, not a poll", async () => {
-    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "3" });
+  test("a full minute window spreads the starts over their own slots: one scheduled action each, no polling", async () => {
+    // Windows scaled x100: 3 requests per 600 ms, 5 per 100 ms; slots 234 ms apart.
+    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "3", PORTRAIT_RATE_MINUTE_MS: "600", PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_START_TOLERANCE_MS: "100" });
     await insertMany(5);
     await settle(stack.t);
-    expect(stack.recraft.requests).toHaveLength(3);
-    const { jobs } = await snapshot(stack.t);
-    expect(jobs.filter((j) => j.status === "pending")).toHaveLength(2);
-    const wakeups = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
-    const dispatcher = wakeups.filter((fn) => fn.name === "portraits:dispatchQueue" && fn.state.kind === "pending");
-    expect(dispatcher).toHaveLength(1); // one wakeup, however many inserts asked
-    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").collect()))[0];
-    expect(state.recentRequests).toHaveLength(3);
-    expect(dispatcher[0].scheduledTime).toBe(state.recentRequests[0] + 60_001);
-
-    // A minute passes: age the window, then let the wakeup run.
-    await stack.t.run((ctx) => ctx.db.patch(state._id, { recentRequests: state.recentRequests.map((at) => at - 61_000) }));
-    await stack.t.mutation(internal.portraits.dispatchQueue, {});
-    await settle(stack.t);
     expect(stack.recraft.requests).toHaveLength(5);
+    expect(stack.recraft.maxStartsInWindow(600)).toBeLessThanOrEqual(3);
+    const scheduled = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    const actions = scheduled.filter((fn) => fn.name === "portraits:generatePatientPortrait").map((fn) => fn.scheduledTime).sort((a, b) => a - b);
+    expect(actions).toHaveLength(5);
+    for (let i = 1; i < actions.length; i++) expect(actions[i] - actions[i - 1]).toBeGreaterThanOrEqual(234);
+    // The loop ran when the inserts asked (one bucket) and when slots were freed; never on a timer of its own.
+    const loops = scheduled.filter((fn) => fn.name === "portraits:dispatchQueue");
+    expect(loops.length).toBeLessThanOrEqual(1 + 5);
+  });
+});
+
+describe("pacing at the provider's limits", () => {
+  test("a 100-story burst never exceeds either window as the provider counts starts, and loses nothing", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    // Recraft's limits with the windows scaled x10: 5 per 100 ms, 100 per 6 s; default concurrency and tolerance.
+    stack.setEnv({ PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined });
+    stack.recraft.setFault(undefined);
+    await stack.close();
+    stack = await startStack({
+      recraft: { latencyMs: () => 100 + Math.random() * 200 },
+      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined },
+    });
+    await insertMany(100);
+    await settle(stack.t, { timeoutMs: 60_000 });
+    expect(stack.recraft.requests).toHaveLength(100);
+    expect(stack.recraft.startsOverLimit(100, 5)).toBe(0);
+    expect(stack.recraft.startsOverLimit(6_000, 100)).toBe(0);
+    expect(stack.recraft.maxStartsInWindow(100)).toBeLessThanOrEqual(5);
+    const { jobs } = await snapshot(stack.t);
+    expect(jobs.filter((j) => j.status === "stored")).toHaveLength(100);
+  }, 90_000);
+
+  test("concurrency follows the provider's latency up and back down (Little's law on the recorded latencies)", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    let latency = 20;
+    await stack.close();
+    stack = await startStack({
+      recraft: { latencyMs: () => latency },
+      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined },
+    });
+    const phase = async (ms: number, n: number, prefix: string) => {
+      latency = ms;
+      stack.recraft.reset();
+      await insertMany(n, prefix);
+      await settle(stack.t, { timeoutMs: 60_000 });
+      const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+      return { inFlight: stack.recraft.maxInFlight, latencyMs: state.latencyMs! };
+    };
+    const fast = await phase(20, 30, "a");
+    const slow = await phase(700, 60, "b");
+    const fastAgain = await phase(20, 60, "c");
+    expect(slow.latencyMs).toBeGreaterThan(500);
+    expect(fastAgain.latencyMs).toBeLessThan(200);
+    // 100 per 6 s is one start every 62 ms: 700 ms needs ~11 in flight, 20 ms needs one.
+    expect(slow.inFlight).toBeGreaterThanOrEqual(8);
+    expect(fast.inFlight).toBeLessThanOrEqual(3);
+    expect(fastAgain.inFlight).toBeLessThanOrEqual(3);
+    const { jobs } = await snapshot(stack.t);
+    expect(jobs.filter((j) => j.status === "stored")).toHaveLength(150);
+  }, 90_000);
+
+  test("a 429 storm halves the concurrency, honours Retry-After, recovers, and loses nothing", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    await stack.close();
+    let storm = true;
+    stack = await startStack({
+      recraft: { latencyMs: 150, fault: () => (storm ? { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.4" } } : undefined) },
+      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_MAX_ATTEMPTS: "20", PORTRAIT_RETRY_INITIAL_MS: "50", PORTRAIT_RETRY_MAX_MS: "400" },
+    });
+    const state = async () => (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+    await insertMany(40);
+    await until(async () => ((await state())?.limit ?? Infinity) <= 8, 20_000);
+    const slowed = await state();
+    expect(slowed.pausedUntil).toBeDefined();
+    const firstLimited = stack.recraft.requests.find((r) => r.status === 429)!;
+    storm = false;
+    await settle(stack.t, { timeoutMs: 60_000 });
+    const { jobs, events } = await snapshot(stack.t);
+    expect(jobs.filter((j) => j.status === "stored")).toHaveLength(40);
+    // Every retry of a 429 waited at least its Retry-After.
+    for (const job of jobs) {
+      const path = events.filter((e) => e.jobId === job._id).sort((a, b) => a._creationTime - b._creationTime);
+      path.forEach((e, i) => {
+        if (e.error?.code !== "rate_limited") return;
+        const nextRequest = path.slice(i).find((later) => later.to === "requested");
+        if (nextRequest) expect(nextRequest.at - e.at).toBeGreaterThanOrEqual(400);
+      });
+    }
+    expect(firstLimited).toBeDefined();
+    expect((await state()).limit).toBeGreaterThan(slowed.limit); // recovered gradually as jobs succeeded
+  }, 90_000);
+});
+
+describe("a start later than its slot allows", () => {
+  test("is refused by the claim and goes back to the head of the queue; the job still ends stored", async () => {
+    const warnings: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    // Make the loop hand out a slot a minute away, so this job's own action cannot run first.
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+    await stack.t.run((ctx) => ctx.db.patch(state._id, { nextSlotAt: Date.now() + 60_000 }));
+    const [storyId] = await insertMany(1);
+    const { _id: jobId } = await jobOf(stack.t, storyId);
+    await until(async () => !!(await stack.t.run((ctx) => ctx.db.get(jobId)))!.slotAt);
+    // As if the scheduler ran the action long after its slot (the harness tolerates 750 ms).
+    await stack.t.run(async (ctx) => {
+      await ctx.db.patch(jobId, { slotAt: Date.now() - 5_000 });
+      await ctx.db.patch(state._id, { nextSlotAt: 0 });
+    });
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "pending", holdsSlot: false, attempt: 1 });
+    expect(warnings.some((line) => line.includes("portrait.late_start"))).toBe(true);
+    await settle(stack.t);
+    expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored" });
+  });
+});
+
+describe("transitions that throw", () => {
+  test("the action retries a transition that throws once; the job still ends stored, each step recorded once", async () => {
+    const warnings: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    stack.setEnv({ PORTRAIT_FAULT_ONCE: "claim,markDownloaded,markStored" });
+    const storyIds = await insertMany(3);
+    await settle(stack.t);
+    for (const storyId of storyIds) {
+      const job = await jobOf(stack.t, storyId);
+      expect(job.status).toBe("stored");
+      expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored");
+    }
+    const retries = warnings.map((line) => JSON.parse(line)).filter((line) => line.event === "portrait.transition_retry");
+    expect(retries.map((r) => r.transition).sort()).toEqual(["claim", "markDownloaded", "markStored"].flatMap((name) => [name, name, name]).sort());
+    expect(stack.recraft.requests).toHaveLength(3);
+  });
+
+  test("a retried markStored whose first try committed is recognised: the portrait is kept", async () => {
+    const [storyId] = await insertMany(1);
+    await settle(stack.t);
+    const job = await jobOf(stack.t, storyId);
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: job.storageId!, details: {} })).toBe(true);
+    expect(await stack.t.run((ctx) => ctx.db.system.get(job.storageId!))).not.toBeNull();
+    expect((await jobOf(stack.t, storyId)).storageId).toBe(job.storageId);
   });
 });
 
@@ -222,6 +352,43 @@ describe("recovery", () => {
     expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed");
   });
 
+  test("a late caller from attempt 1 is refused while attempt 2 is in the same status (requested, then downloaded)", async () => {
+    stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_REQUEST_TIMEOUT_MS: "1500" });
+    stack.recraft.setFault({ kind: "hang" }); // both attempts' requests hang until they time out
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const [storyId] = await insertMany(1);
+    const { _id: jobId } = await jobOf(stack.t, storyId);
+    await until(async () => (await jobStatus(jobId)) === "requested");
+    // Attempt 1's action is gone as far as the sweep can tell: it fails as stalled and attempt 2 starts.
+    await stack.t.run((ctx) => ctx.db.patch(jobId, { scheduledFunctionId: undefined }));
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
+    await until(async () => {
+      const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+      return job.status === "requested" && job.attempt === 2;
+    });
+
+    // Attempt 1 comes back late, in the status attempt 2 is in: refused, nothing changes.
+    const timeout = { step: "request" as const, code: "timeout" as const, message: "attempt 1 timed out" };
+    expect(await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: timeout })).toBe(false);
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 1, details: {} })).toBe(false);
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "requested", attempt: 2 });
+
+    // Attempt 2 downloads; attempt 1's late store is refused and its file deleted.
+    const image = portraitPng("race");
+    const sha256 = createHash("sha256").update(image).digest("hex");
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 2, details: { sha256, bytes: image.length } })).toBe(true);
+    const late = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId, attempt: 1, storageId: late, details: {} })).toBe(false);
+    expect(await stack.t.run((ctx) => ctx.db.system.get(late))).toBeNull();
+    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "downloaded", attempt: 2 });
+
+    const own = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId, attempt: 2, storageId: own, details: {} })).toBe(true);
+    await settle(stack.t); // both hung requests time out; their markFailed calls are refused
+    expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2, storageId: own });
+    expect(await pathOf(stack.t, jobId)).toBe("pending>requested>failed>pending>requested>downloaded>stored");
+  });
+
   test("two actions racing for one job: one claims it, the other is refused and sends nothing", async () => {
     stack.recraft.setFault(undefined);
     const [storyId] = await insertMany(1);
@@ -273,8 +440,26 @@ describe("recovery", () => {
   });
 });
 
+describe("the dispatcher's count of held slots", () => {
+  test("drifted by a hand edit, it stalls the queue only until the sweep puts it right", async () => {
+    stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "2" });
+    await insertMany(1, "a");
+    await settle(stack.t);
+    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
+    await stack.t.run((ctx) => ctx.db.patch(state._id, { holding: 2 })); // two slots leaked
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const [storyId] = await insertMany(1, "b");
+    await settle(stack.t);
+    expect((await jobOf(stack.t, storyId)).status).toBe("pending");
+    await stack.t.mutation(internal.portraits.sweep, {});
+    await settle(stack.t);
+    expect((await jobOf(stack.t, storyId)).status).toBe("stored");
+    expect(console.warn).toHaveBeenCalledWith(expect.stringContaining("portrait.dispatcher_drift"));
+  });
+});
+
 describe("status counts", () => {
-  test("are exact and read a constant number of documents however many jobs exist", async () => {
+  test("are exact, and at rest (once the sweep has folded them) read one document however many jobs exist", async () => {
     stack.setEnv({ RECRAFT_API_KEY: undefined, PORTRAIT_MAX_CONCURRENCY: "8" });
     const readsAt = async () =>
       stack.t.run(async (ctx) => {
@@ -283,13 +468,17 @@ describe("status counts", () => {
       });
     await insertMany(10, "a");
     await settle(stack.t);
+    const unfolded = await readsAt();
+    await stack.t.mutation(internal.portraits.sweep, {});
     const small = await readsAt();
     await insertMany(120, "b");
     await settle(stack.t);
+    await stack.t.mutation(internal.portraits.sweep, {});
     const large = await readsAt();
+    expect(unfolded.counts).toEqual(small.counts); // folding moves the changes, it never changes a count
     expect(small.counts.failed).toBe(10);
     expect(large.counts.failed).toBe(130);
     expect(large.read).toBe(small.read);
-    expect(large.read).toBeLessThanOrEqual(5);
+    expect(large.read).toBe(1);
   });
 });

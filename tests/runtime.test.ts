@@ -13,6 +13,7 @@ import { internal } from "../convex/_generated/api";
 import {
   ACTION_LIMIT_MS,
   MAX_IMAGE_BYTES,
+  DEFAULT_MAX_CONCURRENCY,
   MAX_NONSTREAMING_TOKENS,
   queueConfig,
   recraftConfig,
@@ -230,7 +231,7 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     ["PORTRAIT_REQUEST_TIMEOUT_MS", "900000", () => recraftConfig().requestTimeoutMs, 360_000],
     ["PORTRAIT_DOWNLOAD_TIMEOUT_MS", "900000", () => recraftConfig().downloadTimeoutMs, 180_000],
     ["PORTRAIT_MAX_BYTES", String(100 * 1024 * 1024), () => recraftConfig().maxBytes, MAX_IMAGE_BYTES],
-    ["PORTRAIT_MAX_CONCURRENCY", "1000", () => queueConfig().maxConcurrency, 64],
+    ["PORTRAIT_MAX_CONCURRENCY", "5000", () => queueConfig().maxConcurrency, 1000],
     ["PORTRAIT_MAX_PER_MINUTE", "1000000", () => queueConfig().maxPerMinute, 8192],
     ["PORTRAIT_MAX_ATTEMPTS", "99", () => queueConfig().maxAttempts, 10],
     ["PORTRAIT_STALL_MS", String(7 * 24 * 3600_000), () => queueConfig().stallMs, 24 * 3600_000],
@@ -252,8 +253,8 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
   test("a malformed number falls back to its default, with a warning naming it", () => {
     const lines = warnings();
     stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "four" });
-    expect(queueConfig().maxConcurrency).toBe(4);
-    expect(lines).toEqual(['config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default 4']);
+    expect(queueConfig().maxConcurrency).toBe(DEFAULT_MAX_CONCURRENCY);
+    expect(lines).toEqual([`config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default ${DEFAULT_MAX_CONCURRENCY}`]);
   });
 
   test("a value in range is taken as is, silently", () => {

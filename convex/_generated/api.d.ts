@@ -21,6 +21,7 @@ import type * as lib_backfill from "../lib/backfill.js";
 import type * as lib_backoff from "../lib/backoff.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
+import type * as lib_counts from "../lib/counts.js";
 import type * as lib_crons from "../lib/crons.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
@@ -54,6 +55,7 @@ declare const fullApi: ApiFromModules<{
   "lib/backoff": typeof lib_backoff;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
+  "lib/counts": typeof lib_counts;
   "lib/crons": typeof lib_crons;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;

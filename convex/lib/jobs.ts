@@ -16,6 +16,7 @@ import type { ErrorCode, JobError, JobStatus, StepDetails } from "../validators"
 import { queueConfig, type QueueConfig } from "./config";
 import { internal } from "../_generated/api";
 import { backoffMs } from "./backoff";
+import { adjustCounts, readCounts as readKindCounts } from "./counts";
 import { dispatch } from "./dispatch";
 import { redact } from "./redact";
 
@@ -48,20 +49,10 @@ function sanitize(error: JobError): JobError {
   return { ...error, message: redact(error.message) };
 }
 
-/** Applies count changes, e.g. { pending: -1, requested: +1 }, reading the count rows once. */
-async function bumpCounts(ctx: MutationCtx, deltas: Partial<Record<JobStatus, number>>) {
-  const rows = await ctx.db.query("portraitJobCounts").collect();
-  for (const [status, delta] of Object.entries(deltas) as [JobStatus, number][]) {
-    const row = rows.find((r) => r.status === status);
-    if (row) await ctx.db.patch(row._id, { count: row.count + delta });
-    else await ctx.db.insert("portraitJobCounts", { status, count: delta });
-  }
-}
-
+/** Jobs per status, exact at every instant (lib/counts.ts explains why). */
 export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
-  const counts = { pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0 };
-  for (const row of await ctx.db.query("portraitJobCounts").collect()) counts[row.status] = row.count;
-  return counts;
+  const all = await readKindCounts(ctx, "portrait");
+  return Object.fromEntries(STATUSES.map((status) => [status, all[status] ?? 0])) as Record<JobStatus, number>;
 }
 
 function logTransition(
@@ -124,7 +115,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">, { at, r
     at: now,
     ...(reason ? { details: { reason } } : {}),
   });
-  await bumpCounts(ctx, { pending: 1 });
+  await adjustCounts(ctx, "portrait", jobId, { pending: 1 });
   logTransition({ _id: jobId, storyId, attempt: 1, updatedAt: now }, null, "pending", now);
   return jobId;
 }
@@ -161,6 +152,7 @@ export async function move(
   if (!inFlight) {
     patch.scheduledFunctionId = undefined;
     patch.dispatchedAt = undefined;
+    patch.slotAt = undefined;
   }
   await ctx.db.patch(job._id, patch);
   await ctx.db.insert("portraitJobEvents", {
@@ -173,14 +165,24 @@ export async function move(
     error,
     details: change.details,
   });
-  await bumpCounts(ctx, { [job.status]: -1, [to]: 1 });
+  await adjustCounts(ctx, "portrait", job._id, { [job.status]: -1, [to]: 1 });
+  if (job.holdsSlot && !inFlight) {
+    // The slot is free: tell the dispatcher loop how long it was held, and whether the provider said 429.
+    const requested = job.status !== "pending" && job.slotAt !== undefined;
+    await dispatch(ctx, now, {
+      heldMs: requested ? now - job.slotAt! : undefined,
+      stored: to === "stored",
+      rateLimitedUntil: error?.code === "rate_limited" ? now + (error.retryAfterMs ?? 0) : undefined,
+    });
+  }
   logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
   return (await ctx.db.get(job._id))!;
 }
 
 /**
  * Fails a job, and if the failure is transient and attempts remain, queues the
- * next attempt after a backoff. Frees the job's slot either way.
+ * next attempt after a backoff. Frees the job's slot either way (move tells
+ * the dispatcher).
  */
 export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: JobError, details?: StepDetails) {
   const config = queueConfig();
@@ -189,9 +191,8 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
     const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
     await ctx.db.patch(failed._id, { runAt: retryAt });
-    await ctx.scheduler.runAt(retryAt, internal.portraits.dispatchQueue, {});
+    await dispatch(ctx, retryAt);
   }
-  await dispatch(ctx);
 }
 
 async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {

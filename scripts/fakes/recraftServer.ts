@@ -17,6 +17,8 @@ export type GenerationFault =
   | { kind: "noUrl" }
   | { kind: "imageUrl"; url: string }
   | { kind: "echoKey" }
+  /** Echoes the bare token it was sent (no "Bearer", no known key shape) in a JSON error. */
+  | { kind: "echoBareKey" }
   | { kind: "reset" };
 
 /** Faults of the image download: the generation answers 200 normally, its image URL misbehaves. */
@@ -97,6 +99,12 @@ export interface FakeRecraft {
   readonly timeline: TimelineEntry[];
   readonly inFlight: number;
   readonly maxInFlight: number;
+  /** When each generation request arrived, in order (what Recraft's rate limits count). */
+  readonly starts: number[];
+  /** The most generation requests that arrived within any window of `windowMs` (half-open). */
+  maxStartsInWindow(windowMs: number): number;
+  /** How many requests arrived while `limit` others had already arrived in the `windowMs` before them. */
+  startsOverLimit(windowMs: number, limit: number): number;
   /** Bytes written by imageOversize/imageEndless responses since the last reset(). */
   readonly oversizeBytesSent: number;
   setFault(fault: Fault | FaultPicker | undefined): void;
@@ -249,6 +257,16 @@ async function stream(res: ServerResponse, total: number, head: Uint8Array, sign
   if (!signal.aborted) res.end();
 }
 
+/** For each start, how many starts fell in the window of `windowMs` ending with it (itself included). */
+function windowCounts(starts: number[], windowMs: number): number[] {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let first = 0;
+  return sorted.map((at, i) => {
+    while (sorted[first] <= at - windowMs) first++;
+    return i - first + 1;
+  });
+}
+
 export async function startRecraftServer(options: RecraftServerOptions = {}): Promise<FakeRecraft> {
   const apiKey = options.apiKey ?? "test-recraft-key";
   const paint = options.paint ?? ((prompt: string) => portraitPng(prompt));
@@ -354,6 +372,10 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
         return sendJson(res, 200, { created, credits, data: [{ image_id: randomUUID(), url: f.url }] });
       case "echoKey":
         return send(res, 401, `unauthorized: rejected header "Authorization: ${req.headers.authorization ?? ""}"`, "text/plain");
+      case "echoBareKey": {
+        const token = (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "");
+        return sendJson(res, 400, { code: "invalid_request", message: `token ${token} may not use style ${String(fields.style)}` });
+      }
     }
 
     const n = Math.min(Math.max(typeof fields.n === "number" ? fields.n : 1, 1), 4);
@@ -487,6 +509,15 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
     },
     get maxInFlight() {
       return maxInFlight;
+    },
+    get starts() {
+      return requests.map((r) => r.at);
+    },
+    maxStartsInWindow(windowMs) {
+      return windowCounts(requests.map((r) => r.at), windowMs).reduce((a, b) => Math.max(a, b), 0);
+    },
+    startsOverLimit(windowMs, limit) {
+      return windowCounts(requests.map((r) => r.at), windowMs).filter((n) => n > limit).length;
     },
     get oversizeBytesSent() {
       return oversizeBytesSent;

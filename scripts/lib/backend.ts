@@ -36,9 +36,9 @@ export function checkSetup() {
   }
 }
 
-export function newBackend() {
+export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules()) {
   checkSetup();
-  return convexTest(schema, convexModules());
+  return convexTest(schema, modules);
 }
 
 export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };

@@ -34,6 +34,8 @@ export interface DemoStackOptions {
   storyLatencyMs?: number;
   /** Extra Convex environment variables (undefined deletes one). */
   env?: Record<string, string | undefined>;
+  /** The Convex modules to run (the bench passes metered ones); default: convex/ as it is. */
+  modules?: Record<string, () => Promise<unknown>>;
   /** Where the backend's console output goes; default: the console. */
   backendLog?: (level: string, line: string) => void;
 }
@@ -79,7 +81,7 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
   setEnv(vars);
   const restoreConsole = options.backendLog ? captureConsole(options.backendLog) : () => {};
 
-  const t = newBackend();
+  const t = newBackend(options.modules);
   return {
     t,
     admin: t.withIdentity(ADMIN_IDENTITY),

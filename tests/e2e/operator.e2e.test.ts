@@ -324,7 +324,7 @@ test("the activity chart, the range picker, View jobs from the audit, and confir
   await page.getByText(/Queued \d+ jobs?\./).waitFor();
   await expect.poll(() => page.getByTestId("still-failed-bad_content_type").textContent(), { timeout: 15_000 }).toBe("0");
   // Retried and stored since, still listed.
-  await expect.poll(() => list.locator(".badge").allTextContents()).toEqual(Array(Math.min(10, failedWithCode)).fill("stored"));
+  await expect.poll(() => list.locator(".badge").allTextContents(), { timeout: 20_000 }).toEqual(Array(Math.min(10, failedWithCode)).fill("stored"));
   expect(errors).toEqual([]);
   await close(page);
 }, 60_000);

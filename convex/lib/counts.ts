@@ -1,0 +1,97 @@
+/**
+ * Exact counts (jobs per status, runs per status...) with no document that
+ * every transition writes.
+ *
+ * A transition adds its change to a document of its own: one `countDeltas` row
+ * per key (the job's or run's id), so two jobs' transitions never touch the
+ * same document. The dispatcher loop (and the sweep cron, every minute) folds
+ * settled rows into the kind's `countTotals` document and deletes them, in one
+ * transaction. A read sums the totals and the rows not folded yet:
+ *
+ *   count = totals + Σ unfolded deltas
+ *
+ * which is exact at every instant, because a delta is either still in its row
+ * or already in the totals, never both and never neither (the fold moves it in
+ * one transaction). The read costs one document plus the unfolded rows, which
+ * are bounded by recent activity (the keys touched since the last fold), not
+ * by how many jobs exist.
+ */
+import type { MutationCtx, QueryCtx } from "../_generated/server";
+
+export type CountKind = "portrait" | "story";
+type Deltas = Partial<Record<string, number>>;
+
+function add(into: Record<string, number>, deltas: Deltas) {
+  for (const [name, delta] of Object.entries(deltas)) {
+    if (!delta) continue;
+    const next = (into[name] ?? 0) + delta;
+    if (next === 0) delete into[name];
+    else into[name] = next;
+  }
+}
+
+/** Adds `deltas` (e.g. { pending: -1, requested: 1 }) to the counts of `kind`, in the key's own row. */
+export async function adjustCounts(ctx: MutationCtx, kind: CountKind, key: string, deltas: Deltas): Promise<void> {
+  if (Object.values(deltas).every((d) => !d)) return;
+  const row = await ctx.db
+    .query("countDeltas")
+    .withIndex("by_key", (q) => q.eq("kind", kind).eq("key", key))
+    .unique();
+  const now = Date.now();
+  if (row) {
+    const merged = { ...row.deltas };
+    add(merged, deltas);
+    await ctx.db.patch(row._id, { deltas: merged, updatedAt: now });
+  } else {
+    const fresh: Record<string, number> = {};
+    add(fresh, deltas);
+    await ctx.db.insert("countDeltas", { kind, key, deltas: fresh, updatedAt: now });
+  }
+}
+
+/** Every count of `kind`; a name with no row reads as absent (callers default it to 0). */
+export async function readCounts(ctx: QueryCtx, kind: CountKind): Promise<Record<string, number>> {
+  const totals = await ctx.db
+    .query("countTotals")
+    .withIndex("by_kind", (q) => q.eq("kind", kind))
+    .unique();
+  const counts: Record<string, number> = { ...(totals?.counts ?? {}) };
+  const unfolded = await ctx.db
+    .query("countDeltas")
+    .withIndex("by_kind", (q) => q.eq("kind", kind))
+    .collect();
+  for (const row of unfolded) add(counts, row.deltas);
+  return counts;
+}
+
+export const FOLD_BATCH = 256;
+
+/**
+ * Moves the deltas of rows not touched for `settledMs` into the totals, at
+ * most `limit` rows; `extra` is added to the totals directly (the dispatcher's
+ * own changes). Returns how many rows it folded. Only the dispatcher loop and
+ * the sweep call this, so the totals document has one writer at a time.
+ */
+export async function foldCounts(
+  ctx: MutationCtx,
+  kind: CountKind,
+  { settledMs = 0, limit = FOLD_BATCH }: { settledMs?: number; limit?: number } = {},
+): Promise<number> {
+  const rows = await ctx.db
+    .query("countDeltas")
+    .withIndex("by_kind", (q) => q.eq("kind", kind).lte("updatedAt", Date.now() - settledMs))
+    .take(limit);
+  if (rows.length === 0) return 0;
+  const totals = await ctx.db
+    .query("countTotals")
+    .withIndex("by_kind", (q) => q.eq("kind", kind))
+    .unique();
+  const counts: Record<string, number> = { ...(totals?.counts ?? {}) };
+  for (const row of rows) {
+    add(counts, row.deltas);
+    await ctx.db.delete(row._id);
+  }
+  if (totals) await ctx.db.patch(totals._id, { counts });
+  else await ctx.db.insert("countTotals", { kind, counts });
+  return rows.length;
+}
