@@ -153,7 +153,7 @@ describe("backfill", () => {
     expect(stack.recraft.requests).toHaveLength(20 + requested.length);
     expect(stack.recraft.startsOverLimit(100, 20)).toBe(0);
     const lateCases = deletedLate.map((id) => storyIds.indexOf(id));
-    expect(stack.recraft.requests.filter((r) => lateCases.some((i) => r.body.prompt === `portrait of patient #${i}`))).toEqual([]);
+    expect(stack.recraft.requests.filter((r) => lateCases.some((i) => r.prompt === `portrait of patient #${i}`))).toEqual([]);
     for (const job of backfilled) {
       const [first] = await eventsOf(stack.t, job._id);
       expect(first).toMatchObject({ from: null, to: "pending", details: { reason: "backfill" } });
@@ -194,7 +194,7 @@ describe("backfill", () => {
     // Jobs start in queue order (story creation), never more than 100 in a minute window.
     expect(stack.recraft.requests).toHaveLength(BACKFILL_BATCH + 30);
     expect(stack.recraft.startsOverLimit(6_000, 100)).toBe(0);
-    const prompts = stack.recraft.requests.map((r) => r.body.prompt);
+    const prompts = stack.recraft.requests.map((r) => r.prompt);
     expect(prompts).toEqual(storyIds.map((_, i) => `portrait of patient #${i}`));
     for (const storyId of storyIds) {
       const story = await stack.t.query(api.stories.getStory, { storyId });
