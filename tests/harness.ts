@@ -174,3 +174,11 @@ export async function runEventsOf(t: Backend, runId: Id<"storyRuns">) {
 export async function runPathOf(t: Backend, runId: Id<"storyRuns">) {
   return (await runEventsOf(t, runId)).map((e) => e.to).join(">");
 }
+
+/** Inserts one case file and lets its portrait job run to the end: the story, its job, the path it took and its events. */
+export async function runPortrait(t: Backend, overrides: Record<string, unknown> = {}) {
+  const storyId = await t.mutation(internal.stories.insertStory, caseFile(overrides));
+  await settle(t);
+  const job = await jobOf(t, storyId);
+  return { storyId, job, path: await pathOf(t, job._id), events: await eventsOf(t, job._id) };
+}

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { decodePngSize, portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, pathOf, RECRAFT_KEY, settle, startStack, type Stack } from "./harness";
+import { caseFile, eventsOf, jobOf, pathOf, RECRAFT_KEY, runPortrait, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -18,12 +18,7 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-async function runOne(overrides: Record<string, unknown> = {}) {
-  const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile(overrides));
-  await settle(stack.t);
-  const job = await jobOf(stack.t, storyId);
-  return { storyId, job, path: await pathOf(stack.t, job._id), events: await eventsOf(stack.t, job._id) };
-}
+const runOne = (overrides?: Record<string, unknown>) => runPortrait(stack.t, overrides);
 
 describe("happy path", () => {
   test("a story's portrait is requested, downloaded, stored and patched into the story", async () => {

@@ -22,7 +22,7 @@ import {
 import { DEFAULT_RECRAFT_MODEL, RECRAFT_MODELS } from "../convex/lib/recraftModels";
 import { Sha256 } from "../convex/lib/sha256";
 import type { Fault, ImageRequest } from "../scripts/fakes/recraftServer";
-import { caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { caseFile, eventsOf, jobOf, pathOf, runPortrait, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -34,12 +34,7 @@ afterEach(async () => {
   vi.restoreAllMocks();
 });
 
-async function runOne(overrides: Record<string, unknown> = {}) {
-  const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile(overrides));
-  await settle(stack.t);
-  const job = await jobOf(stack.t, storyId);
-  return { storyId, job, path: await pathOf(stack.t, job._id) };
-}
+const runOne = (overrides?: Record<string, unknown>) => runPortrait(stack.t, overrides);
 
 /** The fake reports a connection's close as it sees it, a moment after the client leaves: wait for that state. */
 async function closedImageRequests(count: number, timeoutMs = 5_000): Promise<ImageRequest[]> {

@@ -11,6 +11,16 @@ import { ViewHeading } from "./ViewHeading";
 
 type Row = FunctionReturnType<typeof api.admin.listJobs>["page"][number];
 
+/** The "Load more" button of a paginated list, while there is more to load. */
+export function LoadMore({ status, onLoad }: { status: string; onLoad: () => void }) {
+  if (status !== "CanLoadMore" && status !== "LoadingMore") return null;
+  return (
+    <button type="button" className="load-more" onClick={onLoad} disabled={status === "LoadingMore"}>
+      {status === "LoadingMore" ? "Loading…" : "Load more"}
+    </button>
+  );
+}
+
 export function StatusBadge({ status }: { status: JobStatus }) {
   return <span className={`badge status-${status}`}>{status}</span>;
 }
@@ -200,11 +210,7 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
         </table>
       )}
 
-      {(loading === "CanLoadMore" || loading === "LoadingMore") && (
-        <button type="button" className="load-more" onClick={() => loadMore(pageSize)} disabled={loading === "LoadingMore"}>
-          {loading === "LoadingMore" ? "Loading…" : "Load more"}
-        </button>
-      )}
+      <LoadMore status={loading} onLoad={() => loadMore(pageSize)} />
     </section>
   );
 }

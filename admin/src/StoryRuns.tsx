@@ -3,7 +3,7 @@ import { api } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import type { StoryRunStatus } from "../../convex/validators";
 import { formatDateTime, RUN_STATUSES } from "./format";
-import { StatusBadge } from "./JobTable";
+import { LoadMore, StatusBadge } from "./JobTable";
 import { patchRoute, type StoriesRoute } from "./route";
 import { Time } from "./Time";
 import { ViewHeading } from "./ViewHeading";
@@ -129,11 +129,7 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
           </tbody>
         </table>
       )}
-      {(loading === "CanLoadMore" || loading === "LoadingMore") && (
-        <button type="button" className="load-more" onClick={() => loadMore(pageSize)} disabled={loading === "LoadingMore"}>
-          {loading === "LoadingMore" ? "Loading…" : "Load more"}
-        </button>
-      )}
+      <LoadMore status={loading} onLoad={() => loadMore(pageSize)} />
     </section>
   );
 }
