@@ -14,7 +14,7 @@ import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
-import { dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
+import { ACTION_LIMIT_MS, dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
@@ -22,8 +22,8 @@ import { askClaude, firstRequest, repairRequest, warnIfDeprecated, type RecentSt
 import { insertCaseFile } from "./stories";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
 
-// Convex stops an action after 10 minutes; a run in flight longer than this has no live action.
-const ACTION_LIMIT_MS = 15 * 60_000;
+// Convex stops an action after 10 minutes (ACTION_LIMIT_MS); a run in flight longer than this has no live action.
+const RUN_STALL_MS = ACTION_LIMIT_MS + 5 * 60_000;
 
 /**
  * The entry point of a story run (the daily cron, the admin console, scripts:
@@ -226,7 +226,7 @@ export const sweep = internalMutation({
         .take(SWEEP_BATCH);
       for (const run of runs) {
         const dead = await deadActionState(ctx, run.scheduledFunctionId);
-        const overdue = status !== "pending" && now - run.updatedAt > ACTION_LIMIT_MS;
+        const overdue = status !== "pending" && now - run.updatedAt > RUN_STALL_MS;
         if (!dead && !overdue) continue;
         const message = dead
           ? `the attempt's action is ${dead} but the run is still ${status}`
