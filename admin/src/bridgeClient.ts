@@ -7,7 +7,9 @@
  * a watched query is re-run whenever the bridge reports a change, and its
  * listeners are told when its result differs. Like the real client it reports
  * its connection (`connectionState`, `subscribeToConnectionState`, read by
- * useConvexConnectionState), and reconnects with exponential backoff.
+ * useConvexConnectionState), and reconnects with exponential backoff. With
+ * Convex Auth (ConvexAuthProvider calls `setAuth`/`clearAuth` and reads
+ * `address`) its calls carry the signed-in user's token, as the real client's do.
  */
 import type { ConvexReactClient } from "convex/react";
 import { getFunctionName, type FunctionReference } from "convex/server";
@@ -22,9 +24,13 @@ export type Outcome = { value: JSONValue } | { error: { message: string; data?: 
 /** Whether the change stream is open; when it is not, when the next attempt is due. */
 export type Link = { connected: true } | { connected: false; retryAt: number; failures: number };
 
-/** How the client reaches the backend. The identity is the transport's. */
+/**
+ * How the client reaches the backend. The identity is the transport's, or the
+ * holder of `token` (a JWT) when one is given; a token the backend refuses
+ * rejects with TokenRejectedError.
+ */
 export interface BridgeTransport {
-  run(calls: Call[]): Promise<Outcome[]>;
+  run(calls: Call[], token?: string): Promise<Outcome[]>;
   /**
    * Calls `onChange` whenever the backend may have changed (and once on every
    * (re)connection), and `onLink` when the connection opens or fails;
@@ -46,6 +52,14 @@ export class UnreachableError extends Error {
   }
 }
 
+/** The backend refused the token (expired, or not one it trusts): fetch a fresh one. */
+export class TokenRejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TokenRejectedError";
+  }
+}
+
 /** The identities the bridge can act as (chosen with `?as=` on the page). */
 export const BRIDGE_IDENTITIES = ["admin", "guest", "anon"] as const;
 export type BridgeIdentity = (typeof BRIDGE_IDENTITIES)[number];
@@ -53,14 +67,15 @@ export type BridgeIdentity = (typeof BRIDGE_IDENTITIES)[number];
 /** The transport of the served app: POST /bridge/run, and server-sent events from /bridge/changes. */
 export function httpTransport(base: string, as: string): BridgeTransport {
   return {
-    async run(calls) {
+    async run(calls, token) {
       const response = await fetch(`${base}/bridge/run`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-bridge-as": as },
+        headers: { "content-type": "application/json", "x-bridge-as": as, ...(token && { authorization: `Bearer ${token}` }) },
         body: JSON.stringify(calls),
       }).catch((error: unknown) => {
         throw new UnreachableError(error);
       });
+      if (response.status === 401) throw new TokenRejectedError(await response.text());
       if (!response.ok) throw new Error(`bridge: HTTP ${response.status}: ${await response.text()}`);
       return (await response.json()) as Outcome[];
     },
@@ -134,6 +149,16 @@ type Args = Record<string, Value>;
 /** What convex/react's useConvexConnectionState reads, plus when the bridge retries next. */
 export type BridgeConnectionState = ReturnType<ConvexReactClient["connectionState"]> & { nextRetryAt: number | null };
 
+/** What ConvexProviderWithAuth hands the client: the auth provider's token source, and who to tell whether the backend took it. */
+type AuthTokenFetcher = (args: { forceRefreshToken: boolean }) => Promise<string | null | undefined>;
+interface Auth {
+  fetchToken: AuthTokenFetcher;
+  onChange: (isAuthenticated: boolean) => void;
+  token?: string;
+  /** A token fetch and check in progress. */
+  pending?: Promise<void>;
+}
+
 export class BridgeClient {
   readonly logger = {
     log: (...args: unknown[]) => console.log(...args),
@@ -158,8 +183,73 @@ export class BridgeClient {
     nextRetryAt: null,
   };
   private readonly linkListeners = new Set<() => void>();
+  private auth?: Auth;
 
-  constructor(private readonly transport: BridgeTransport) {}
+  /** `address`: the backend's URL, as ConvexAuthProvider reads it (its storage namespace, and its HTTP client's base). */
+  constructor(
+    private readonly transport: BridgeTransport,
+    readonly address = "http://bridge.invalid",
+  ) {}
+
+  /** As ConvexReactClient.setAuth: later calls carry the token once the backend has accepted it. */
+  setAuth(fetchToken: AuthTokenFetcher, onChange: (isAuthenticated: boolean) => void) {
+    const auth: Auth = { fetchToken, onChange };
+    this.auth = auth;
+    void this.authenticate(auth, false);
+  }
+
+  clearAuth() {
+    this.auth = undefined;
+    void this.refresh();
+  }
+
+  /**
+   * Fetches a token and has the backend check it (an empty batch of calls);
+   * a refused token is fetched once more with `forceRefreshToken`, like the
+   * real client does. Then the watched queries run again as its holder.
+   */
+  private authenticate(auth: Auth, forceRefreshToken: boolean, failures = 0): Promise<void> {
+    auth.pending ??= (async () => {
+      const token = (await auth.fetchToken({ forceRefreshToken }).catch(() => null)) ?? undefined;
+      if (auth !== this.auth) return;
+      if (token === undefined) {
+        auth.token = undefined;
+        return auth.onChange(false);
+      }
+      try {
+        await this.transport.run([], token);
+      } catch (error) {
+        if (auth !== this.auth) return;
+        auth.pending = undefined;
+        if (!(error instanceof TokenRejectedError)) {
+          setTimeout(() => void this.authenticate(auth, forceRefreshToken, failures + 1), backoffMs(failures));
+        } else if (!forceRefreshToken) {
+          await this.authenticate(auth, true);
+        } else {
+          auth.token = undefined;
+          auth.onChange(false);
+        }
+        return;
+      }
+      if (auth !== this.auth) return;
+      auth.token = token;
+      auth.onChange(true);
+      await this.refresh();
+    })().finally(() => (auth.pending = undefined));
+    return auth.pending;
+  }
+
+  /** Runs calls with the current token; a refused token is refreshed and the calls sent once more. */
+  private async run(calls: Call[]): Promise<Outcome[]> {
+    const auth = this.auth;
+    try {
+      return await this.transport.run(calls, auth?.token);
+    } catch (error) {
+      if (!(error instanceof TokenRejectedError) || !auth || auth !== this.auth) throw error;
+      await this.authenticate(auth, true);
+      return this.transport.run(calls, this.auth?.token);
+    }
+  }
 
   watchQuery(query: FunctionReference<"query">, args: Args = {}) {
     const name = getFunctionName(query);
@@ -223,7 +313,7 @@ export class BridgeClient {
   }
 
   async query(query: FunctionReference<"query">, args: Args = {}): Promise<Value> {
-    const [outcome] = await this.transport.run([{ kind: "query", name: getFunctionName(query), args: convexToJson(args) }]);
+    const [outcome] = await this.run([{ kind: "query", name: getFunctionName(query), args: convexToJson(args) }]);
     return unwrap(outcome);
   }
 
@@ -250,7 +340,7 @@ export class BridgeClient {
   }
 
   private async write(kind: CallKind, name: string, args: Args): Promise<Value> {
-    const [outcome] = await this.transport.run([{ kind, name, args: convexToJson(args) }]);
+    const [outcome] = await this.run([{ kind, name, args: convexToJson(args) }]);
     await this.refresh();
     return unwrap(outcome);
   }
@@ -272,7 +362,7 @@ export class BridgeClient {
     const sent = entries.map((entry) => ++entry.sent);
     let outcomes: Outcome[];
     try {
-      outcomes = await this.transport.run(entries.map((entry) => ({ kind: "query", name: entry.name, args: convexToJson(this.argsFor(entry)) })));
+      outcomes = await this.run(entries.map((entry) => ({ kind: "query", name: entry.name, args: convexToJson(this.argsFor(entry)) })));
     } catch {
       // Keep the last results: the connection indicator says they are stale,
       // and the next (re)connection fetches them again.

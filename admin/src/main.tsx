@@ -1,26 +1,37 @@
+import { ConvexAuthProvider } from "@convex-dev/auth/react";
 import { ConvexProvider, ConvexReactClient } from "convex/react";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import { asConvexClient, BridgeClient, httpTransport } from "./bridgeClient";
 import { onCaughtError } from "./errors";
+import { ConvexAuthGate } from "./SignIn";
 import "./styles.css";
 
 // `vite build --mode bridge` (scripts/lib/bridge.ts): the demo's embedded backend, identity from ?as=.
-// Otherwise a Convex deployment; wrap App in your auth provider's Convex
-// provider (e.g. ConvexProviderWithClerk, see the README) so admins are signed in.
-const bridgeAs = import.meta.env.MODE === "bridge" ? (new URLSearchParams(window.location.search).get("as") ?? "admin") : undefined;
+// Otherwise a Convex deployment (VITE_CONVEX_URL).
+// VITE_AUTH=convex-auth: admins sign in with Convex Auth's Password provider (SignIn.tsx); on the
+// bridge they are then who their token says, not ?as=. For another provider (Clerk, Auth0), wrap
+// App in its Convex provider below (see the README).
+const convexAuth = import.meta.env.VITE_AUTH === "convex-auth";
+const bridge = import.meta.env.MODE === "bridge";
+const bridgeAs = bridge && !convexAuth ? (new URLSearchParams(window.location.search).get("as") ?? "admin") : undefined;
 const url = import.meta.env.VITE_CONVEX_URL as string | undefined;
-const client =
-  bridgeAs !== undefined
-    ? asConvexClient(new BridgeClient(httpTransport(window.location.origin, bridgeAs)))
-    : url
-      ? new ConvexReactClient(url)
-      : undefined;
+const client = bridge
+  ? asConvexClient(new BridgeClient(httpTransport(window.location.origin, bridgeAs ?? "anon"), window.location.origin))
+  : url
+    ? new ConvexReactClient(url)
+    : undefined;
 
 createRoot(document.getElementById("root")!, { onCaughtError }).render(
   <StrictMode>
-    {client ? (
+    {client && convexAuth ? (
+      <ConvexAuthProvider client={client}>
+        <ConvexAuthGate>
+          <App signedIn />
+        </ConvexAuthGate>
+      </ConvexAuthProvider>
+    ) : client ? (
       <ConvexProvider client={client}>
         <App bridgeAs={bridgeAs} />
       </ConvexProvider>

@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
-import schema from "../../convex/schema.ts";
+import type { SchemaDefinition } from "convex/server";
+import projectSchema from "../../convex/schema.ts";
 import { SetupError } from "./cli.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
@@ -36,9 +37,10 @@ export function checkSetup() {
   }
 }
 
-export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules()) {
+/** `schema` may add tables to the project's (the Convex Auth stack adds `authTables`). */
+export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules(), schema: SchemaDefinition<any, boolean> = projectSchema) {
   checkSetup();
-  return convexTest(schema, modules);
+  return convexTest(schema as typeof projectSchema, modules);
 }
 
 export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };

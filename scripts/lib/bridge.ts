@@ -10,7 +10,14 @@
  *
  * The page picks who it is with `?as=admin` (default; ADMIN_IDENTITY), `?as=guest`
  * (signed in, not an admin) or `?as=anon`; the identity travels in the
- * `x-bridge-as` header. Anyone who can reach the port can be the admin: it
+ * `x-bridge-as` header. On a stack with Convex Auth (`convexAuth: true`) a
+ * console built with `auth: "convex-auth"` signs in instead: its calls carry
+ * `Authorization: Bearer <JWT>`, which the bridge verifies like a deployment
+ * (scripts/lib/convexAuth.ts) and answers with 401 when it does not hold; and
+ *
+ *   POST /api/action        Convex's HTTP API (ConvexHttpClient), for Convex Auth's token refresh
+ *
+ * Anyone who can reach the port can be the admin: it
  * listens on loopback only, and refuses other Host headers (DNS rebinding) and
  * cross-site calls (a JSON body and custom header force a CORS preflight,
  * which it never grants).
@@ -25,28 +32,35 @@ import { makeFunctionReference } from "convex/server";
 import { ConvexError, convexToJson, jsonToConvex, type JSONValue, type Value } from "convex/values";
 import type { BridgeTransport, Call, CallKind, Outcome } from "../../admin/src/bridgeClient.ts";
 import { ADMIN_IDENTITY, convexModules, type Backend } from "./backend.ts";
+import { identityFromToken, TokenRejected } from "./convexAuth.ts";
 
 export const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
 
 export const GUEST_IDENTITY = { email: "guest@demo.local", emailVerified: true, subject: "demo-guest", name: "Demo Guest" };
 const IDENTITIES: Record<string, typeof ADMIN_IDENTITY | undefined> = { admin: ADMIN_IDENTITY, guest: GUEST_IDENTITY, anon: undefined };
 
+/** Who a call runs as: a verified token's identity, a demo identity, or nobody. */
+export type CallerIdentity = Parameters<Backend["withIdentity"]>[0] | undefined;
+
+/** The demo identity `?as=` names (admin, guest or anon; anything else is anon). */
+export const bridgeIdentity = (as: string): CallerIdentity => (Object.hasOwn(IDENTITIES, as) ? IDENTITIES[as] : undefined);
+
 // convex-test's ctx.storage.getUrl answers with this prefix and the file's sha256.
 const TEST_STORAGE_URL = "https://some-deployment.convex.cloud/api/storage/";
 
-let registry: Promise<Map<string, Record<string, unknown>>> | undefined;
-
-/** Whether `name` ("module:export") is a public function of that kind, as a deployment would check. */
-async function isPublic(name: string, kind: CallKind): Promise<boolean> {
-  registry ??= (async () => {
-    const modules = convexModules();
-    const loaded = await Promise.all(Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const));
-    return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
-  })();
-  const [path, exportName = "default"] = name.split(":");
-  const fn = (await registry).get(path)?.[exportName] as Record<string, boolean> | undefined;
-  const flag = { query: "isQuery", mutation: "isMutation", action: "isAction" }[kind];
-  return !!fn && fn.isPublic === true && fn[flag] === true;
+/** Whether `name` ("module:export") is a public function of that kind among `modules`, as a deployment would check. */
+function publicFunctions(modules: Record<string, () => Promise<unknown>>) {
+  let registry: Promise<Map<string, Record<string, unknown>>> | undefined;
+  return async (name: string, kind: CallKind): Promise<boolean> => {
+    registry ??= (async () => {
+      const loaded = await Promise.all(Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const));
+      return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
+    })();
+    const [path, exportName = "default"] = name.split(":");
+    const fn = (await registry).get(path)?.[exportName] as Record<string, boolean> | undefined;
+    const flag = { query: "isQuery", mutation: "isMutation", action: "isAction" }[kind];
+    return !!fn && fn.isPublic === true && fn[flag] === true;
+  };
 }
 
 function encodeError(error: unknown): Outcome {
@@ -67,12 +81,12 @@ function rewriteStorageUrls(value: JSONValue): JSONValue {
   return value;
 }
 
-/** Runs one call on the embedded backend as `as` (admin, guest or anon; anything else is anon). */
-export function bridgeExecutor(t: Backend) {
-  return async (as: string, call: Call): Promise<Outcome> => {
+/** Runs one public function call of `modules` (default: convex/) on the embedded backend as `identity`. */
+export function bridgeExecutor(t: Backend, modules = convexModules()) {
+  const isPublic = publicFunctions(modules);
+  return async (identity: CallerIdentity, call: Call): Promise<Outcome> => {
     try {
       if (!(await isPublic(call.name, call.kind))) throw new Error(`bridge: ${call.name} is not a public ${call.kind}`);
-      const identity = Object.hasOwn(IDENTITIES, as) ? IDENTITIES[as] : undefined;
       const caller = identity ? t.withIdentity(identity) : t;
       const args = jsonToConvex(call.args) as Record<string, Value>;
       const value =
@@ -126,7 +140,7 @@ export function watchChanges(t: Backend, onChange: () => void, { pollMs = 150 } 
 export function localTransport(t: Backend, as: string, options?: { pollMs?: number }): BridgeTransport {
   const execute = bridgeExecutor(t);
   return {
-    run: (calls) => Promise.all(calls.map((call) => execute(as, call))),
+    run: (calls) => Promise.all(calls.map((call) => execute(bridgeIdentity(as), call))),
     subscribe: (onChange, onLink) => {
       onLink?.({ connected: true });
       return watchChanges(t, onChange, options);
@@ -134,11 +148,23 @@ export function localTransport(t: Backend, as: string, options?: { pollMs?: numb
   };
 }
 
-/** Builds the admin app in bridge mode into a fresh directory. */
-export async function buildAdmin(outDir?: string): Promise<string> {
+/** How the console signs in: not at all (the demo's `?as=`), or through Convex Auth's Password provider. */
+export type AdminAuth = "none" | "convex-auth";
+
+/**
+ * Builds the admin app in bridge mode into a fresh directory. VITE_AUTH is
+ * fixed by `auth`, whatever .env.local says for the deployment build.
+ */
+export async function buildAdmin(outDir?: string, auth: AdminAuth = "none"): Promise<string> {
   const { build } = await import("vite");
   const dir = outDir ?? (await mkdtemp(join(tmpdir(), "admin-bridge-")));
-  await build({ configFile: join(ADMIN_DIR, "vite.config.ts"), mode: "bridge", logLevel: "warn", build: { outDir: dir, emptyOutDir: true } });
+  await build({
+    configFile: join(ADMIN_DIR, "vite.config.ts"),
+    mode: "bridge",
+    logLevel: "warn",
+    define: { "import.meta.env.VITE_AUTH": JSON.stringify(auth === "none" ? "" : auth) },
+    build: { outDir: dir, emptyOutDir: true },
+  });
   return dir;
 }
 
@@ -158,6 +184,8 @@ export interface ServeAdminOptions {
   port?: number;
   /** Serve this existing bridge-mode build instead of building one (see buildAdmin). */
   dist?: string;
+  /** How the console built here signs in (default "none"; "convex-auth" needs a `convexAuth` stack). */
+  auth?: AdminAuth;
   /** How often to look for backend changes. */
   pollMs?: number;
 }
@@ -173,10 +201,10 @@ export interface AdminServer {
  * ADMIN_EMAILS nor ADMIN_SUBJECTS is set, sets ADMIN_EMAILS to the demo
  * admin's email until close().
  */
-export async function serveAdmin(stack: { t: Backend }, options: ServeAdminOptions = {}): Promise<AdminServer> {
+export async function serveAdmin(stack: { t: Backend; modules?: Record<string, () => Promise<unknown>> }, options: ServeAdminOptions = {}): Promise<AdminServer> {
   const ownDist = !options.dist;
-  const dist = resolve(options.dist ?? (await buildAdmin()));
-  const execute = bridgeExecutor(stack.t);
+  const dist = resolve(options.dist ?? (await buildAdmin(undefined, options.auth)));
+  const execute = bridgeExecutor(stack.t, stack.modules);
   const setAdmins = !process.env.ADMIN_EMAILS?.trim() && !process.env.ADMIN_SUBJECTS?.trim();
   if (setAdmins) process.env.ADMIN_EMAILS = ADMIN_IDENTITY.email;
 
@@ -191,7 +219,8 @@ export async function serveAdmin(stack: { t: Backend }, options: ServeAdminOptio
   let allowedHosts = new Set<string>();
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => {
-      if (!res.headersSent) send(res, 500, "text/plain; charset=utf-8", `bridge error: ${(error as Error).message}`);
+      if (error instanceof TokenRejected && !res.headersSent) send(res, 401, "text/plain; charset=utf-8", `bridge: ${error.message}`);
+      else if (!res.headersSent) send(res, 500, "text/plain; charset=utf-8", `bridge error: ${(error as Error).message}`);
       else res.end();
     });
   });
@@ -206,10 +235,21 @@ export async function serveAdmin(stack: { t: Backend }, options: ServeAdminOptio
       }
       const calls = JSON.parse(await readBody(req)) as Call[];
       if (!Array.isArray(calls)) return send(res, 400, "text/plain; charset=utf-8", "bridge: expected an array of calls");
-      const as = String(req.headers["x-bridge-as"] ?? "admin");
-      const outcomes = await Promise.all(calls.map((call) => execute(as, call)));
+      const identity = bearer(req) !== undefined ? identityFromToken(bearer(req)!) : bridgeIdentity(String(req.headers["x-bridge-as"] ?? "admin"));
+      const outcomes = await Promise.all(calls.map((call) => execute(identity, call)));
       if (calls.some((call) => call.kind !== "query")) broadcast(); // other tabs look again at once
       return send(res, 200, "application/json", JSON.stringify(outcomes));
+    }
+
+    // ConvexHttpClient's action call; never a demo identity.
+    if (url.pathname === "/api/action" && req.method === "POST") {
+      const { path, args } = JSON.parse(await readBody(req)) as { path: string; args: JSONValue[] };
+      const token = bearer(req);
+      const outcome = await execute(token !== undefined ? identityFromToken(token) : undefined, { kind: "action", name: path, args: args?.[0] ?? {} });
+      if ("value" in outcome) return send(res, 200, "application/json", JSON.stringify({ status: "success", value: outcome.value, logLines: [] }));
+      // 560: the status Convex answers a function that threw.
+      const { message, data } = outcome.error;
+      return send(res, 560, "application/json", JSON.stringify({ status: "error", errorMessage: message, errorData: data, logLines: [] }));
     }
 
     if (url.pathname === "/bridge/changes" && req.method === "GET") {
@@ -265,6 +305,12 @@ export async function serveAdmin(stack: { t: Backend }, options: ServeAdminOptio
       if (ownDist) await rm(dist, { recursive: true, force: true });
     },
   };
+}
+
+/** The token of an `Authorization: Bearer …` header. */
+function bearer(req: IncomingMessage): string | undefined {
+  const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "");
+  return match?.[1];
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer, cache = "no-store") {

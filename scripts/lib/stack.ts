@@ -10,7 +10,8 @@ import { readCounts } from "../../convex/lib/jobs.ts";
 import type { JobStatus, StoryRunStatus } from "../../convex/validators.ts";
 import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
-import { ADMIN_IDENTITY, newBackend, type Backend } from "./backend.ts";
+import { ADMIN_IDENTITY, convexModules, newBackend, type Backend } from "./backend.ts";
+import { convexAuthEnv, convexAuthModules, convexAuthSchema } from "./convexAuth.ts";
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 
 export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
@@ -38,10 +39,17 @@ export interface DemoStackOptions {
   modules?: Record<string, () => Promise<unknown>>;
   /** Where the backend's console output goes; default: the console. */
   backendLog?: (level: string, line: string) => void;
+  /**
+   * Also run Convex Auth (Password provider) as `convex/auth.ts`, with its
+   * tables and a fresh key pair, as a deployment that signs admins in with it.
+   */
+  convexAuth?: boolean;
 }
 
 export interface DemoStack {
   t: Backend;
+  /** The Convex modules the backend runs (the bridge serves their public functions). */
+  modules: Record<string, () => Promise<unknown>>;
   /** The backend as the demo admin, for the admin functions. */
   admin: ReturnType<Backend["withIdentity"]>;
   /** Undefined when the real service is used. */
@@ -75,15 +83,18 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
     // The fake answers fast, so a retry need not wait the production five minutes.
     ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_RETRY_DELAY_MS: "1000" }),
+    ...(options.convexAuth && convexAuthEnv()),
     ...options.env,
   };
   const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
   setEnv(vars);
   const restoreConsole = options.backendLog ? captureConsole(options.backendLog) : () => {};
 
-  const t = newBackend(options.modules);
+  const modules = { ...(options.modules ?? convexModules()), ...(options.convexAuth && convexAuthModules()) };
+  const t = options.convexAuth ? newBackend(modules, convexAuthSchema) : newBackend(modules);
   return {
     t,
+    modules,
     admin: t.withIdentity(ADMIN_IDENTITY),
     recraft,
     anthropic,

@@ -1,0 +1,214 @@
+/**
+ * Sign-in with Convex Auth, end to end: the real `@convex-dev/auth` functions
+ * (Password provider) and tables run on the embedded backend
+ * (`startDemoStack({ convexAuth: true })`), the console is built with
+ * VITE_AUTH=convex-auth, and the bridge runs each call as the holder of the
+ * token Convex Auth issued, checked against the stack's JWKS. Chromium signs
+ * up and in through the form; admins are listed by user id (ADMIN_SUBJECTS).
+ */
+import { createPrivateKey, createSign, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { ConvexHttpClient } from "convex/browser";
+import { makeFunctionReference } from "convex/server";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { internal } from "../../convex/_generated/api";
+import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { launchChromium } from "../../scripts/lib/browser";
+import { withAuthTables } from "../../scripts/lib/convexAuth";
+import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
+import { caseFile, settle } from "../harness";
+
+const SHOTS = "out/screenshots";
+const WARDEN = { email: "warden@asylum.test", password: "lantern-in-ward-c" };
+const ORDERLY = { email: "orderly@asylum.test", password: "night-shift-rounds" };
+const TITLE = "The Quiet Ward";
+
+let stack: DemoStack;
+let server: AdminServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  // The warden's email is listed, yet admits nobody: a Convex Auth token carries no email.
+  stack = await startDemoStack({ convexAuth: true, env: { ADMIN_EMAILS: WARDEN.email, ADMIN_SUBJECTS: undefined }, backendLog: () => {} });
+  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: TITLE }));
+  await settle(stack.t);
+  server = await serveAdmin(stack, { auth: "convex-auth" });
+  browser = await launchChromium();
+}, 120_000);
+
+afterEach(() => {
+  delete process.env.ADMIN_SUBJECTS;
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await stack?.close();
+});
+
+async function openConsole() {
+  // A context of its own: its own localStorage, where Convex Auth keeps the tokens.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(`${server.url}/#/`);
+  return { page, errors, close: () => context.close() };
+}
+
+async function submit(page: Page, { email, password }: { email: string; password: string }, button: "Sign in" | "Create account") {
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: button, exact: true }).click();
+}
+
+const storedTokens = (page: Page) => page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith("__convexAuthJWT")).map((key) => localStorage.getItem(key)));
+const subjectOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()) as { sub: string }).sub;
+
+const userByEmail = (email: string) =>
+  withAuthTables(stack.t).run(async (ctx) => {
+    const user = await ctx.db
+      .query("users")
+      .withIndex("email", (q) => q.eq("email", email))
+      .unique();
+    const sessions = user ? await ctx.db.query("authSessions").withIndex("userId", (q) => q.eq("userId", user._id)).collect() : [];
+    return { user, sessions: sessions.length };
+  });
+
+async function expectForbidden(page: Page) {
+  await page.getByRole("heading", { name: "Restricted ward" }).waitFor();
+  const text = (await page.locator("body").textContent()) ?? "";
+  expect(text).toContain("your account is not on the staff list");
+  expect(text).not.toContain(TITLE);
+  expect(await page.locator(".counts, table").count()).toBe(0);
+}
+
+test("an operator signs up, is listed by user id, sees the console, signs out and signs back in", async () => {
+  const { page, errors, close } = await openConsole();
+
+  // Nobody signed in: the form, no data, no demo identities.
+  await page.getByRole("heading", { name: "Staff sign-in" }).waitFor();
+  expect(await page.locator(".counts, table, .bridge-banner").count()).toBe(0);
+  await page.screenshot({ path: `${SHOTS}/signin.png`, fullPage: true });
+
+  // A new account is signed in at once, and is no admin: not listed by subject, and its email does not count.
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await submit(page, WARDEN, "Create account");
+  await expectForbidden(page);
+  const { user, sessions } = await userByEmail(WARDEN.email);
+  expect(user).not.toBeNull();
+  expect(sessions).toBe(1);
+  expect(await page.getByTestId("user-id").textContent()).toBe(user!._id);
+
+  // Listed by the user id the page shows, the same browser sees the console after a reload: the token outlived it.
+  process.env.ADMIN_SUBJECTS = user!._id;
+  await page.reload();
+  await page.getByRole("link", { name: TITLE }).waitFor();
+  expect(await page.getByTestId("count-stored").locator(".count-n").textContent()).toBe("1");
+  const [firstToken] = await storedTokens(page);
+  expect(subjectOf(firstToken!)).toMatch(new RegExp(`^${user!._id}\\|`));
+
+  // Sign out: back to the form, the token gone from the browser and its session from the backend.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Staff sign-in" }).waitFor();
+  expect(await page.locator(".counts, table").count()).toBe(0);
+  expect(await storedTokens(page)).toEqual([]);
+  expect((await userByEmail(WARDEN.email)).sessions).toBe(0);
+
+  // A wrong password is refused in words that do not say which field was wrong.
+  await submit(page, { ...WARDEN, password: "not-the-password" }, "Sign in");
+  await expect.poll(() => page.getByRole("status").first().textContent()).toBe("Wrong email or password.");
+  await submit(page, { email: "nobody@asylum.test", password: WARDEN.password }, "Sign in");
+  await expect.poll(() => page.getByRole("status").first().textContent()).toBe("Wrong email or password.");
+  expect(await page.locator(".counts").count()).toBe(0);
+
+  // Signed in again: a new session, the same user id, still an admin.
+  await submit(page, WARDEN, "Sign in");
+  await page.getByRole("link", { name: TITLE }).waitFor();
+  const [secondToken] = await storedTokens(page);
+  expect(subjectOf(secondToken!)).not.toBe(subjectOf(firstToken!));
+  expect(subjectOf(secondToken!).split("|")[0]).toBe(user!._id);
+  await page.screenshot({ path: `${SHOTS}/signed-in.png`, fullPage: true });
+
+  expect(errors).toEqual([]);
+  await close();
+}, 90_000);
+
+test("a signed-in account that is not listed sees the forbidden page and no data, and can sign out", async () => {
+  const admin = await userByEmail(WARDEN.email);
+  process.env.ADMIN_SUBJECTS = admin.user?._id ?? "someone-else";
+  const { page, errors, close } = await openConsole();
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await submit(page, ORDERLY, "Create account");
+  await expectForbidden(page);
+  const { user } = await userByEmail(ORDERLY.email);
+  expect(await page.getByTestId("user-id").textContent()).toBe(user!._id);
+  await page.screenshot({ path: `${SHOTS}/signin-forbidden.png`, fullPage: true });
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Staff sign-in" }).waitFor();
+  expect(await storedTokens(page)).toEqual([]);
+  expect(errors).toEqual([]);
+  await close();
+}, 60_000);
+
+/** A token like Convex Auth's, signed with `key`. */
+function forge(key: KeyObject, claims: Record<string, unknown>) {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const body = `${part({ alg: "RS256" })}.${part(claims)}`;
+  return `${body}.${createSign("RSA-SHA256").update(body).sign(key, "base64url")}`;
+}
+
+async function runAs(token: string, name: string) {
+  const response = await fetch(`${server.url}/bridge/run`, {
+    method: "POST",
+    // The demo's identity header must not override a token.
+    headers: { "content-type": "application/json", "x-bridge-as": "admin", authorization: `Bearer ${token}` },
+    body: JSON.stringify([{ kind: "query", name, args: {} }]),
+  });
+  return { status: response.status, body: response.ok ? await response.json() : await response.text() };
+}
+
+test("the bridge runs a call as a token's holder only when the deployment's key signed it, for this issuer, unexpired", async () => {
+  // Through Convex's HTTP API, as Convex Auth's client refreshes: a sign-in, then a refresh.
+  const http = new ConvexHttpClient(server.url);
+  const signIn = makeFunctionReference<"action", Record<string, unknown>, { tokens: { token: string; refreshToken: string } }>("auth:signIn");
+  const signedIn = await http.action(signIn, { provider: "password", params: { ...WARDEN, flow: "signIn" } });
+  const refreshed = await http.action(signIn, { refreshToken: signedIn.tokens.refreshToken });
+  const { user } = await userByEmail(WARDEN.email);
+  process.env.ADMIN_SUBJECTS = user!._id;
+
+  for (const token of [signedIn.tokens.token, refreshed.tokens.token]) {
+    const { status, body } = await runAs(token, "admin:statusCounts");
+    expect(status).toBe(200);
+    expect(body[0].value).toMatchObject({ stored: 1 });
+  }
+
+  // Refused with 401 (the client fetches a fresh token): another key, another issuer, an expired token, garbage.
+  const claims = JSON.parse(Buffer.from(signedIn.tokens.token.split(".")[1], "base64url").toString()) as Record<string, unknown>;
+  // JWT_PRIVATE_KEY is a PEM on one line, as Convex Auth's setup writes it.
+  const der = Buffer.from(process.env.JWT_PRIVATE_KEY!.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+  const ownKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+  const now = Math.floor(Date.now() / 1000);
+  expect((await runAs(forge(ownKey, claims), "admin:statusCounts")).status).toBe(200);
+  for (const [reason, token] of [
+    ["bad signature", forge(otherKey, claims)],
+    ["unexpected issuer", forge(ownKey, { ...claims, iss: "https://elsewhere.example" })],
+    ["unexpected audience", forge(ownKey, { ...claims, aud: "other" })],
+    ["expired", forge(ownKey, { ...claims, exp: now - 1 })],
+    ["not a JWT", "garbage"],
+  ]) {
+    const { status, body } = await runAs(token, "admin:statusCounts");
+    expect({ reason, status }).toEqual({ reason, status: 401 });
+    expect(body).toContain(reason);
+  }
+
+  // A valid token of an unlisted user is refused by the function, not by the bridge.
+  delete process.env.ADMIN_SUBJECTS;
+  const refused = await runAs(signedIn.tokens.token, "admin:statusCounts");
+  expect(refused.status).toBe(200);
+  expect(refused.body[0].error.data).toBe("forbidden");
+}, 30_000);
