@@ -22,6 +22,9 @@ import { caseFile, settle } from "../harness";
 const SHOTS = "out/screenshots";
 const WARDEN = { email: "warden@asylum.test", password: "lantern-in-ward-c" };
 const ORDERLY = { email: "orderly@asylum.test", password: "night-shift-rounds" };
+const MATRON = { email: "matron@asylum.test", password: "keys-on-a-ring" };
+const NURSE = { email: "nurse@asylum.test", password: "a-candle-in-c-wing" };
+const HEAD_NURSE = { email: "head-nurse@asylum.test", password: "the-register-of-c-wing" };
 const TITLE = "The Quiet Ward";
 
 let stack: DemoStack;
@@ -62,6 +65,15 @@ async function submit(page: Page, { email, password }: { email: string; password
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: button, exact: true }).click();
+}
+
+type Tokens = { tokens: { token: string; refreshToken: string } };
+const signInRef = makeFunctionReference<"action", Record<string, unknown>, Tokens>("auth:signIn");
+
+/** Creates an account through Convex's HTTP API (ConvexHttpClient), as another app of the deployment would; returns its user id. */
+async function createAccount(who: { email: string; password: string }): Promise<string> {
+  const { tokens } = await new ConvexHttpClient(server.url).action(signInRef, { provider: "password", params: { ...who, flow: "signUp" } });
+  return subjectOf(tokens.token).split("|")[0];
 }
 
 const storedTokens = (page: Page) => page.evaluate(() => Object.keys(localStorage).filter((key) => key.startsWith("__convexAuthJWT")).map((key) => localStorage.getItem(key)));
@@ -137,8 +149,8 @@ test("an operator signs up, is listed by user id, sees the console, signs out an
 }, 90_000);
 
 test("a signed-in account that is not listed sees the forbidden page and no data, and can sign out", async () => {
-  const admin = await userByEmail(WARDEN.email);
-  process.env.ADMIN_SUBJECTS = admin.user?._id ?? "someone-else";
+  // Someone else is the admin.
+  process.env.ADMIN_SUBJECTS = await createAccount(HEAD_NURSE);
   const { page, errors, close } = await openConsole();
   await page.getByRole("button", { name: "Create an account" }).click();
   await submit(page, ORDERLY, "Create account");
@@ -153,6 +165,36 @@ test("a signed-in account that is not listed sees the forbidden page and no data
   expect(errors).toEqual([]);
   await close();
 }, 60_000);
+
+test("an expired token is refreshed through Convex's HTTP API: the console stays signed in", async () => {
+  process.env.ADMIN_SUBJECTS = await createAccount(MATRON);
+  const { page, errors, close } = await openConsole();
+  await submit(page, MATRON, "Sign in");
+  await page.getByRole("link", { name: TITLE }).waitFor();
+  const [token] = await storedTokens(page);
+
+  // The same session's token, an hour old: the bridge refuses it, the client refreshes it with the stored refresh token.
+  const claims = JSON.parse(Buffer.from(token!.split(".")[1], "base64url").toString()) as Record<string, number>;
+  const expired = forge(deploymentKey(), { ...claims, iat: claims.iat - 3600, exp: claims.exp - 3600 });
+  await page.evaluate((jwt) => {
+    for (const key of Object.keys(localStorage)) if (key.startsWith("__convexAuthJWT")) localStorage.setItem(key, jwt);
+  }, expired);
+  await page.reload();
+  await page.getByRole("link", { name: TITLE }).waitFor();
+  const [fresh] = await storedTokens(page);
+  expect(fresh).not.toBe(expired);
+  expect(fresh).not.toBe(token);
+  expect(subjectOf(fresh!)).toBe(subjectOf(token!));
+  expect(await page.getByRole("heading", { name: "Staff sign-in" }).count()).toBe(0);
+  expect(errors).toEqual([]);
+  await close();
+}, 60_000);
+
+/** The stack's JWT_PRIVATE_KEY (a PEM on one line, as Convex Auth's setup writes it). */
+function deploymentKey(): KeyObject {
+  const der = Buffer.from(process.env.JWT_PRIVATE_KEY!.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
+  return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+}
 
 /** A token like Convex Auth's, signed with `key`. */
 function forge(key: KeyObject, claims: Record<string, unknown>) {
@@ -173,12 +215,12 @@ async function runAs(token: string, name: string) {
 
 test("the bridge runs a call as a token's holder only when the deployment's key signed it, for this issuer, unexpired", async () => {
   // Through Convex's HTTP API, as Convex Auth's client refreshes: a sign-in, then a refresh.
+  const userId = await createAccount(NURSE);
   const http = new ConvexHttpClient(server.url);
-  const signIn = makeFunctionReference<"action", Record<string, unknown>, { tokens: { token: string; refreshToken: string } }>("auth:signIn");
-  const signedIn = await http.action(signIn, { provider: "password", params: { ...WARDEN, flow: "signIn" } });
-  const refreshed = await http.action(signIn, { refreshToken: signedIn.tokens.refreshToken });
-  const { user } = await userByEmail(WARDEN.email);
-  process.env.ADMIN_SUBJECTS = user!._id;
+  const signedIn = await http.action(signInRef, { provider: "password", params: { ...NURSE, flow: "signIn" } });
+  const refreshed = await http.action(signInRef, { refreshToken: signedIn.tokens.refreshToken });
+  expect(subjectOf(refreshed.tokens.token)).toBe(subjectOf(signedIn.tokens.token));
+  process.env.ADMIN_SUBJECTS = userId;
 
   for (const token of [signedIn.tokens.token, refreshed.tokens.token]) {
     const { status, body } = await runAs(token, "admin:statusCounts");
@@ -188,9 +230,7 @@ test("the bridge runs a call as a token's holder only when the deployment's key 
 
   // Refused with 401 (the client fetches a fresh token): another key, another issuer, an expired token, garbage.
   const claims = JSON.parse(Buffer.from(signedIn.tokens.token.split(".")[1], "base64url").toString()) as Record<string, unknown>;
-  // JWT_PRIVATE_KEY is a PEM on one line, as Convex Auth's setup writes it.
-  const der = Buffer.from(process.env.JWT_PRIVATE_KEY!.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64");
-  const ownKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  const ownKey = deploymentKey();
   const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
   const now = Math.floor(Date.now() / 1000);
   expect((await runAs(forge(ownKey, claims), "admin:statusCounts")).status).toBe(200);
