@@ -13,6 +13,7 @@ import { makeFunctionReference } from "convex/server";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
+import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
 import { launchChromium } from "../../scripts/lib/browser";
 import { withAuthTables } from "../../scripts/lib/convexAuth";
@@ -51,13 +52,13 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function openConsole() {
+async function openConsole({ url = `${server.url}/#/`, viewport = { width: 1280, height: 900 } } = {}) {
   // A context of its own: its own localStorage, where Convex Auth keeps the tokens.
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(`${server.url}/#/`);
+  await page.goto(url);
   return { page, errors, close: () => context.close() };
 }
 
@@ -151,10 +152,14 @@ test("an operator signs up, is listed by user id, sees the console, signs out an
 test("a signed-in account that is not listed sees the forbidden page and no data, and can sign out", async () => {
   // Someone else is the admin.
   process.env.ADMIN_SUBJECTS = await createAccount(HEAD_NURSE);
-  const { page, errors, close } = await openConsole();
+  // At phone width: nothing wider than the screen.
+  const { page, errors, close } = await openConsole({ viewport: { width: 390, height: 844 } });
+  const scrollWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
   await page.getByRole("button", { name: "Create an account" }).click();
+  expect(await scrollWidth()).toBeLessThanOrEqual(390);
   await submit(page, ORDERLY, "Create account");
   await expectForbidden(page);
+  expect(await scrollWidth()).toBeLessThanOrEqual(390);
   const { user } = await userByEmail(ORDERLY.email);
   expect(await page.getByTestId("user-id").textContent()).toBe(user!._id);
   await page.screenshot({ path: `${SHOTS}/signin-forbidden.png`, fullPage: true });
@@ -188,6 +193,26 @@ test("an expired token is refreshed through Convex's HTTP API: the console stays
   expect(await page.getByRole("heading", { name: "Staff sign-in" }).count()).toBe(0);
   expect(errors).toEqual([]);
   await close();
+}, 60_000);
+
+test("the demo's console keeps its ?as= identities and no sign-in, whatever VITE_AUTH the environment has", async () => {
+  process.env.VITE_AUTH = "convex-auth"; // e.g. from .env.local, for the deployment's console
+  process.env.ADMIN_EMAILS = ADMIN_IDENTITY.email;
+  let demo: AdminServer | undefined;
+  try {
+    demo = await serveAdmin(stack);
+    const { page, errors, close } = await openConsole({ url: `${demo.url}/?as=admin#/` });
+    await page.getByRole("link", { name: TITLE }).waitFor();
+    expect(await page.locator(".bridge-banner").textContent()).toContain("acting as admin");
+    expect(await page.getByRole("heading", { name: "Staff sign-in" }).count()).toBe(0);
+    expect(await page.getByTestId("account").count()).toBe(0);
+    expect(errors).toEqual([]);
+    await close();
+  } finally {
+    delete process.env.VITE_AUTH;
+    process.env.ADMIN_EMAILS = WARDEN.email;
+    await demo?.close();
+  }
 }, 60_000);
 
 /** The stack's JWT_PRIVATE_KEY (a PEM on one line, as Convex Auth's setup writes it). */
