@@ -7,16 +7,14 @@
  *   POST /bridge/run        [{kind, name, args}] -> [{value} | {error}]   public functions only
  *   GET  /bridge/changes    server-sent events: one message whenever the backend may have changed
  *   GET  /storage/<sha256>  a stored file (convex-test's storage URLs are rewritten to this)
+ *   POST /api/action        Convex's HTTP API for an action (ConvexHttpClient: Convex Auth's token refresh)
  *
  * The page picks who it is with `?as=admin` (default; ADMIN_IDENTITY), `?as=guest`
  * (signed in, not an admin) or `?as=anon`; the identity travels in the
- * `x-bridge-as` header. On a stack with Convex Auth (`convexAuth: true`) a
- * console built with `auth: "convex-auth"` signs in instead: its calls carry
- * `Authorization: Bearer <JWT>`, which the bridge verifies like a deployment
- * (scripts/lib/convexAuth.ts) and answers with 401 when it does not hold; and
- *
- *   POST /api/action        Convex's HTTP API (ConvexHttpClient), for Convex Auth's token refresh
- *
+ * `x-bridge-as` header. A console built with `auth: "convex-auth"` (on a stack
+ * with `convexAuth: true`) signs in instead: a call with `Authorization: Bearer
+ * <JWT>` runs as the token's holder once the token is verified as a deployment
+ * would (scripts/lib/convexAuth.ts), and gets 401 when it is not.
  * Anyone who can reach the port can be the admin: it
  * listens on loopback only, and refuses other Host headers (DNS rebinding) and
  * cross-site calls (a JSON body and custom header force a CORS preflight,
@@ -235,7 +233,8 @@ export async function serveAdmin(stack: { t: Backend; modules?: Record<string, (
       }
       const calls = JSON.parse(await readBody(req)) as Call[];
       if (!Array.isArray(calls)) return send(res, 400, "text/plain; charset=utf-8", "bridge: expected an array of calls");
-      const identity = bearer(req) !== undefined ? identityFromToken(bearer(req)!) : bridgeIdentity(String(req.headers["x-bridge-as"] ?? "admin"));
+      const token = bearer(req);
+      const identity = token !== undefined ? identityFromToken(token) : bridgeIdentity(String(req.headers["x-bridge-as"] ?? "admin"));
       const outcomes = await Promise.all(calls.map((call) => execute(identity, call)));
       if (calls.some((call) => call.kind !== "query")) broadcast(); // other tabs look again at once
       return send(res, 200, "application/json", JSON.stringify(outcomes));
