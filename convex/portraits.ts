@@ -7,7 +7,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
+import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
@@ -17,7 +17,8 @@ import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
-import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
+import { errorCode, jobError, stepDetails, storyDocument, type JobError, type StepDetails } from "./validators";
+import voice from "./voice";
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
@@ -48,7 +49,7 @@ async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "
 }
 
 /** Why a job must not be sent to Recraft, if it must not: checked before any request. */
-function inputProblem(prompt: string | undefined): JobError | null {
+function inputProblem(prompt: string | undefined, voiceError: string | undefined): JobError | null {
   const config = recraftConfig();
   if (prompt === undefined) {
     return { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" };
@@ -56,6 +57,7 @@ function inputProblem(prompt: string | undefined): JobError | null {
   if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
   const request = resolveRecraftRequest(config);
   if (!request.ok) return { step: "validate", code: "bad_config", message: `${request.message}; no request was made` };
+  if (voiceError !== undefined) return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
   if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
   const { model } = request.value;
   const length = promptLength(model, prompt.trim());
@@ -67,15 +69,38 @@ function inputProblem(prompt: string | undefined): JobError | null {
   return null;
 }
 
+/** The story a job paints, for the voice (convex/voice.ts) to turn into Recraft's prompt before the claim. */
+export const storyOfJob = internalQuery({
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.union(v.null(), storyDocument),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get(jobId);
+    return job && (await ctx.db.get(job.storyId));
+  },
+});
+
+/** Recraft's prompt for a story, from the voice: the prompt, or why the voice failed. */
+function portraitPromptOf(story: Doc<"stories">): { prompt: string } | { voiceError: string } {
+  try {
+    const prompt = voice.portraitPrompt(story);
+    if (typeof prompt !== "string") return { voiceError: `returned ${typeof prompt}, not a string` };
+    return { prompt };
+  } catch (error) {
+    return { voiceError: describeError(error) };
+  }
+}
+
 /**
  * pending -> requested, after validating the input (pending -> failed when it is
- * not fit to send). Refused (null) unless the job is pending and holds a slot, so
- * a duplicate or late action stops here.
+ * not fit to send). `prompt` is what the voice made of the story (the stored
+ * imageGenerationPrompt when absent); `voiceError` says why the voice made
+ * none. Refused (null) unless the job is pending and holds a slot, so a
+ * duplicate or late action stops here.
  */
 export const claim = internalMutation({
-  args: { jobId: v.id("portraitJobs") },
+  args: { jobId: v.id("portraitJobs"), prompt: v.optional(v.string()), voiceError: v.optional(v.string()) },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
-  handler: async (ctx, { jobId }) => {
+  handler: async (ctx, { jobId, prompt: voicePrompt, voiceError }) => {
     injectFault("claim", jobId);
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
@@ -88,13 +113,14 @@ export const claim = internalMutation({
       return null;
     }
     const story = await ctx.db.get(job.storyId);
-    const problem = inputProblem(story?.imageGenerationPrompt);
+    const prompt = story ? (voicePrompt ?? story.imageGenerationPrompt) : undefined;
+    const problem = inputProblem(prompt, voiceError);
     if (problem) {
       await fail(ctx, job, problem);
       return null;
     }
     await move(ctx, job, "requested");
-    return { attempt: job.attempt, prompt: story!.imageGenerationPrompt.trim() };
+    return { attempt: job.attempt, prompt: prompt!.trim() };
   },
 });
 
@@ -229,7 +255,10 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
+    // The voice runs here, in the action (it may be random); the claim checks what it made.
+    const story = await ctx.runQuery(internal.portraits.storyOfJob, { jobId });
+    const voiced = story ? portraitPromptOf(story) : {};
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId, ...voiced }));
     if (!claimed) return null;
     const { attempt, prompt } = claimed;
     const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>

@@ -82,9 +82,9 @@ export const difficulty = v.union(v.literal("easy"), v.literal("medium"), v.lite
 
 export const chapter = v.object({ text: v.string(), difficulty });
 
-export const storyFields = {
+/** A case file as written: everything but the slug, which is derived from the title (lib/caseFile.ts slugify). */
+export const caseFileFields = {
   title: v.string(),
-  slug: v.string(),
   introduction: v.string(),
   chapters: v.array(chapter),
   patientName: v.string(),
@@ -92,7 +92,17 @@ export const storyFields = {
   story: v.string(),
   imageGenerationPrompt: v.string(),
 };
-export const storyInput = v.object(storyFields);
+/** A story as the game stores it (its `stories` documents). */
+export const storyFields = { ...caseFileFields, slug: v.string() };
+export const storyInput = v.object(caseFileFields);
+/** A `stories` document (convex/tables.ts). */
+export const storyDocument = v.object({
+  _id: v.id("stories"),
+  _creationTime: v.number(),
+  ...storyFields,
+  createdAt: v.number(),
+  storageId: v.optional(v.id("_storage")),
+});
 export type StoryInput = Infer<typeof storyInput>;
 
 /** A story run: one requested case file, retried on the same row (attempt + 1). */
@@ -119,6 +129,7 @@ export const storyErrorCode = v.union(
   v.literal("invalid_output"),
   v.literal("plan_mismatch"),
   v.literal("untypeable_chapter"),
+  v.literal("title_taken"),
   v.literal("insert_failed"),
   v.literal("stalled"),
 );

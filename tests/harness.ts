@@ -6,6 +6,7 @@
 import { convexTest } from "convex-test";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { slugify } from "../convex/lib/caseFile";
 import schema from "../convex/schema";
 import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
@@ -99,12 +100,20 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
   }
 }
 
-/** A valid case file; `overrides` make it whatever a test needs. */
+/**
+ * A valid case file; `overrides` make it whatever a test needs. Its slug is
+ * always the game's slug of its title; a `slug` override (without a title)
+ * names a distinct story: the title becomes "The Quiet Ward <slug>".
+ */
 export function caseFile(overrides: Record<string, unknown> = {}) {
+  const { slug, ...rest } = overrides;
+  const title = typeof rest.title === "string" ? rest.title : slug === undefined ? "The Quiet Ward" : `The Quiet Ward ${String(slug)}`;
+  return { ...caseFileFields(rest), title, slug: slugify(title) };
+}
+
+function caseFileFields(overrides: Record<string, unknown>) {
   const difficulties = ["easy", "easy", "easy", "easy", "medium", "medium", "hard", "hard"] as const;
   return {
-    title: "The Quiet Ward",
-    slug: "the-quiet-ward",
     introduction: "Ward C was sealed in 1974. The night nurse still signs in.",
     chapters: difficulties.map((difficulty, i) => ({ text: `Chapter ${i + 1}: the corridor lights hum.`, difficulty })),
     patientName: "Edith Marrow",
@@ -119,7 +128,6 @@ export function caseFile(overrides: Record<string, unknown> = {}) {
 export const numberedCaseFile = (i: number) =>
   caseFile({
     title: `The Ward of Whisper${i}`,
-    slug: `ward-${i}`,
     patientName: `Edith Marrow${i}`,
     patientNumber: `P-${1000 + i}`,
     imageGenerationPrompt: `portrait of patient #${i}`,

@@ -208,7 +208,7 @@ describe("Requirement 4: update the story with the storage id", () => {
     const storyId = await insert();
     await settle(t);
     const story = await t.query(api.stories.getStory, { storyId });
-    expect(story!.portraitUrl).toMatch(/^https:\/\//);
+    expect(story!.imageUrl).toMatch(/^https:\/\//);
   });
 });
 

@@ -137,7 +137,8 @@ export function storyConfig() {
     plan = parseChapterPlan(DEFAULT_CHAPTER_PLAN)!;
   }
   return {
-    apiKey: process.env.ANTHROPIC_API_KEY?.trim() || undefined,
+    // The game names its key CLAUDE_API_KEY; ANTHROPIC_API_KEY (the SDK's name) wins when both are set.
+    apiKey: process.env.ANTHROPIC_API_KEY?.trim() || process.env.CLAUDE_API_KEY?.trim() || undefined,
     model: text("STORY_MODEL", DEFAULT_STORY_MODEL),
     // Past MAX_NONSTREAMING_TOKENS the SDK refuses to send a non-streaming request.
     maxTokens: integer("STORY_MAX_TOKENS", 16_000, 1_024, MAX_NONSTREAMING_TOKENS),
@@ -158,7 +159,7 @@ export { MAX_PROMPT_BYTES };
 
 /** Every secret this deployment knows, for redaction. */
 export function secrets(): string[] {
-  return [process.env.RECRAFT_API_KEY, process.env.ANTHROPIC_API_KEY]
+  return [process.env.RECRAFT_API_KEY, process.env.ANTHROPIC_API_KEY, process.env.CLAUDE_API_KEY, process.env.TINIFY_API_KEY]
     .map((s) => s?.trim())
     .filter((s): s is string => !!s && s.length >= 4);
 }
