@@ -44,7 +44,12 @@ export async function startStack(
     RECRAFT_API_KEY: RECRAFT_KEY,
     RECRAFT_API_URL: recraft.url,
     RECRAFT_IMAGE_HOSTS: recraft.imageHost,
+    RECRAFT_MODEL: undefined,
+    RECRAFT_STYLE: undefined,
+    RECRAFT_STYLE_ID: undefined,
+    RECRAFT_SIZE: undefined,
     ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+    CLAUDE_API_KEY: undefined,
     ANTHROPIC_BASE_URL: anthropic.url,
     // The default STORY_MODEL: the fake enforces what that model family rejects.
     STORY_MODEL: undefined,

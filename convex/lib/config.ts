@@ -72,6 +72,8 @@ export function recraftConfig() {
     model: text("RECRAFT_MODEL", DEFAULT_RECRAFT_MODEL),
     /** Unset: the model's own default style, or none for a model that takes no style (lib/recraftModels.ts). */
     style: process.env.RECRAFT_STYLE?.trim() || undefined,
+    /** A custom style's UUID, sent as `style_id` instead of a style (the game's look). */
+    styleId: process.env.RECRAFT_STYLE_ID?.trim() || undefined,
     size: text("RECRAFT_SIZE", "1024x1024"),
     requestTimeoutMs: integer("PORTRAIT_REQUEST_TIMEOUT_MS", 45_000, 1, MAX_REQUEST_TIMEOUT_MS),
     downloadTimeoutMs: integer("PORTRAIT_DOWNLOAD_TIMEOUT_MS", 15_000, 1, MAX_DOWNLOAD_TIMEOUT_MS),

@@ -109,10 +109,18 @@ async function readCapped(response: Response, limit: number): Promise<string | n
   return new TextDecoder().decode(out);
 }
 
-/** The request body: only what the model accepts (a V4 model takes no `style`). */
+/** The request body: only what the model accepts (a V4 model takes no `style`; a custom style is `style_id` alone). */
 export function generationBody(parameters: ResolvedRecraftRequest, prompt: string) {
-  const { model, style, size } = parameters;
-  return { prompt, model: model.id, ...(style === undefined ? {} : { style }), size, n: 1, response_format: "url" };
+  const { model, style, styleId, size } = parameters;
+  return {
+    prompt,
+    model: model.id,
+    ...(style === undefined ? {} : { style }),
+    ...(styleId === undefined ? {} : { style_id: styleId }),
+    size,
+    n: 1,
+    response_format: "url",
+  };
 }
 
 export async function requestGeneration(
