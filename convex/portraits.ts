@@ -8,7 +8,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
-import { queueConfig, recraftConfig } from "./lib/config";
+import { queueConfig, recraftConfig, tinifyConfig } from "./lib/config";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
 import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
@@ -16,6 +16,7 @@ import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
+import { compressImage } from "./lib/tinify";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, storyDocument, type JobError, type StepDetails } from "./validators";
 import voice from "./voice";
@@ -277,7 +278,7 @@ export const generatePatientPortrait = internalAction({
     }
     const image = await downloadImage(config, generated.value.url);
     // The download's event also keeps what the request told us, for the auditor.
-    const details = {
+    const details: StepDetails = {
       ...image.details,
       recraftRequestId: generated.details.recraftRequestId,
       credits: generated.details.credits,
@@ -289,6 +290,13 @@ export const generatePatientPortrait = internalAction({
       await failed("requested", image.error, details);
       return null;
     }
+    // Compression (TINIFY_API_KEY) never fails the job: the event says what it did, and a failure stores the original.
+    const compression = await compressImage(tinifyConfig(), image.value);
+    const toStore = compression.image ?? image.value;
+    details.compression = compression.details;
+    details.durationMs = (details.durationMs ?? 0) + (compression.details.durationMs ?? 0);
+    // What recovery looks for if the action dies after storing: the file about to be stored.
+    Object.assign(details, { bytes: toStore.bytes, sha256: toStore.sha256, contentType: toStore.contentType });
     const downloaded = await transition("markDownloaded", jobId, () =>
       ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }),
     );
@@ -297,12 +305,12 @@ export const generatePatientPortrait = internalAction({
     const started = Date.now();
     let storageId: Id<"_storage">;
     try {
-      storageId = await ctx.storage.store(image.value.blob);
+      storageId = await ctx.storage.store(toStore.blob);
     } catch (error) {
       await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
       return null;
     }
-    const stored = { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType };
+    const stored = { durationMs: Date.now() - started, bytes: toStore.bytes, contentType: toStore.contentType };
     await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
     return null;
   },

@@ -48,6 +48,25 @@ export const jobError = v.object({
 });
 export type JobError = Infer<typeof jobError>;
 
+/**
+ * What compression (TinyPNG, lib/tinify.ts) did to the downloaded image before
+ * it was stored: compressed (sizes before and after), skipped (no key) or
+ * failed (why; the original is stored). It never fails the job.
+ */
+export const compressionDetails = v.object({
+  outcome: v.union(v.literal("compressed"), v.literal("skipped"), v.literal("failed")),
+  originalBytes: v.number(),
+  compressedBytes: v.optional(v.number()),
+  width: v.optional(v.number()),
+  height: v.optional(v.number()),
+  reason: v.optional(v.string()),
+  httpStatus: v.optional(v.number()),
+  durationMs: v.optional(v.number()),
+  // TinyPNG's Compression-Count header: the month's compressions on the key.
+  compressionCount: v.optional(v.number()),
+});
+export type CompressionDetails = Infer<typeof compressionDetails>;
+
 /** What an auditor needs to know about the step that led to a transition. */
 export const stepDetails = v.object({
   durationMs: v.optional(v.number()),
@@ -62,6 +81,8 @@ export const stepDetails = v.object({
   imageHost: v.optional(v.string()),
   retryAt: v.optional(v.number()),
   reason: v.optional(v.string()),
+  // On `downloaded`: bytes, contentType and sha256 are the image to store (compressed or not).
+  compression: v.optional(compressionDetails),
 });
 export type StepDetails = Infer<typeof stepDetails>;
 

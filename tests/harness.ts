@@ -10,6 +10,7 @@ import { slugify } from "../convex/lib/caseFile";
 import schema from "../convex/schema";
 import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
+import { startTinifyServer, type FakeTinify } from "../scripts/fakes/tinifyServer";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
@@ -18,11 +19,14 @@ export const newBackend = () => convexTest(schema, modules);
 
 export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
 export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
+/** The fake TinyPNG's key; TINIFY_API_KEY is unset unless a test sets it, as in a deployment without compression. */
+export const TINIFY_KEY = "tinify-test-5ecret-key";
 
 export type Stack = {
   t: Backend;
   recraft: FakeRecraft;
   anthropic: FakeAnthropic;
+  tinify: FakeTinify;
   setEnv(vars: Record<string, string | undefined>): void;
   close(): Promise<void>;
 };
@@ -32,6 +36,7 @@ export async function startStack(
 ): Promise<Stack> {
   const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
   const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
+  const tinify = await startTinifyServer({ apiKey: TINIFY_KEY });
   const saved = new Map<string, string | undefined>();
   const setEnv = (vars: Record<string, string | undefined>) => {
     for (const [name, value] of Object.entries(vars)) {
@@ -48,6 +53,9 @@ export async function startStack(
     RECRAFT_STYLE: undefined,
     RECRAFT_STYLE_ID: undefined,
     RECRAFT_SIZE: undefined,
+    TINIFY_API_KEY: undefined,
+    TINIFY_API_URL: tinify.url,
+    PORTRAIT_MAX_SIDE: undefined,
     ANTHROPIC_API_KEY: ANTHROPIC_KEY,
     CLAUDE_API_KEY: undefined,
     ANTHROPIC_BASE_URL: anthropic.url,
@@ -71,9 +79,10 @@ export async function startStack(
     t: newBackend(),
     recraft,
     anthropic,
+    tinify,
     setEnv,
     async close() {
-      await Promise.all([recraft.close(), anthropic.close()]);
+      await Promise.all([recraft.close(), anthropic.close(), tinify.close()]);
       for (const [name, value] of saved) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;

@@ -55,8 +55,8 @@ test("a replaced voice changes what Claude and Recraft receive; the project's fo
   const story = (await stack.t.query(api.stories.getStory, {}))!;
   expect(story).toMatchObject({ patientNumber: "#928", imageGenerationPrompt: file.imageGenerationPrompt, imageUrl: expect.stringMatching(/^https?:\/\//) });
   const [request] = stack.recraft.requests;
-  expect(request.prompt.startsWith(`${file.imageGenerationPrompt}, `)).toBe(true);
-  expect(request.prompt.endsWith(`, ${MOOD}`)).toBe(true);
+  expect(request.prompt!.startsWith(`${file.imageGenerationPrompt}, `)).toBe(true);
+  expect(request.prompt!.endsWith(`, ${MOOD}`)).toBe(true);
 
   // The next run's message names the stories before it, in the voice's own words.
   stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ title: "The Second Bell", patientNumber: "#929" }) });
