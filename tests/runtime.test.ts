@@ -18,6 +18,7 @@ import {
   queueConfig,
   recraftConfig,
   storyConfig,
+  tinifyConfig,
 } from "../convex/lib/config";
 import { DEFAULT_RECRAFT_MODEL, RECRAFT_MODELS } from "../convex/lib/recraftModels";
 import { Sha256 } from "../convex/lib/sha256";
@@ -257,7 +258,9 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
   }
 
   const clamps: [string, string, () => number, number][] = [
-    ["PORTRAIT_REQUEST_TIMEOUT_MS", "900000", () => recraftConfig().requestTimeoutMs, 360_000],
+    ["PORTRAIT_REQUEST_TIMEOUT_MS", "900000", () => recraftConfig().requestTimeoutMs, 300_000],
+    ["PORTRAIT_COMPRESS_TIMEOUT_MS", "900000", () => tinifyConfig().timeoutMs, 60_000],
+    ["PORTRAIT_MAX_SIDE", "100000", () => tinifyConfig().maxSide, 8192],
     ["PORTRAIT_DOWNLOAD_TIMEOUT_MS", "900000", () => recraftConfig().downloadTimeoutMs, 180_000],
     ["PORTRAIT_MAX_BYTES", String(100 * 1024 * 1024), () => recraftConfig().maxBytes, MAX_IMAGE_BYTES],
     ["PORTRAIT_MAX_CONCURRENCY", "5000", () => queueConfig().maxConcurrency, 1000],
@@ -294,11 +297,11 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     expect(lines).toEqual([]);
   });
 
-  test("the largest timeouts leave an attempt a minute inside Convex's 10-minute action limit", () => {
-    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "99999999", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999" });
+  test("the largest timeouts (request, download, compression) leave an attempt a minute inside Convex's 10-minute action limit", () => {
+    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "99999999", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999", PORTRAIT_COMPRESS_TIMEOUT_MS: "99999999" });
     warnings();
     const { requestTimeoutMs, downloadTimeoutMs } = recraftConfig();
-    expect(requestTimeoutMs + downloadTimeoutMs).toBeLessThanOrEqual(ACTION_LIMIT_MS - 60_000);
+    expect(requestTimeoutMs + downloadTimeoutMs + tinifyConfig().timeoutMs).toBeLessThanOrEqual(ACTION_LIMIT_MS - 60_000);
   });
 
   test("the real Anthropic SDK sends STORY_MAX_TOKENS' maximum without streaming and refuses one more", async () => {

@@ -32,6 +32,7 @@ import type * as lib_redact from "../lib/redact.js";
 import type * as lib_sha256 from "../lib/sha256.js";
 import type * as lib_storyRunMachine from "../lib/storyRunMachine.js";
 import type * as lib_storyWriter from "../lib/storyWriter.js";
+import type * as lib_tinify from "../lib/tinify.js";
 import type * as lib_voiceTypes from "../lib/voiceTypes.js";
 import type * as portraits from "../portraits.js";
 import type * as stories from "../stories.js";
@@ -68,6 +69,7 @@ declare const fullApi: ApiFromModules<{
   "lib/sha256": typeof lib_sha256;
   "lib/storyRunMachine": typeof lib_storyRunMachine;
   "lib/storyWriter": typeof lib_storyWriter;
+  "lib/tinify": typeof lib_tinify;
   "lib/voiceTypes": typeof lib_voiceTypes;
   portraits: typeof portraits;
   stories: typeof stories;

@@ -13,16 +13,17 @@
  *   bad resize, 429 for the month's limit (a fault here), 5xx.
  * - Every answer carries `Compression-Count`, the month's compressions.
  *
- * The "compressed" image of a PNG is a flat PNG at the resized dimensions
- * (fit: scaled down proportionally to fit both bounds, never up), so it is
- * small and its size is checkable; other types come back as they went in.
+ * The "compressed" image of a PNG is the same picture, box-sampled to the
+ * resized dimensions (fit: scaled down proportionally to fit both bounds,
+ * never up) with its colours quantised, so it is smaller and its size is
+ * checkable; other types come back as they went in.
  * `setFault()` makes it misbehave the ways a client must survive.
  */
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { decodePngSize, encodePng } from "./png.ts";
+import { decodePngRgba, decodePngSize, encodePng } from "./png.ts";
 
 export type TinifyFault =
   /** `/shrink` answers this status with a `{ error, message }` body. */
@@ -88,10 +89,28 @@ export function fitWithin(size: { width: number; height: number }, width: number
   return { width: Math.max(1, Math.round(size.width * ratio)), height: Math.max(1, Math.round(size.height * ratio)) };
 }
 
-function flatPng(width: number, height: number): Uint8Array {
-  const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0; i < rgba.length; i += 4) rgba.set([24, 20, 22, 255], i);
-  return encodePng(width, height, rgba);
+/** The picture at `size` (box-sampled), colours quantised to 16 levels a channel; a flat PNG if it cannot be decoded. */
+function compressPng(input: Uint8Array, size: { width: number; height: number }): Uint8Array {
+  const source = decodePngRgba(input);
+  const out = new Uint8Array(size.width * size.height * 4);
+  for (let y = 0; y < size.height; y++) {
+    for (let x = 0; x < size.width; x++) {
+      const i = (y * size.width + x) * 4;
+      if (!source) {
+        out.set([24, 20, 22, 255], i);
+        continue;
+      }
+      const [x0, x1] = [Math.floor((x * source.width) / size.width), Math.max(Math.floor(((x + 1) * source.width) / size.width), Math.floor((x * source.width) / size.width) + 1)];
+      const [y0, y1] = [Math.floor((y * source.height) / size.height), Math.max(Math.floor(((y + 1) * source.height) / size.height), Math.floor((y * source.height) / size.height) + 1)];
+      for (let c = 0; c < 4; c++) {
+        let sum = 0;
+        for (let sy = y0; sy < y1; sy++) for (let sx = x0; sx < x1; sx++) sum += source.rgba[(sy * source.width + sx) * 4 + c];
+        const mean = sum / ((x1 - x0) * (y1 - y0));
+        out[i + c] = c === 3 ? Math.round(mean) : Math.min(255, Math.round(mean / 17) * 17);
+      }
+    }
+  }
+  return encodePng(size.width, size.height, out);
 }
 
 export async function startTinifyServer(options: { apiKey?: string; fault?: TinifyFault | TinifyFaultPicker } = {}): Promise<FakeTinify> {
@@ -100,7 +119,7 @@ export async function startTinifyServer(options: { apiKey?: string; fault?: Tini
   let shrinkCount = 0;
   let compressionCount = 0;
   const requests: TinifyRequest[] = [];
-  const outputs = new Map<string, { bytes: Uint8Array; type: string; size: { width: number; height: number } | null }>();
+  const outputs = new Map<string, { bytes: Uint8Array; input: Uint8Array; type: string; size: { width: number; height: number } | null }>();
   const sockets = new Set<Socket>();
   const controllers = new Set<AbortController>();
   let origin = "";
@@ -150,8 +169,8 @@ export async function startTinifyServer(options: { apiKey?: string; fault?: Tini
 
     const id = randomUUID().replaceAll("-", "");
     const size = type === "image/png" ? decodePngSize(body) : null;
-    const out = size ? flatPng(size.width, size.height) : new Uint8Array(body);
-    outputs.set(id, { bytes: out, type, size });
+    const out = size ? compressPng(body, size) : new Uint8Array(body);
+    outputs.set(id, { bytes: out, input: new Uint8Array(body), type, size });
     compressionCount++;
     const url = picked?.kind === "foreignLocation" ? picked.location : `${origin}/output/${id}`;
     const json = {
@@ -190,7 +209,7 @@ export async function startTinifyServer(options: { apiKey?: string; fault?: Tini
         }
         if (size && method === "fit") {
           size = fitWithin(size, width as number, height as number);
-          bytes = flatPng(size.width, size.height);
+          bytes = compressPng(output.input, size);
         }
       }
     }
