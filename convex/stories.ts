@@ -4,6 +4,7 @@ import { internalMutation, query, type MutationCtx, type QueryCtx } from "./_gen
 import { normalizeStory, playabilityProblems, slugify } from "./lib/caseFile";
 import { dispatch } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
+import { startRun } from "./lib/storyRunMachine";
 import { caseFileFields, storyFields, type StoryInput } from "./validators";
 
 /**
@@ -134,5 +135,46 @@ export const getStoryBySlug = query({
   handler: async (ctx, { slug }) => {
     const story = await storyWithSlug(ctx, slug);
     return story && withImageUrl(ctx, story);
+  },
+});
+
+/**
+ * The game's own entry points, kept so the calls it had already scheduled
+ * before this backend was deployed (a `stories:generateStory` retry, a
+ * `stories:generatePatientPortrait` for a story it had just written) hand over
+ * to this backend instead of failing. New code calls
+ * `storyRuns:generateStory` and lets `insertStory` create portrait jobs.
+ */
+
+/** A scheduled retry of the game's story generation: one story run (its own retries replace `retryCount`). */
+export const generateStory = internalMutation({
+  args: { retryCount: v.optional(v.number()) },
+  returns: v.id("storyRuns"),
+  handler: async (ctx, { retryCount }) => {
+    console.log(JSON.stringify({ event: "story.handover", from: "stories:generateStory", retryCount: retryCount ?? 0 }));
+    return startRun(ctx);
+  },
+});
+
+/**
+ * A scheduled portrait of the game's: the story's portrait job, created if it
+ * has neither a portrait nor a job (the prompt argument is ignored: the job
+ * paints the story's own prompt through the voice).
+ */
+export const generatePatientPortrait = internalMutation({
+  args: { storyId: v.id("stories"), imageGenerationPrompt: v.optional(v.string()) },
+  returns: v.union(v.literal("queued"), v.literal("has_job"), v.literal("has_portrait"), v.literal("story_missing")),
+  handler: async (ctx, { storyId }) => {
+    const story = await ctx.db.get(storyId);
+    if (!story) return "story_missing";
+    if (story.storageId) return "has_portrait";
+    const job = await ctx.db
+      .query("portraitJobs")
+      .withIndex("by_story", (q) => q.eq("storyId", storyId))
+      .first();
+    if (job) return "has_job";
+    await createJob(ctx, story, { at: Date.now(), reason: "handed over from stories:generatePatientPortrait" });
+    await dispatch(ctx);
+    return "queued";
   },
 });
