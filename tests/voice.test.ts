@@ -8,7 +8,7 @@ import { afterEach, beforeEach, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { caseFile, jobOf, runStory, settle, startStack, type Stack } from "./harness";
 import { expectInvariants } from "./invariants";
-import { MOOD } from "./voices/gameVoice";
+import gameVoice, { MOOD } from "./voices/gameVoice";
 
 vi.mock("../convex/voice", () => import("./voices/gameVoice"));
 
@@ -72,4 +72,19 @@ test("the model's prompt limit applies to what the voice returns, not to the sto
   await settle(stack.t);
   expect((await jobOf(stack.t, storyId)).error).toMatchObject({ step: "validate", code: "prompt_too_long", message: expect.stringMatching(/recraftv3 accepts at most 1000/) });
   expect(stack.recraft.requests).toHaveLength(0);
+});
+
+test("a voice that throws fails the job as bad_config, naming the voice, and sends nothing", async () => {
+  vi.spyOn(gameVoice, "portraitPrompt").mockImplementationOnce(() => {
+    throw new Error("no features left to pick");
+  });
+  const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+  await settle(stack.t);
+  expect((await jobOf(stack.t, storyId)).error).toMatchObject({
+    step: "validate",
+    code: "bad_config",
+    message: expect.stringContaining("voice.portraitPrompt threw: Error: no features left to pick"),
+  });
+  expect(stack.recraft.requests).toHaveLength(0);
+  vi.restoreAllMocks();
 });
