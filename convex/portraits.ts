@@ -7,8 +7,8 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
-import { queueConfig, recraftConfig } from "./lib/config";
+import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
+import { queueConfig, recraftConfig, tinifyConfig } from "./lib/config";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
 import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
@@ -16,8 +16,10 @@ import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
+import { compressImage } from "./lib/tinify";
 import { describeError } from "./lib/redact";
-import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
+import { errorCode, jobError, stepDetails, storyDocument, type JobError, type StepDetails } from "./validators";
+import voice from "./voice";
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
@@ -48,7 +50,7 @@ async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "
 }
 
 /** Why a job must not be sent to Recraft, if it must not: checked before any request. */
-function inputProblem(prompt: string | undefined): JobError | null {
+function inputProblem(prompt: string | undefined, voiceError: string | undefined): JobError | null {
   const config = recraftConfig();
   if (prompt === undefined) {
     return { step: "validate", code: "story_missing", message: "the story was deleted before its portrait was requested" };
@@ -56,6 +58,7 @@ function inputProblem(prompt: string | undefined): JobError | null {
   if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
   const request = resolveRecraftRequest(config);
   if (!request.ok) return { step: "validate", code: "bad_config", message: `${request.message}; no request was made` };
+  if (voiceError !== undefined) return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
   if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
   const { model } = request.value;
   const length = promptLength(model, prompt.trim());
@@ -67,15 +70,38 @@ function inputProblem(prompt: string | undefined): JobError | null {
   return null;
 }
 
+/** The story a job paints, for the voice (convex/voice.ts) to turn into Recraft's prompt before the claim. */
+export const storyOfJob = internalQuery({
+  args: { jobId: v.id("portraitJobs") },
+  returns: v.union(v.null(), storyDocument),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get(jobId);
+    return job && (await ctx.db.get(job.storyId));
+  },
+});
+
+/** Recraft's prompt for a story, from the voice: the prompt, or why the voice failed. */
+function portraitPromptOf(story: Doc<"stories">): { prompt: string } | { voiceError: string } {
+  try {
+    const prompt = voice.portraitPrompt(story);
+    if (typeof prompt !== "string") return { voiceError: `returned ${typeof prompt}, not a string` };
+    return { prompt };
+  } catch (error) {
+    return { voiceError: describeError(error) };
+  }
+}
+
 /**
  * pending -> requested, after validating the input (pending -> failed when it is
- * not fit to send). Refused (null) unless the job is pending and holds a slot, so
- * a duplicate or late action stops here.
+ * not fit to send). `prompt` is what the voice made of the story (the stored
+ * imageGenerationPrompt when absent); `voiceError` says why the voice made
+ * none. Refused (null) unless the job is pending and holds a slot, so a
+ * duplicate or late action stops here.
  */
 export const claim = internalMutation({
-  args: { jobId: v.id("portraitJobs") },
+  args: { jobId: v.id("portraitJobs"), prompt: v.optional(v.string()), voiceError: v.optional(v.string()) },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
-  handler: async (ctx, { jobId }) => {
+  handler: async (ctx, { jobId, prompt: voicePrompt, voiceError }) => {
     injectFault("claim", jobId);
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
@@ -88,13 +114,14 @@ export const claim = internalMutation({
       return null;
     }
     const story = await ctx.db.get(job.storyId);
-    const problem = inputProblem(story?.imageGenerationPrompt);
+    const prompt = story ? (voicePrompt ?? story.imageGenerationPrompt) : undefined;
+    const problem = inputProblem(prompt, voiceError);
     if (problem) {
       await fail(ctx, job, problem);
       return null;
     }
     await move(ctx, job, "requested");
-    return { attempt: job.attempt, prompt: story!.imageGenerationPrompt.trim() };
+    return { attempt: job.attempt, prompt: prompt!.trim() };
   },
 });
 
@@ -229,7 +256,10 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
+    // The voice runs here, in the action (it may be random); the claim checks what it made.
+    const story = await ctx.runQuery(internal.portraits.storyOfJob, { jobId });
+    const voiced = story ? portraitPromptOf(story) : {};
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId, ...voiced }));
     if (!claimed) return null;
     const { attempt, prompt } = claimed;
     const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>
@@ -248,7 +278,7 @@ export const generatePatientPortrait = internalAction({
     }
     const image = await downloadImage(config, generated.value.url);
     // The download's event also keeps what the request told us, for the auditor.
-    const details = {
+    const details: StepDetails = {
       ...image.details,
       recraftRequestId: generated.details.recraftRequestId,
       credits: generated.details.credits,
@@ -260,6 +290,13 @@ export const generatePatientPortrait = internalAction({
       await failed("requested", image.error, details);
       return null;
     }
+    // Compression (TINIFY_API_KEY) never fails the job: the event says what it did, and a failure stores the original.
+    const compression = await compressImage(tinifyConfig(), image.value);
+    const toStore = compression.image ?? image.value;
+    details.compression = compression.details;
+    details.durationMs = (details.durationMs ?? 0) + (compression.details.durationMs ?? 0);
+    // What recovery looks for if the action dies after storing: the file about to be stored.
+    Object.assign(details, { bytes: toStore.bytes, sha256: toStore.sha256, contentType: toStore.contentType });
     const downloaded = await transition("markDownloaded", jobId, () =>
       ctx.runMutation(internal.portraits.markDownloaded, { jobId, attempt, details }),
     );
@@ -268,12 +305,12 @@ export const generatePatientPortrait = internalAction({
     const started = Date.now();
     let storageId: Id<"_storage">;
     try {
-      storageId = await ctx.storage.store(image.value.blob);
+      storageId = await ctx.storage.store(toStore.blob);
     } catch (error) {
       await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
       return null;
     }
-    const stored = { durationMs: Date.now() - started, bytes: image.value.bytes, contentType: image.value.contentType };
+    const stored = { durationMs: Date.now() - started, bytes: toStore.bytes, contentType: toStore.contentType };
     await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
     return null;
   },

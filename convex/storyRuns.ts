@@ -12,14 +12,16 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, type ActionCtx } from "./_generated/server";
+import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
 import { ACTION_LIMIT_MS, dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
-import { askClaude, firstRequest, repairRequest, warnIfDeprecated, type RecentStory, type Turn } from "./lib/storyWriter";
-import { insertCaseFile } from "./stories";
+import { askClaude, repairRequest, warnIfDeprecated, type RecentStory, type Turn } from "./lib/storyWriter";
+import { insertCaseFile, slugTakenMessage, storyWithSlug } from "./stories";
+import { slugify } from "./lib/caseFile";
+import voice from "./voice";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
 
 // Convex stops an action after 10 minutes (ACTION_LIMIT_MS); a run in flight longer than this has no live action.
@@ -60,19 +62,23 @@ export const claim = internalMutation({
   args: { runId: v.id("storyRuns") },
   returns: v.union(
     v.null(),
-    v.object({ attempt: v.number(), hint: v.optional(v.string()), recent: v.array(v.object({ title: v.string(), patientName: v.string() })) }),
+    v.object({
+      attempt: v.number(),
+      hint: v.optional(v.string()),
+      recent: v.array(v.object({ title: v.string(), patientName: v.string(), patientNumber: v.string() })),
+    }),
   ),
   handler: async (ctx, { runId }) => {
     const run = await currentRun(ctx, runId, "pending");
     if (!run) return null;
     const config = storyConfig();
     if (!config.apiKey) {
-      await fail(ctx, run, { stage: "config", code: "missing_api_key", message: "ANTHROPIC_API_KEY is not set; no request was made" });
+      await fail(ctx, run, { stage: "config", code: "missing_api_key", message: "neither ANTHROPIC_API_KEY nor CLAUDE_API_KEY is set; no request was made" });
       return null;
     }
     const recent = await ctx.db.query("stories").withIndex("by_createdAt").order("desc").take(config.recentStories);
     await move(ctx, run, "writing");
-    return { attempt: run.attempt, hint: run.hint, recent: recent.map(({ title, patientName }) => ({ title, patientName })) };
+    return { attempt: run.attempt, hint: run.hint, recent: recent.map(({ title, patientName, patientNumber }) => ({ title, patientName, patientNumber })) };
   },
 });
 
@@ -100,13 +106,24 @@ export const markFailed = internalMutation({
   },
 });
 
-/** writing|repairing -> inserted: the story, its portrait job and the run's event, in one transaction. */
+/**
+ * writing|repairing -> inserted: the story, its portrait job and the run's
+ * event, in one transaction. A title whose slug was taken since the check (a
+ * story inserted meanwhile) fails the attempt as `title_taken`, which retries:
+ * the next attempt's check sends the title back to Claude.
+ */
 export const finish = internalMutation({
   args: { ...runArgs, from: inFlight, story: storyInput, details: v.optional(storyRunDetails) },
   returns: v.union(v.id("stories"), v.null()),
   handler: async (ctx, { runId, attempt, from, story, details }) => {
     const run = await currentRun(ctx, runId, from, attempt);
     if (!run) return null;
+    const slug = slugify(story.title);
+    const owner = await storyWithSlug(ctx, slug);
+    if (owner) {
+      await fail(ctx, run, { stage: "insert", code: "title_taken", message: slugTakenMessage(story.title, slug, owner) }, details);
+      return null;
+    }
     const storyId = await insertCaseFile(ctx, story);
     await move(ctx, run, "inserted", { storyId, details });
     return storyId;
@@ -117,17 +134,38 @@ const CODE_OF: Record<Exclude<Problem["kind"], "image_prompt">, StoryRunError["c
   shape: "invalid_output",
   plan: "plan_mismatch",
   untypeable: "untypeable_chapter",
+  title_taken: "title_taken",
 };
 
-function problemsOf(answer: { json: unknown }, plan: Parameters<typeof checkCaseFile>[1]): Checked {
+/** Whether a story already has this slug: its title would break a link, so it goes back to Claude. */
+export const slugTaken = internalQuery({
+  args: { slug: v.string() },
+  returns: v.union(v.null(), v.object({ title: v.string() })),
+  handler: async (ctx, { slug }) => {
+    const owner = await storyWithSlug(ctx, slug);
+    return owner && { title: owner.title };
+  },
+});
+
+/** The checks of lib/caseFile.ts, plus the one that needs the database: a title whose slug is taken. */
+async function problemsOf(ctx: ActionCtx, answer: { json: unknown }, plan: Parameters<typeof checkCaseFile>[1]): Promise<Checked> {
   if (answer.json === undefined) return { story: null, problems: [{ kind: "shape", message: "the answer is not valid JSON" }], normalized: 0 };
-  return checkCaseFile(answer.json, plan);
+  const checked = checkCaseFile(answer.json, plan);
+  if (checked.story) {
+    const { title } = checked.story;
+    const owner = await ctx.runQuery(internal.storyRuns.slugTaken, { slug: slugify(title) });
+    if (owner) {
+      const message = `the title ${JSON.stringify(title)} makes the same link as the earlier case file ${JSON.stringify(owner.title)}; pick another title`;
+      checked.problems.push({ kind: "title_taken", message });
+    }
+  }
+  return checked;
 }
 
 /** The error for the problems left after the repair turn: the most fundamental kind names it. */
 function unfixed(problems: Problem[]): StoryRunError {
   const hard = blocking(problems);
-  const kind = (["shape", "plan", "untypeable"] as const).find((k) => hard.some((p) => p.kind === k))!;
+  const kind = (["shape", "plan", "untypeable", "title_taken"] as const).find((k) => hard.some((p) => p.kind === k))!;
   const message = `still not playable after the repair turn: ${hard.map((p) => p.message).join("; ")}`;
   return { stage: "validation", code: CODE_OF[kind], message };
 }
@@ -147,10 +185,10 @@ async function write(
   claimed: { attempt: number; hint?: string; recent: RecentStory[] },
   config: StoryConfig,
 ): Promise<Outcome | null> {
-  const turns: Turn[] = [{ role: "user", content: firstRequest(config.plan, claimed.recent, claimed.hint) }];
+  const turns: Turn[] = [{ role: "user", content: voice.storyPrompt({ recent: claimed.recent, chapters: [...config.plan], hint: claimed.hint }) }];
   const first = await askClaude(config, turns, "request");
   if (!first.ok) return { from: "writing", error: first.error, details: first.details };
-  const checked = problemsOf(first, config.plan);
+  const checked = await problemsOf(ctx, first, config.plan);
   const firstDetails = { ...first.details, normalized: checked.normalized };
   if (checked.problems.length === 0) return { from: "writing", story: checked.story!, details: firstDetails };
 
@@ -165,7 +203,7 @@ async function write(
     if (fallback) return { from: "repairing", story: fallback, details: { ...repair.details, reason: `repair failed (${repair.error.code}); kept the first answer` } };
     return { from: "repairing", error: repair.error, details: repair.details };
   }
-  const rechecked = problemsOf(repair, config.plan);
+  const rechecked = await problemsOf(ctx, repair, config.plan);
   const details = { ...repair.details, normalized: rechecked.normalized, problems: rechecked.problems.map((p) => p.message) };
   if (rechecked.story && blocking(rechecked.problems).length === 0) return { from: "repairing", story: rechecked.story, details };
   if (fallback) return { from: "repairing", story: fallback, details: { ...details, reason: "the repair was worse; kept the first answer" } };

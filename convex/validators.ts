@@ -48,6 +48,25 @@ export const jobError = v.object({
 });
 export type JobError = Infer<typeof jobError>;
 
+/**
+ * What compression (TinyPNG, lib/tinify.ts) did to the downloaded image before
+ * it was stored: compressed (sizes before and after), skipped (no key) or
+ * failed (why; the original is stored). It never fails the job.
+ */
+export const compressionDetails = v.object({
+  outcome: v.union(v.literal("compressed"), v.literal("skipped"), v.literal("failed")),
+  originalBytes: v.number(),
+  compressedBytes: v.optional(v.number()),
+  width: v.optional(v.number()),
+  height: v.optional(v.number()),
+  reason: v.optional(v.string()),
+  httpStatus: v.optional(v.number()),
+  durationMs: v.optional(v.number()),
+  // TinyPNG's Compression-Count header: the month's compressions on the key.
+  compressionCount: v.optional(v.number()),
+});
+export type CompressionDetails = Infer<typeof compressionDetails>;
+
 /** What an auditor needs to know about the step that led to a transition. */
 export const stepDetails = v.object({
   durationMs: v.optional(v.number()),
@@ -62,6 +81,8 @@ export const stepDetails = v.object({
   imageHost: v.optional(v.string()),
   retryAt: v.optional(v.number()),
   reason: v.optional(v.string()),
+  // On `downloaded`: bytes, contentType and sha256 are the image to store (compressed or not).
+  compression: v.optional(compressionDetails),
 });
 export type StepDetails = Infer<typeof stepDetails>;
 
@@ -82,9 +103,9 @@ export const difficulty = v.union(v.literal("easy"), v.literal("medium"), v.lite
 
 export const chapter = v.object({ text: v.string(), difficulty });
 
-export const storyFields = {
+/** A case file as written: everything but the slug, which is derived from the title (lib/caseFile.ts slugify). */
+export const caseFileFields = {
   title: v.string(),
-  slug: v.string(),
   introduction: v.string(),
   chapters: v.array(chapter),
   patientName: v.string(),
@@ -92,7 +113,17 @@ export const storyFields = {
   story: v.string(),
   imageGenerationPrompt: v.string(),
 };
-export const storyInput = v.object(storyFields);
+/** A story as the game stores it (its `stories` documents). */
+export const storyFields = { ...caseFileFields, slug: v.string() };
+export const storyInput = v.object(caseFileFields);
+/** A `stories` document (convex/tables.ts). */
+export const storyDocument = v.object({
+  _id: v.id("stories"),
+  _creationTime: v.number(),
+  ...storyFields,
+  createdAt: v.number(),
+  storageId: v.optional(v.id("_storage")),
+});
 export type StoryInput = Infer<typeof storyInput>;
 
 /** A story run: one requested case file, retried on the same row (attempt + 1). */
@@ -119,6 +150,7 @@ export const storyErrorCode = v.union(
   v.literal("invalid_output"),
   v.literal("plan_mismatch"),
   v.literal("untypeable_chapter"),
+  v.literal("title_taken"),
   v.literal("insert_failed"),
   v.literal("stalled"),
 );

@@ -12,17 +12,17 @@ import { summarize, writeOutputs } from "./lib/report.ts";
 import { readRunSnapshot, readSnapshot } from "./lib/snapshot.ts";
 import { serveAdmin } from "./lib/bridge.ts";
 import { generateStories, startDemoStack, type DemoStack } from "./lib/stack.ts";
-import { formatMs } from "./lib/stats.ts";
+import { formatBytes, formatMs } from "./lib/stats.ts";
 import { DEFAULT_STORY_MODEL } from "../convex/lib/config.ts";
 
 export const USAGE = `Usage: npm run demo -- [options]
 
 Writes case files with Claude, paints each patient's portrait with Recraft (at
-most PORTRAIT_MAX_CONCURRENCY=4 in flight), and writes the portraits and an
-HTML report. Runs the project's Convex functions on an embedded backend
-(convex-test) in this process; Claude and Recraft are local fakes unless
-ANTHROPIC_API_KEY / RECRAFT_API_KEY are set, in which case that real service
-is used.
+most PORTRAIT_MAX_CONCURRENCY=4 in flight), compresses it with TinyPNG, and
+writes the portraits and an HTML report. Runs the project's Convex functions on
+an embedded backend (convex-test) in this process; Claude, Recraft and TinyPNG
+are local fakes unless ANTHROPIC_API_KEY (or CLAUDE_API_KEY) / RECRAFT_API_KEY /
+TINIFY_API_KEY are set, in which case that real service is used.
 
 Options:
   --stories N        case files to generate (default 5)
@@ -94,7 +94,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
     say(USAGE);
     return 0;
   }
-  const real = { recraft: !!process.env.RECRAFT_API_KEY?.trim(), anthropic: !!process.env.ANTHROPIC_API_KEY?.trim() };
+  const real = {
+    recraft: !!process.env.RECRAFT_API_KEY?.trim(),
+    anthropic: !!(process.env.ANTHROPIC_API_KEY?.trim() || process.env.CLAUDE_API_KEY?.trim()),
+    tinify: !!process.env.TINIFY_API_KEY?.trim(),
+  };
   if (real.recraft && options.failRate > 0) {
     io.stderr.write("demo: --fail-rate needs the fake Recraft server; unset RECRAFT_API_KEY to use it\n");
     return 2;
@@ -122,6 +126,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     say("  backend    the project's Convex functions on an embedded backend (convex-test), in this process");
     say(`  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? DEFAULT_STORY_MODEL})`}, one story run each`);
     say(`  portraits  ${stack.recraft ? `fake Recraft at ${stack.recraft.url}, 1–3 s per portrait (set RECRAFT_API_KEY for the real one)` : `Recraft at ${stack.env.RECRAFT_API_URL ?? "https://external.api.recraft.ai/v1"}`}`);
+    say(`  compress   ${stack.tinify ? `fake TinyPNG at ${stack.tinify.url} (set TINIFY_API_KEY for the real one)` : `TinyPNG at ${stack.env.TINIFY_API_URL ?? "https://api.tinify.com"}`}, fit to PORTRAIT_MAX_SIDE=${stack.env.PORTRAIT_MAX_SIDE ?? 1024}`);
     say(`  queue      at most ${stack.env.PORTRAIT_MAX_CONCURRENCY ?? 4} portraits in flight; PORTRAIT_MAX_ATTEMPTS=${options.maxAttempts}`);
     if (options.failRate > 0) {
       say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
@@ -156,6 +161,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     for (const s of summary.steps) say(`step       ${s.step.padEnd(24)} n=${String(s.n).padEnd(3)} p50 ${formatMs(s.p50).padStart(7)}  p95 ${formatMs(s.p95).padStart(7)}`);
     for (const { story, job } of snapshots.filter((s) => s.job?.status === "failed")) {
       say(`failed     ${story.slug}: ${job!.error?.code}${job!.error?.httpStatus ? ` (HTTP ${job!.error.httpStatus})` : ""} ${job!.error?.message ?? ""}`);
+    }
+    for (const { story, events } of snapshots) {
+      const compression = events.find((e) => e.to === "downloaded" && e.details?.compression)?.details?.compression;
+      if (!compression) continue;
+      const sizes = compression.compressedBytes === undefined ? "" : ` ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
+      say(`compressed ${story.slug}: ${compression.outcome}${sizes}${compression.reason ? ` (${compression.reason})` : ""}`);
     }
     say(`portraits  ${outputs.portraits.length} written to ${join(options.out, "portraits")}`);
     say(`report     ${outputs.report}`);
@@ -194,6 +205,7 @@ async function serve(stack: DemoStack, say: (line?: string) => void) {
   say("serving: the stack stays up");
   if (stack.recraft) say(`  fake Recraft  ${stack.recraft.url}  (images from ${stack.recraft.origin}/images/)`);
   if (stack.anthropic) say(`  fake Claude   ${stack.anthropic.url}/v1/messages`);
+  if (stack.tinify) say(`  fake TinyPNG  ${stack.tinify.url}/shrink`);
   say("press Ctrl-C to stop");
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);

@@ -161,7 +161,7 @@ describe("backfill", () => {
     }
     // The game's own portraits are untouched and still served.
     expect(files.map((f) => f._id)).toEqual(expect.arrayContaining(legacyFiles));
-    expect((await stack.t.query(api.stories.getStory, { storyId: legacyStories[0] }))!.portraitUrl).toMatch(/^https?:\/\//);
+    expect((await stack.t.query(api.stories.getStory, { storyId: legacyStories[0] }))!.imageUrl).toMatch(/^https?:\/\//);
 
     // A third run, after the others, finds nothing to do and changes nothing.
     const before = await snapshot(stack.t);
@@ -198,7 +198,7 @@ describe("backfill", () => {
     expect(prompts).toEqual(storyIds.map((_, i) => `portrait of patient #${i}`));
     for (const storyId of storyIds) {
       const story = await stack.t.query(api.stories.getStory, { storyId });
-      expect(story?.portraitUrl, story?.slug).toMatch(/^https?:\/\//);
+      expect(story?.imageUrl, story?.slug).toMatch(/^https?:\/\//);
     }
   });
 });
@@ -235,7 +235,7 @@ describe("regenerate", () => {
     expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored>pending>requested>downloaded>stored");
     const [, , , , regenerated] = await eventsOf(stack.t, job._id);
     expect(regenerated).toMatchObject({ from: "stored", to: "pending", attempt: 2, details: { reason: "regenerate" } });
-    expect((await stack.t.query(api.stories.getStory, { storyId }))!.portraitUrl).toMatch(/^https?:\/\//);
+    expect((await stack.t.query(api.stories.getStory, { storyId }))!.imageUrl).toMatch(/^https?:\/\//);
   });
 
   test("a failed attempt leaves the old portrait in place; regenerating again replaces it", async () => {

@@ -51,6 +51,10 @@ test("the demo stores a portrait per story and reports each job's events", async
   expect(run.stdout()).toContain("stored 3 · failed 0");
   expect(run.stdout()).toContain("story runs pending 0 · writing 0 · repairing 0 · inserted 3 · failed 0");
   expect(count(html, '<tr class="run-inserted">')).toBe(3);
+  // Each portrait went through the fake TinyPNG; the demo and the report show the sizes.
+  const sizes = [...run.stdout().matchAll(/^compressed \S+: compressed ([\d.]+ (?:B|KiB|MiB)) → ([\d.]+ (?:B|KiB|MiB))$/gm)];
+  expect(sizes).toHaveLength(3);
+  expect(count(html, "TinyPNG ")).toBe(3);
 });
 
 test("with every request failing the demo still exits 0 and shows each failure's code", async () => {

@@ -6,9 +6,11 @@
 import { convexTest } from "convex-test";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { slugify } from "../convex/lib/caseFile";
 import schema from "../convex/schema";
 import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
+import { startTinifyServer, type FakeTinify } from "../scripts/fakes/tinifyServer";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
@@ -17,11 +19,14 @@ export const newBackend = () => convexTest(schema, modules);
 
 export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
 export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
+/** The fake TinyPNG's key; TINIFY_API_KEY is unset unless a test sets it, as in a deployment without compression. */
+export const TINIFY_KEY = "tinify-test-5ecret-key";
 
 export type Stack = {
   t: Backend;
   recraft: FakeRecraft;
   anthropic: FakeAnthropic;
+  tinify: FakeTinify;
   setEnv(vars: Record<string, string | undefined>): void;
   close(): Promise<void>;
 };
@@ -31,6 +36,7 @@ export async function startStack(
 ): Promise<Stack> {
   const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
   const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
+  const tinify = await startTinifyServer({ apiKey: TINIFY_KEY });
   const saved = new Map<string, string | undefined>();
   const setEnv = (vars: Record<string, string | undefined>) => {
     for (const [name, value] of Object.entries(vars)) {
@@ -43,7 +49,15 @@ export async function startStack(
     RECRAFT_API_KEY: RECRAFT_KEY,
     RECRAFT_API_URL: recraft.url,
     RECRAFT_IMAGE_HOSTS: recraft.imageHost,
+    RECRAFT_MODEL: undefined,
+    RECRAFT_STYLE: undefined,
+    RECRAFT_STYLE_ID: undefined,
+    RECRAFT_SIZE: undefined,
+    TINIFY_API_KEY: undefined,
+    TINIFY_API_URL: tinify.url,
+    PORTRAIT_MAX_SIDE: undefined,
     ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+    CLAUDE_API_KEY: undefined,
     ANTHROPIC_BASE_URL: anthropic.url,
     // The default STORY_MODEL: the fake enforces what that model family rejects.
     STORY_MODEL: undefined,
@@ -65,9 +79,10 @@ export async function startStack(
     t: newBackend(),
     recraft,
     anthropic,
+    tinify,
     setEnv,
     async close() {
-      await Promise.all([recraft.close(), anthropic.close()]);
+      await Promise.all([recraft.close(), anthropic.close(), tinify.close()]);
       for (const [name, value] of saved) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
@@ -99,12 +114,20 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
   }
 }
 
-/** A valid case file; `overrides` make it whatever a test needs. */
+/**
+ * A valid case file; `overrides` make it whatever a test needs. Its slug is
+ * always the game's slug of its title; a `slug` override (without a title)
+ * names a distinct story: the title becomes "The Quiet Ward <slug>".
+ */
 export function caseFile(overrides: Record<string, unknown> = {}) {
+  const { slug, ...rest } = overrides;
+  const title = typeof rest.title === "string" ? rest.title : slug === undefined ? "The Quiet Ward" : `The Quiet Ward ${String(slug)}`;
+  return { ...caseFileFields(rest), title, slug: slugify(title) };
+}
+
+function caseFileFields(overrides: Record<string, unknown>) {
   const difficulties = ["easy", "easy", "easy", "easy", "medium", "medium", "hard", "hard"] as const;
   return {
-    title: "The Quiet Ward",
-    slug: "the-quiet-ward",
     introduction: "Ward C was sealed in 1974. The night nurse still signs in.",
     chapters: difficulties.map((difficulty, i) => ({ text: `Chapter ${i + 1}: the corridor lights hum.`, difficulty })),
     patientName: "Edith Marrow",
@@ -119,7 +142,6 @@ export function caseFile(overrides: Record<string, unknown> = {}) {
 export const numberedCaseFile = (i: number) =>
   caseFile({
     title: `The Ward of Whisper${i}`,
-    slug: `ward-${i}`,
     patientName: `Edith Marrow${i}`,
     patientNumber: `P-${1000 + i}`,
     imageGenerationPrompt: `portrait of patient #${i}`,

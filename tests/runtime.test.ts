@@ -18,6 +18,7 @@ import {
   queueConfig,
   recraftConfig,
   storyConfig,
+  tinifyConfig,
 } from "../convex/lib/config";
 import { DEFAULT_RECRAFT_MODEL, RECRAFT_MODELS } from "../convex/lib/recraftModels";
 import { Sha256 } from "../convex/lib/sha256";
@@ -177,6 +178,34 @@ describe("the request follows RECRAFT_MODEL", () => {
     });
   });
 
+  const GAME_STYLE_ID = "1f9a9d70-2d71-4b85-9106-646bbddf1fd0";
+
+  test("the game's request: RECRAFT_MODEL=recraftv2, RECRAFT_STYLE_ID, RECRAFT_SIZE=1024x1536 send style_id and no style", async () => {
+    stack.setEnv({ RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE_ID: GAME_STYLE_ID, RECRAFT_SIZE: "1024x1536" });
+    const { path } = await runOne();
+    expect(path).toBe("pending>requested>downloaded>stored");
+    const [request] = stack.recraft.requests;
+    expect(request.validationErrors).toEqual([]);
+    expect(request.body).toEqual({
+      prompt: caseFile().imageGenerationPrompt,
+      model: "recraftv2",
+      style_id: GAME_STYLE_ID,
+      size: "1024x1536",
+      n: 1,
+      response_format: "url",
+    });
+  });
+
+  test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))("%s takes RECRAFT_STYLE_ID as style_id alone, and the fake's schema accepts it", async (id, model) => {
+    stack.setEnv({ RECRAFT_MODEL: id, RECRAFT_SIZE: model.sizes[0], RECRAFT_STYLE_ID: GAME_STYLE_ID });
+    const { path } = await runOne();
+    expect(path).toBe("pending>requested>downloaded>stored");
+    const [request] = stack.recraft.requests;
+    expect(request.validationErrors).toEqual([]);
+    expect(request.body).toMatchObject({ model: id, style_id: GAME_STYLE_ID });
+    expect(request.body).not.toHaveProperty("style");
+  });
+
   test("by default: the default model, no style, 1024x1024", async () => {
     stack.setEnv({ RECRAFT_MODEL: undefined, RECRAFT_STYLE: undefined, RECRAFT_SIZE: undefined });
     await runOne();
@@ -193,6 +222,12 @@ describe("a bad model configuration fails the job at the claim with bad_config a
     ["a style for a model that takes none", { RECRAFT_MODEL: "recraftv4_1", RECRAFT_STYLE: "realistic_image" }, /RECRAFT_STYLE=realistic_image .* recraftv4_1 takes no style/],
     ["a style the model does not have", { RECRAFT_MODEL: "recraftv3", RECRAFT_STYLE: "vector_illustration" }, /RECRAFT_STYLE=vector_illustration is not a raster style recraftv3 accepts/],
     ["a size the model does not paint", { RECRAFT_MODEL: "recraftv4_1", RECRAFT_SIZE: "2048x2048" }, /RECRAFT_SIZE=2048x2048 is not a size recraftv4_1 accepts/],
+    [
+      "both RECRAFT_STYLE and RECRAFT_STYLE_ID",
+      { RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE: "realistic_image", RECRAFT_STYLE_ID: "1f9a9d70-2d71-4b85-9106-646bbddf1fd0" },
+      /RECRAFT_STYLE=realistic_image and RECRAFT_STYLE_ID are both set/,
+    ],
+    ["a RECRAFT_STYLE_ID that is not a UUID", { RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE_ID: "my-horror-style" }, /RECRAFT_STYLE_ID=my-horror-style is not a UUID/],
   ];
 
   test.each(cases)("%s", async (_name, env, message) => {
@@ -223,7 +258,9 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
   }
 
   const clamps: [string, string, () => number, number][] = [
-    ["PORTRAIT_REQUEST_TIMEOUT_MS", "900000", () => recraftConfig().requestTimeoutMs, 360_000],
+    ["PORTRAIT_REQUEST_TIMEOUT_MS", "900000", () => recraftConfig().requestTimeoutMs, 300_000],
+    ["PORTRAIT_COMPRESS_TIMEOUT_MS", "900000", () => tinifyConfig().timeoutMs, 60_000],
+    ["PORTRAIT_MAX_SIDE", "100000", () => tinifyConfig().maxSide, 8192],
     ["PORTRAIT_DOWNLOAD_TIMEOUT_MS", "900000", () => recraftConfig().downloadTimeoutMs, 180_000],
     ["PORTRAIT_MAX_BYTES", String(100 * 1024 * 1024), () => recraftConfig().maxBytes, MAX_IMAGE_BYTES],
     ["PORTRAIT_MAX_CONCURRENCY", "5000", () => queueConfig().maxConcurrency, 1000],
@@ -260,11 +297,11 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     expect(lines).toEqual([]);
   });
 
-  test("the largest timeouts leave an attempt a minute inside Convex's 10-minute action limit", () => {
-    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "99999999", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999" });
+  test("the largest timeouts (request, download, compression) leave an attempt a minute inside Convex's 10-minute action limit", () => {
+    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "99999999", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999", PORTRAIT_COMPRESS_TIMEOUT_MS: "99999999" });
     warnings();
     const { requestTimeoutMs, downloadTimeoutMs } = recraftConfig();
-    expect(requestTimeoutMs + downloadTimeoutMs).toBeLessThanOrEqual(ACTION_LIMIT_MS - 60_000);
+    expect(requestTimeoutMs + downloadTimeoutMs + tinifyConfig().timeoutMs).toBeLessThanOrEqual(ACTION_LIMIT_MS - 60_000);
   });
 
   test("the real Anthropic SDK sends STORY_MAX_TOKENS' maximum without streaming and refuses one more", async () => {

@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { DEFAULT_STORY_MODEL, MAX_NONSTREAMING_TOKENS } from "../convex/lib/config";
+import { CASE_LIST_LIMIT } from "../convex/stories";
 import { move, startRun } from "../convex/lib/storyRunMachine";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
 import { ANTHROPIC_KEY, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
@@ -70,7 +71,7 @@ describe("a story run", () => {
     await runStory(stack.t);
     const [first, second, third] = stack.anthropic.servedCaseFiles;
     const request = lastUserTurn(bodies()[2]);
-    expect(request).toContain(`"${second.title}" (patient ${second.patientName})`);
+    expect(request).toContain(`"${second.title}" (patient ${second.patientName}, ${second.patientNumber})`);
     expect(request.indexOf(second.title)).toBeLessThan(request.indexOf(first.title));
     expect(request).not.toContain(third.title);
     expect(lastUserTurn(bodies()[0])).not.toContain("Earlier case files");
@@ -320,32 +321,139 @@ describe("insertStory", () => {
     expect(await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect())).toEqual([]);
   });
 
-  test("accepts the game's existing shapes: ten chapters, another mix, a non-kebab slug", async () => {
+  test("accepts the game's existing shapes: ten chapters, another mix; the slug is the game's slugify(title)", async () => {
     const ten = ["easy", "easy", "easy", "easy", "medium", "medium", "medium", "medium", "hard", "hard"] as const;
-    const storyId = await stack.t.mutation(
-      internal.stories.insertStory,
-      caseFile({ slug: "The Quiet Ward", chapters: ten.map((difficulty) => ({ text: "A \u201Cquiet\u201D ward.", difficulty })) }),
-    );
+    const { slug: _slug, ...file } = caseFile({ title: "The Brother's  Keeper -- Part II!", chapters: ten.map((difficulty) => ({ text: "A \u201Cquiet\u201D ward.", difficulty })) });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, file);
     const story = (await stack.t.run((ctx) => ctx.db.get(storyId)))!;
     expect(story.chapters).toHaveLength(10);
     expect(story.chapters[0].text).toBe('A "quiet" ward.');
-    expect(story.slug).toBe("the-quiet-ward");
+    expect(story.slug).toBe("the-brothers-keeper-part-ii");
   });
 
-  test("a reused slug gets a numeric suffix instead of colliding", async () => {
-    const first = await stack.t.mutation(internal.stories.insertStory, caseFile());
-    const second = await stack.t.mutation(internal.stories.insertStory, caseFile());
-    const slugs = await stack.t.run(async (ctx) => [(await ctx.db.get(first))!.slug, (await ctx.db.get(second))!.slug]);
-    expect(slugs).toEqual(["the-quiet-ward", "the-quiet-ward-2"]);
+  test.each([
+    ["  Ward 7:  The   Return  ", "ward-7-the-return"],
+    ["Caf\u00E9 Noir", "caf-noir"],
+    ["--Room_9--", "room9"],
+    ["Tomorrow's Diary", "tomorrows-diary"],
+  ])("the title %j is stored with the slug %j, the game's link to it", async (title, slug) => {
+    const storyId = await stack.t.mutation(internal.stories.insertStory, { ...caseFile({ title }), slug: undefined });
+    expect((await stack.t.query(api.stories.getStoryBySlug, { slug }))?._id).toBe(storyId);
   });
 
-  test("getStory and getLatestStory return the story with its portrait URL once stored", async () => {
-    expect(await stack.t.query(api.stories.getLatestStory, {})).toBeNull();
-    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
-    const before = await stack.t.query(api.stories.getStory, { storyId });
-    expect(before).toMatchObject({ _id: storyId, portraitUrl: null });
+  test("a title whose slug is taken is refused with a clear error; nothing is inserted or scheduled", async () => {
+    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward" }));
+    const before = await snapshot(stack.t);
+    const scheduled = async () => (await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect())).length;
+    const scheduledBefore = await scheduled();
+    await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ title: "the QUIET ward!" }))).rejects.toThrow(
+      /slug "the-quiet-ward", which case file "The Quiet Ward" .* already has; pick another title/,
+    );
+    const after = await snapshot(stack.t);
+    expect({ stories: after.stories.length, jobs: after.jobs.length }).toEqual({ stories: before.stories.length, jobs: before.jobs.length });
+    expect(await scheduled()).toBe(scheduledBefore);
+  });
+
+  test("a title with no letter or digit is refused: it would have no link", async () => {
+    await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ title: "?!? \u2014 ???" }))).rejects.toThrow(/no letter or digit the game's slug keeps/);
+    await expectNoStory();
+  });
+
+  test("a slug other than the game's slug of the title is refused", async () => {
+    await expect(stack.t.mutation(internal.stories.insertStory, { ...caseFile(), slug: "quiet-ward-2" })).rejects.toThrow(
+      /slug "quiet-ward-2" is not the game's slug of the title "The Quiet Ward" \("the-quiet-ward"\)/,
+    );
+    await expectNoStory();
+  });
+
+  test("getStory({}), getAllStories({}) and getStoryBySlug return the game's shape, imageUrl null until the portrait is stored", async () => {
+    expect(await stack.t.query(api.stories.getStory, {})).toBeNull();
+    expect(await stack.t.query(api.stories.getAllStories, {})).toEqual([]);
+    const older = await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Older Ward" }));
+    await stack.t.run((ctx) => ctx.db.patch(older, { createdAt: Date.now() - 86_400_000 }));
+    const newer = await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Newer Ward" }));
+    expect(await stack.t.query(api.stories.getStory, { storyId: newer })).toMatchObject({ _id: newer, imageUrl: null });
     await settle(stack.t);
-    const latest = await stack.t.query(api.stories.getLatestStory, {});
-    expect(latest).toMatchObject({ _id: storyId, portraitUrl: expect.stringMatching(/^https?:\/\//) });
+    const latest = await stack.t.query(api.stories.getStory, {});
+    expect(latest).toMatchObject({ _id: newer, imageUrl: expect.stringMatching(/^https?:\/\//) });
+    expect((await stack.t.query(api.stories.getLatestStory, {}))?._id).toBe(newer);
+    const all = await stack.t.query(api.stories.getAllStories, {});
+    expect(all.map((story) => story._id)).toEqual([newer, older]);
+    for (const story of all) expect(story.imageUrl).toMatch(/^https?:\/\//);
+    expect((await stack.t.query(api.stories.getStoryBySlug, { slug: "the-older-ward" }))?._id).toBe(older);
+    expect(await stack.t.query(api.stories.getStoryBySlug, { slug: "the-oldest-ward" })).toBeNull();
+  });
+
+  test(`getAllStories returns at most the newest ${CASE_LIST_LIMIT}`, async () => {
+    await stack.t.run(async (ctx) => {
+      const { slug: _slug, ...file } = caseFile();
+      for (let i = 0; i < CASE_LIST_LIMIT + 3; i++) await ctx.db.insert("stories", { ...file, title: `Ward ${i}`, slug: `ward-${i}`, createdAt: i });
+    });
+    const all = await stack.t.query(api.stories.getAllStories, {});
+    expect(all).toHaveLength(CASE_LIST_LIMIT);
+    expect([all[0].title, all[CASE_LIST_LIMIT - 1].title]).toEqual([`Ward ${CASE_LIST_LIMIT + 2}`, "Ward 3"]);
+    // Stories written around the pipeline have no job; remove them before the invariants are checked.
+    await stack.t.run(async (ctx) => {
+      for (const story of await ctx.db.query("stories").collect()) await ctx.db.delete(story._id);
+    });
+  });
+});
+
+describe("titles and links", () => {
+  test("a title whose slug is taken goes back to Claude in the repair turn, and the new title is inserted", async () => {
+    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward" }));
+    stack.anthropic.setBehavior((index) => ({ kind: "caseFile", caseFile: caseFile({ title: index === 0 ? "The Quiet  Ward." : "The Loud Ward" }) }));
+    const run = await runStory(stack.t);
+    expect(run.status).toBe("inserted");
+    expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
+    expect(lastUserTurn(bodies()[1])).toMatch(/the title "The Quiet  Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/);
+    expect(await stack.t.query(api.stories.getStoryBySlug, { slug: "the-loud-ward" })).toMatchObject({ _id: run.storyId });
+  });
+
+  test("a title still taken after the repair fails the attempt as title_taken, never a suffix", async () => {
+    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward" }));
+    stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ title: "The Quiet Ward" }) });
+    const run = await runStory(stack.t);
+    expect(run).toMatchObject({ status: "failed", attempt: 3, error: { code: "title_taken" } });
+    const { stories } = await snapshot(stack.t);
+    expect(stories.map((story) => story.slug)).toEqual(["the-quiet-ward"]);
+  });
+
+  test("a title taken between the check and the insert fails the attempt as title_taken, which retries", async () => {
+    stack.setEnv({ STORY_RETRY_DELAY_MS: "60000" });
+    const runId = await stack.t.run(async (ctx) => {
+      const id = await startRun(ctx);
+      const run = (await ctx.db.get(id))!;
+      await ctx.scheduler.cancel(run.scheduledFunctionId!);
+      await move(ctx, run, "writing");
+      return id;
+    });
+    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward" }));
+    const { slug: _slug, ...story } = caseFile({ title: "THE QUIET WARD" });
+    expect(await stack.t.mutation(internal.storyRuns.finish, { runId, attempt: 1, from: "writing", story })).toBeNull();
+    expect(await runOf(stack.t, runId)).toMatchObject({ status: "pending", attempt: 2 });
+    expect((await runEventsOf(stack.t, runId))[2].error).toMatchObject({ stage: "insert", code: "title_taken" });
+    expect((await snapshot(stack.t)).stories).toHaveLength(1);
+    await stack.t.run(async (ctx) => {
+      const run = (await ctx.db.get(runId))!;
+      await ctx.scheduler.cancel(run.scheduledFunctionId!);
+      await move(ctx, run, "writing");
+      await move(ctx, (await ctx.db.get(runId))!, "failed", { error: { stage: "request", code: "overloaded", message: "stopped by the test" } });
+    });
+  });
+});
+
+describe("the Anthropic key", () => {
+  test("CLAUDE_API_KEY alone is enough (the game's name for it)", async () => {
+    stack.setEnv({ ANTHROPIC_API_KEY: undefined, CLAUDE_API_KEY: ANTHROPIC_KEY });
+    expect((await runStory(stack.t)).status).toBe("inserted");
+    expect(stack.anthropic.requests).toHaveLength(1);
+  });
+
+  test("with neither key the run fails missing_api_key naming both, and nothing is sent", async () => {
+    stack.setEnv({ ANTHROPIC_API_KEY: undefined, CLAUDE_API_KEY: undefined });
+    const run = await runStory(stack.t);
+    expect(run).toMatchObject({ status: "failed", error: { code: "missing_api_key", message: expect.stringMatching(/ANTHROPIC_API_KEY nor CLAUDE_API_KEY/) } });
+    expect(stack.anthropic.requests).toHaveLength(0);
   });
 });

@@ -32,11 +32,14 @@ import type * as lib_redact from "../lib/redact.js";
 import type * as lib_sha256 from "../lib/sha256.js";
 import type * as lib_storyRunMachine from "../lib/storyRunMachine.js";
 import type * as lib_storyWriter from "../lib/storyWriter.js";
+import type * as lib_tinify from "../lib/tinify.js";
+import type * as lib_voiceTypes from "../lib/voiceTypes.js";
 import type * as portraits from "../portraits.js";
 import type * as stories from "../stories.js";
 import type * as storyRuns from "../storyRuns.js";
 import type * as tables from "../tables.js";
 import type * as validators from "../validators.js";
+import type * as voice from "../voice.js";
 
 /**
  * A utility for referencing Convex functions in your app's API.
@@ -66,11 +69,14 @@ declare const fullApi: ApiFromModules<{
   "lib/sha256": typeof lib_sha256;
   "lib/storyRunMachine": typeof lib_storyRunMachine;
   "lib/storyWriter": typeof lib_storyWriter;
+  "lib/tinify": typeof lib_tinify;
+  "lib/voiceTypes": typeof lib_voiceTypes;
   portraits: typeof portraits;
   stories: typeof stories;
   storyRuns: typeof storyRuns;
   tables: typeof tables;
   validators: typeof validators;
+  voice: typeof voice;
 }>;
 export declare const api: FilterApi<
   typeof fullApi,

@@ -7,7 +7,8 @@
  *   portrait job, never the story).
  * - `checkCaseFile`: what a story run demands of Claude's answer (every field,
  *   the chapter plan, typeable chapters), split into the problems that block
- *   the insert and the ones that only cost the portrait.
+ *   the insert and the ones that only cost the portrait. Whether the title's
+ *   slug is taken needs the database: convex/storyRuns.ts adds that problem.
  *
  * A chapter is typed on a US keyboard, so it must be one paragraph of printable
  * ASCII (0x20-0x7E). Typographic characters with an exact keyboard spelling are
@@ -19,7 +20,6 @@ import { MAX_PROMPT_BYTES, type Difficulty } from "./config";
 export type { Difficulty };
 
 const DIFFICULTIES: readonly Difficulty[] = ["easy", "medium", "hard"];
-const SLUG = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 export function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).length;
@@ -70,33 +70,33 @@ export function describePlan(plan: readonly Difficulty[]): string {
   return runs.map(([level, n]) => `${n} ${level}`).join(", then ");
 }
 
-/** A slug the game can route to, from Claude's slug or the title. */
-export function slugify(slug: string, title: string): string {
-  if (SLUG.test(slug)) return slug;
-  const made = (slug || title)
+/**
+ * The game's slug of a title, as its frontend computes it for links
+ * (`/cases/${slugify(story.title)}`): lower-case, keep only a-z, 0-9,
+ * whitespace and dashes, whitespace runs to one dash, dash runs to one dash,
+ * no dash at either end. Every stored slug is this, so every link resolves.
+ */
+export function slugify(title: string): string {
+  return title
     .toLowerCase()
-    .normalize("NFKD")
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "");
-  return made || "case-file";
+    .replace(/[^a-z0-9\s-]/g, "")
+    .replace(/\s+/g, "-")
+    .replace(/-+/g, "-")
+    .replace(/^-|-$/g, "");
 }
 
-/**
- * The insert path of every story: chapters normalised to typeable text, and a
- * slug the game can route to; every other field is kept exactly as given.
- */
+/** The insert path of every story: chapters normalised to typeable text; every other field kept exactly as given. */
 export function normalizeStory(story: StoryInput): StoryInput {
-  return {
-    ...story,
-    slug: slugify(story.slug.trim(), story.title.trim()),
-    chapters: story.chapters.map(({ text, difficulty }) => ({ text: normalizeChapter(text).text, difficulty })),
-  };
+  return { ...story, chapters: story.chapters.map(({ text, difficulty }) => ({ text: normalizeChapter(text).text, difficulty })) };
 }
+
+const NO_SLUG = "has no letter or digit the game's slug keeps (a-z, 0-9), so the case file would have no link";
 
 /** What the game cannot show or play (insertStory refuses these, and only these). */
 export function playabilityProblems(story: StoryInput): string[] {
   const problems: string[] = [];
   if (story.title.trim() === "") problems.push("title is blank");
+  else if (slugify(story.title) === "") problems.push(`title ${JSON.stringify(story.title)} ${NO_SLUG}`);
   if (story.chapters.length === 0) problems.push("there are no chapters");
   story.chapters.forEach(({ text }, i) => {
     const why = untypeable(normalizeChapter(text).text);
@@ -105,7 +105,7 @@ export function playabilityProblems(story: StoryInput): string[] {
   return problems;
 }
 
-export type ProblemKind = "shape" | "plan" | "untypeable" | "image_prompt";
+export type ProblemKind = "shape" | "plan" | "untypeable" | "title_taken" | "image_prompt";
 export type Problem = { kind: ProblemKind; message: string };
 export type Checked = {
   /** The normalised case file, when its shape allows one (it may still have problems). */
@@ -115,7 +115,7 @@ export type Checked = {
   normalized: number;
 };
 
-const TEXT_FIELDS = ["title", "slug", "introduction", "patientName", "patientNumber", "story"] as const;
+const TEXT_FIELDS = ["title", "introduction", "patientName", "patientNumber", "story"] as const;
 
 /** A story run's check of Claude's answer (parsed JSON, so `unknown`). */
 export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Checked {
@@ -128,7 +128,7 @@ export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Chec
   for (const field of TEXT_FIELDS) {
     if (typeof file[field] !== "string" || (file[field] as string).trim() === "") shape(`${field} must be a non-empty string`);
   }
-  if (typeof file.slug === "string" && file.slug.trim() && !SLUG.test(file.slug.trim())) shape("slug must be lower-case kebab-case");
+  if (typeof file.title === "string" && file.title.trim() && slugify(file.title) === "") shape(`title ${NO_SLUG}`);
 
   const prompt = typeof file.imageGenerationPrompt === "string" ? file.imageGenerationPrompt.trim() : "";
   if (prompt === "") problems.push({ kind: "image_prompt", message: "imageGenerationPrompt is blank: describe the patient's portrait" });
@@ -166,7 +166,6 @@ export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Chec
   return {
     story: {
       title: str("title"),
-      slug: str("slug"),
       introduction: str("introduction"),
       chapters,
       patientName: str("patientName"),

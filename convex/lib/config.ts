@@ -12,12 +12,13 @@ const MAX_PROMPT_BYTES = 1000;
 
 /**
  * Convex ends an action after 10 minutes. One attempt is one action: the
- * request and the download timeouts together stay a minute under that, leaving
+ * request, download and compression timeouts together stay a minute under that, leaving
  * the claim, the storage write and the mutations their time.
  */
 export const ACTION_LIMIT_MS = 10 * 60_000;
-const MAX_REQUEST_TIMEOUT_MS = 6 * 60_000;
+const MAX_REQUEST_TIMEOUT_MS = 5 * 60_000;
 const MAX_DOWNLOAD_TIMEOUT_MS = 3 * 60_000;
+const MAX_COMPRESS_TIMEOUT_MS = 60_000;
 
 /**
  * The runtime gives an action 64 MiB of ArrayBuffers. The bench's memory
@@ -72,9 +73,26 @@ export function recraftConfig() {
     model: text("RECRAFT_MODEL", DEFAULT_RECRAFT_MODEL),
     /** Unset: the model's own default style, or none for a model that takes no style (lib/recraftModels.ts). */
     style: process.env.RECRAFT_STYLE?.trim() || undefined,
+    /** A custom style's UUID, sent as `style_id` instead of a style (the game's look). */
+    styleId: process.env.RECRAFT_STYLE_ID?.trim() || undefined,
     size: text("RECRAFT_SIZE", "1024x1024"),
     requestTimeoutMs: integer("PORTRAIT_REQUEST_TIMEOUT_MS", 45_000, 1, MAX_REQUEST_TIMEOUT_MS),
     downloadTimeoutMs: integer("PORTRAIT_DOWNLOAD_TIMEOUT_MS", 15_000, 1, MAX_DOWNLOAD_TIMEOUT_MS),
+    maxBytes: integer("PORTRAIT_MAX_BYTES", MAX_IMAGE_BYTES, 1, MAX_IMAGE_BYTES),
+  };
+}
+
+export type TinifyConfig = ReturnType<typeof tinifyConfig>;
+
+/** Compression before storing (the game's TinyPNG step); without TINIFY_API_KEY nothing is sent. */
+export function tinifyConfig() {
+  return {
+    apiKey: process.env.TINIFY_API_KEY?.trim() || undefined,
+    apiUrl: text("TINIFY_API_URL", "https://api.tinify.com").replace(/\/+$/, ""),
+    // The longest side of the stored portrait (a `fit` resize; smaller images are not enlarged).
+    maxSide: integer("PORTRAIT_MAX_SIDE", 1024, 1, 8192),
+    // One deadline for both exchanges (the shrink and the output).
+    timeoutMs: integer("PORTRAIT_COMPRESS_TIMEOUT_MS", 30_000, 1, MAX_COMPRESS_TIMEOUT_MS),
     maxBytes: integer("PORTRAIT_MAX_BYTES", MAX_IMAGE_BYTES, 1, MAX_IMAGE_BYTES),
   };
 }
@@ -137,7 +155,8 @@ export function storyConfig() {
     plan = parseChapterPlan(DEFAULT_CHAPTER_PLAN)!;
   }
   return {
-    apiKey: process.env.ANTHROPIC_API_KEY?.trim() || undefined,
+    // The game names its key CLAUDE_API_KEY; ANTHROPIC_API_KEY (the SDK's name) wins when both are set.
+    apiKey: process.env.ANTHROPIC_API_KEY?.trim() || process.env.CLAUDE_API_KEY?.trim() || undefined,
     model: text("STORY_MODEL", DEFAULT_STORY_MODEL),
     // Past MAX_NONSTREAMING_TOKENS the SDK refuses to send a non-streaming request.
     maxTokens: integer("STORY_MAX_TOKENS", 16_000, 1_024, MAX_NONSTREAMING_TOKENS),
@@ -158,7 +177,8 @@ export { MAX_PROMPT_BYTES };
 
 /** Every secret this deployment knows, for redaction. */
 export function secrets(): string[] {
-  return [process.env.RECRAFT_API_KEY, process.env.ANTHROPIC_API_KEY]
+  const tinify = process.env.TINIFY_API_KEY?.trim();
+  return [process.env.RECRAFT_API_KEY, process.env.ANTHROPIC_API_KEY, process.env.CLAUDE_API_KEY, tinify, tinify && btoa(`api:${tinify}`)]
     .map((s) => s?.trim())
     .filter((s): s is string => !!s && s.length >= 4);
 }

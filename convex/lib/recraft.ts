@@ -21,7 +21,7 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * An abort signal that fires after `ms`, from AbortController and setTimeout
  * (which every Convex runtime has), cleared once the step is over.
  */
-function deadline(ms: number) {
+export function deadline(ms: number) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException("deadline exceeded", "TimeoutError")), ms);
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
@@ -33,7 +33,7 @@ function deadline(ms: number) {
  * downloading after `reader.cancel()` unless the request's signal is aborted
  * (after a body read to its end, aborting changes nothing).
  */
-function requestSignal(step: AbortSignal) {
+export function requestSignal(step: AbortSignal) {
   const controller = new AbortController();
   const follow = () => controller.abort(step.reason);
   if (step.aborted) follow();
@@ -88,7 +88,7 @@ function errorBodyMessage(body: string): string {
 }
 
 /** Reads a body chunk by chunk, stopping once it passes `limit` bytes (null); the caller aborts the request. */
-async function readCapped(response: Response, limit: number): Promise<string | null> {
+export async function readCapped(response: Response, limit: number): Promise<string | null> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   if (!response.body) return "";
@@ -109,10 +109,18 @@ async function readCapped(response: Response, limit: number): Promise<string | n
   return new TextDecoder().decode(out);
 }
 
-/** The request body: only what the model accepts (a V4 model takes no `style`). */
+/** The request body: only what the model accepts (a V4 model takes no `style`; a custom style is `style_id` alone). */
 export function generationBody(parameters: ResolvedRecraftRequest, prompt: string) {
-  const { model, style, size } = parameters;
-  return { prompt, model: model.id, ...(style === undefined ? {} : { style }), size, n: 1, response_format: "url" };
+  const { model, style, styleId, size } = parameters;
+  return {
+    prompt,
+    model: model.id,
+    ...(style === undefined ? {} : { style }),
+    ...(styleId === undefined ? {} : { style_id: styleId }),
+    size,
+    n: 1,
+    response_format: "url",
+  };
 }
 
 export async function requestGeneration(
@@ -166,7 +174,7 @@ export async function requestGeneration(
   }
 }
 
-function isLoopback(hostname: string): boolean {
+export function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
@@ -195,7 +203,7 @@ export type Image = { blob: Blob; bytes: number; contentType: string; sha256: st
  * assembled into one buffer in JS: Convex's runtime keeps a Blob's parts
  * outside the isolate and `ctx.storage.store` streams them part by part.
  */
-async function readImage(body: ReadableStream<Uint8Array>, limit: number, type: string) {
+export async function readImage(body: ReadableStream<Uint8Array>, limit: number, type: string) {
   const reader = body.getReader();
   const hash = new Sha256();
   const parts: Blob[] = [];

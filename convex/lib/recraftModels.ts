@@ -60,7 +60,8 @@ export const RECRAFT_MODELS: readonly RecraftModel[] = [
   v4("recraftv4", V4_SIZES, 0.04),
   v4("recraftv4_pro", V4_PRO_SIZES, 0.25),
   v3("recraftv3", V3_STYLES, 0.04),
-  v3("recraftv2", V2_STYLES),
+  // Recraft's pricing page (docs/api-reference/pricing): raster generation with Recraft V2 is $0.022 (22 API units) an image.
+  v3("recraftv2", V2_STYLES, 0.022),
 ];
 
 /** The default: photoreal 1K portraits at the lowest price of the current generation (README, "Recraft models"). */
@@ -78,13 +79,20 @@ export function promptLength(model: RecraftModel, prompt: string): number {
   return model.promptLimit.unit === "bytes" ? new TextEncoder().encode(prompt).length : [...prompt].length;
 }
 
-export type ResolvedRecraftRequest = { model: RecraftModel; style?: string; size: string };
+export type ResolvedRecraftRequest = { model: RecraftModel; style?: string; styleId?: string; size: string };
+
+/** `style_id` is a UUID in Recraft's OpenAPI document (GenerateImageRequestBase). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Checks RECRAFT_MODEL / RECRAFT_STYLE / RECRAFT_SIZE against the table:
- * what is wrong (naming the variable), or the parameters to send.
+ * Checks RECRAFT_MODEL / RECRAFT_STYLE / RECRAFT_STYLE_ID / RECRAFT_SIZE
+ * against the table: what is wrong (naming the variable), or the parameters
+ * to send. A custom style (RECRAFT_STYLE_ID) is sent as `style_id` with no
+ * `style`: every model here takes `style_id` (the OpenAPI document's
+ * generation request has it for all of them), so it is refused only when it
+ * is not a UUID or RECRAFT_STYLE is set too.
  */
-export function resolveRecraftRequest(settings: { model: string; style?: string; size: string }): { ok: true; value: ResolvedRecraftRequest } | { ok: false; message: string } {
+export function resolveRecraftRequest(settings: { model: string; style?: string; styleId?: string; size: string }): { ok: true; value: ResolvedRecraftRequest } | { ok: false; message: string } {
   const model = recraftModel(settings.model);
   if (!model) {
     const known = RECRAFT_MODELS.map((m) => m.id).join(", ");
@@ -92,6 +100,13 @@ export function resolveRecraftRequest(settings: { model: string; style?: string;
   }
   if (!model.sizes.includes(settings.size)) {
     return { ok: false, message: `RECRAFT_SIZE=${settings.size} is not a size ${model.id} accepts (${model.sizes.join(", ")})` };
+  }
+  if (settings.styleId !== undefined) {
+    if (settings.style !== undefined) {
+      return { ok: false, message: `RECRAFT_STYLE=${settings.style} and RECRAFT_STYLE_ID are both set; a custom style replaces the style: unset one` };
+    }
+    if (!UUID.test(settings.styleId)) return { ok: false, message: `RECRAFT_STYLE_ID=${settings.styleId} is not a UUID (Recraft's style ids are)` };
+    return { ok: true, value: { model, styleId: settings.styleId, size: settings.size } };
   }
   if (!model.styles) {
     if (settings.style !== undefined) {

@@ -12,6 +12,7 @@ export function redact(text: string): string {
   for (const secret of secrets()) out = out.split(secret).join("[redacted]");
   out = out
     .replace(/(bearer\s+)[^\s"',;]+/gi, "$1[redacted]")
+    .replace(/(basic\s+)[A-Za-z0-9+/]{8,}={0,2}/gi, "$1[redacted]") // HTTP Basic credentials (TinyPNG's api:<key>)
     .replace(/(x-api-key["']?\s*[:=]\s*["']?)[^\s"',;]+/gi, "$1[redacted]")
     .replace(/\bsk-ant-[A-Za-z0-9_-]+/g, "[redacted]");
   return out.length > MAX_MESSAGE_LENGTH ? `${out.slice(0, MAX_MESSAGE_LENGTH)}…` : out;

@@ -1,7 +1,7 @@
 /**
  * Claude's half of a story run: the request (structured output through
- * `output_config.format`, the game's rules per difficulty, the recent stories
- * to avoid), the repair turn, and the classification of every way a call can
+ * `output_config.format`, the typeability rules, and the voice's message from
+ * convex/voice.ts), the repair turn, and the classification of every way a call can
  * fail into a stable code. Imported only by convex/storyRuns.ts, so the
  * modules behind the game's public queries never load the Anthropic SDK.
  *
@@ -11,7 +11,7 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import type { StoryRunDetails, StoryRunError } from "../validators";
-import { describePlan, type Difficulty } from "./caseFile";
+import type { Difficulty } from "./caseFile";
 import { MAX_PROMPT_BYTES, type StoryConfig } from "./config";
 import { describeError } from "./redact";
 
@@ -46,9 +46,8 @@ const caseFileSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    title: { type: "string", description: "A unique, atmospheric horror title of 3 to 8 words." },
-    slug: { type: "string", description: "The title as a URL slug: lower-case words joined by hyphens." },
-    introduction: { type: "string", description: "100 to 120 words opening the case file; paragraphs separated by blank lines." },
+    title: { type: "string", description: "The case file's title, new among the case files: its link is made from its letters and digits." },
+    introduction: { type: "string", description: "The opening of the case file; paragraphs separated by blank lines." },
     chapters: {
       type: "array",
       minItems: 1,
@@ -64,52 +63,31 @@ const caseFileSchema = {
       },
     },
     patientName: { type: "string", description: "The patient's full name." },
-    patientNumber: { type: "string", description: 'The patient number, such as "P-0413".' },
+    patientNumber: { type: "string", description: "The patient's number, in the form the request asks for." },
     story: { type: "string", description: "The introduction and every chapter as one readable narrative, paragraphs separated by blank lines." },
     imageGenerationPrompt: {
       type: "string",
       description: `Two or three sentences describing the patient's portrait for an image model; under ${MAX_PROMPT_BYTES} bytes, no names or text in the image.`,
     },
   },
-  required: ["title", "slug", "introduction", "chapters", "patientName", "patientNumber", "story", "imageGenerationPrompt"],
+  required: ["title", "introduction", "chapters", "patientName", "patientNumber", "story", "imageGenerationPrompt"],
 };
 
-const RULES: Record<Difficulty, string> = {
-  easy: "EASY chapters: 30 to 40 words; simple subject-verb-object sentences; short common words; only periods and commas; no numbers or symbols.",
-  medium:
-    "MEDIUM chapters: 30 to 40 words; simple, compound and some complex sentences; more varied, atmospheric words; may use semicolons, apostrophes and hyphens; occasional numbers (years, room numbers).",
-  hard: "HARD chapters: 40 to 45 words; complex literary sentences; advanced vocabulary; full keyboard punctuation (colons, semicolons, parentheses, quotation marks, ! and ?); numbers, percentages and times such as 3:47 AM.",
-};
-
+/**
+ * This project's half of the instructions: the answer's format and what the
+ * checks enforce (lib/caseFile.ts). What the story is about, its length and
+ * its tone are the voice's (convex/voice.ts), sent as the user message.
+ */
 function systemPrompt(plan: readonly Difficulty[]): string {
-  const levels = [...new Set(plan)];
   return [
-    "You write case files for a horror typing game: the stories of the patients of an asylum, each telling what happened to one person before they were committed.",
-    "Each case file is one continuous story (normalcy, unease, fear, terror, collapse) told in chapters the player types. Psychological dread over gore; suitable for general audiences.",
+    "You write case files for a typing game. Answer with the case file as JSON in the requested format.",
+    `The case file has exactly ${plan.length} chapters, with these difficulties in order: ${plan.join(", ")}.`,
     "Every chapter is a single paragraph typed on a US keyboard: printable ASCII only, straight quotes (' and \"), no curly quotes, no em or en dashes, no ellipsis character, no degree or other special symbols, no line breaks.",
-    ...levels.map((level) => RULES[level]),
-    "Each chapter builds on the previous one; each is slightly harder to type than the last.",
-    "The image prompt describes the patient (age, features, clothing, a haunted expression) as a dark, moody portrait photograph.",
-    "Answer with the case file as JSON in the requested format.",
+    "The title must differ from every earlier case file's: its link is made from its letters and digits.",
   ].join("\n");
 }
 
-export type RecentStory = { title: string; patientName: string };
-
-export function firstRequest(plan: readonly Difficulty[], recent: RecentStory[], hint?: string): string {
-  const lines = [
-    `Write a new case file with exactly ${plan.length} chapters: ${describePlan(plan)}.`,
-    `Chapter difficulties in order: ${plan.join(", ")}.`,
-  ];
-  if (hint) lines.push(`Theme: ${hint}`);
-  if (recent.length > 0) {
-    lines.push(
-      "Earlier case files (do not reuse these titles, patient names or their plots):",
-      ...recent.map((story) => `- "${story.title}" (patient ${story.patientName})`),
-    );
-  }
-  return lines.join("\n");
-}
+export type RecentStory = { title: string; patientName: string; patientNumber: string };
 
 export function repairRequest(problems: string[]): string {
   return [

@@ -9,7 +9,7 @@
  * as JSON text when the request asks for structured output
  * (`output_config.format`, whose schema must be in the subset the API accepts),
  * else as a forced `tool_use` whose input is the case file (scripts/caseFiles.ts), cycling forever
- * with unique slugs (`-2`, `-3`, ... on later cycles). `setBehavior()` switches
+ * with unique titles and slugs (" 2", " 3", ... and `-2`, `-3`, ... on later cycles). `setBehavior()` switches
  * it to refusals, truncated answers, error statuses, hangs and so on.
  *
  * Authentication: the key may arrive as `x-api-key: <key>` (the documented
@@ -327,7 +327,10 @@ export async function startAnthropicServer(options: StartAnthropicServerOptions 
     const base = files[count % files.length];
     const cycle = Math.floor(count / files.length);
     const copy = structuredClone(base) as CaseFile;
-    if (cycle > 0) copy.slug = `${base.slug}-${cycle + 1}`;
+    if (cycle > 0) {
+      copy.title = `${base.title} ${cycle + 1}`;
+      copy.slug = `${base.slug}-${cycle + 1}`;
+    }
     return copy;
   }
 

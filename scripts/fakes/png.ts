@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { deflateSync } from "node:zlib";
+import { deflateSync, inflateSync } from "node:zlib";
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
@@ -145,4 +145,52 @@ export function portraitPng(prompt: string, size = 64): Uint8Array {
     }
   }
   return encodePng(size, size, rgba);
+}
+
+/**
+ * Decodes an 8-bit, non-interlaced RGB or RGBA PNG (every filter type) to RGBA,
+ * or null for anything else. Enough for the fakes' own images.
+ */
+export function decodePngRgba(bytes: Uint8Array): { width: number; height: number; rgba: Uint8Array } | null {
+  const size = decodePngSize(bytes);
+  if (!size) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [depth, colorType, , , interlace] = bytes.subarray(24, 29);
+  if (depth !== 8 || (colorType !== 2 && colorType !== 6) || interlace !== 0) return null;
+  const idat: Uint8Array[] = [];
+  for (let offset = 8; offset + 8 <= bytes.length; ) {
+    const length = view.getUint32(offset);
+    const type = String.fromCharCode(...bytes.subarray(offset + 4, offset + 8));
+    if (type === "IDAT") idat.push(bytes.subarray(offset + 8, offset + 8 + length));
+    if (type === "IEND") break;
+    offset += 12 + length;
+  }
+  let raw: Uint8Array;
+  try {
+    raw = inflateSync(Buffer.concat(idat));
+  } catch {
+    return null;
+  }
+  const { width, height } = size;
+  const channels = colorType === 6 ? 4 : 3;
+  const stride = width * channels;
+  if (raw.length < (stride + 1) * height) return null;
+  const pixels = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? pixels[y * stride + x - channels] : 0;
+      const b = y > 0 ? pixels[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels] : 0;
+      const p = a + b - c;
+      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const predictor = [0, a, b, (a + b) >> 1, paeth][filter] ?? 0;
+      pixels[y * stride + x] = (line[x] + predictor) & 0xff;
+    }
+  }
+  if (channels === 4) return { width, height, rgba: pixels };
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) rgba.set([pixels[i * 3], pixels[i * 3 + 1], pixels[i * 3 + 2], 255], i * 4);
+  return { width, height, rgba };
 }

@@ -43,10 +43,10 @@ export function benchStack(options: DemoStackOptions = {}) {
   });
 }
 
-/** The i-th bundled case file with a unique slug and prompt. */
+/** The i-th bundled case file with a unique title (so a unique slug) and prompt. */
 export function nthCaseFile(i: number): StoryInput {
-  const base = caseFiles[i % caseFiles.length];
-  return { ...base, slug: `${base.slug}-${i}`, imageGenerationPrompt: `${base.imageGenerationPrompt} (case ${i})` };
+  const { slug: _slug, ...base } = caseFiles[i % caseFiles.length];
+  return { ...base, title: `${base.title} ${i}`, imageGenerationPrompt: `${base.imageGenerationPrompt} (case ${i})` };
 }
 
 export const insertStory = (t: Backend, i: number): Promise<Id<"stories">> => t.mutation(internal.stories.insertStory, nthCaseFile(i));

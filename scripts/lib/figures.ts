@@ -12,6 +12,7 @@ import type { JobStatus } from "../../convex/validators.ts";
 import { bucketCap, CHART_RANGES, MAX_CHART_READS, readActivity, type ChartRange } from "../../convex/lib/activity.ts";
 import { ACTION_ARRAY_BUFFER_BYTES, MAX_IMAGE_BYTES, PEAK_IMAGE_COPIES } from "../../convex/lib/config.ts";
 import { readCounts } from "../../convex/lib/jobs.ts";
+import { slugify } from "../../convex/lib/caseFile.ts";
 import { adjustCounts, foldCounts } from "../../convex/lib/counts.ts";
 import schema from "../../convex/schema.ts";
 import { DEFAULT_MAX_CONCURRENCY } from "../../convex/lib/config.ts";
@@ -61,7 +62,8 @@ export async function insertCost(size: BenchSize): Promise<Row> {
     const lookup: number[] = [];
     let n = 0;
     const bareInsert = async () => {
-      const story = { ...nthCaseFile(n++), createdAt: Date.now() };
+      const file = nthCaseFile(n++);
+      const story = { ...file, slug: slugify(file.title), createdAt: Date.now() };
       const start = performance.now();
       // An inline mutation, not t.run: t.run wraps the mutation in an action, which would flatter the ratio.
       await t.mutation((ctx) => ctx.db.insert("stories", story));

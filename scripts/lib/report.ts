@@ -154,6 +154,13 @@ ${eventsTable(snapshot)}
 </section>`;
 }
 
+/** "TinyPNG 41.2 KB → 12.0 KB", or why compression was skipped or failed. */
+function compressionNote(compression: NonNullable<StorySnapshot["events"][number]["details"]>["compression"]): string {
+  if (!compression) return "";
+  if (compression.compressedBytes !== undefined) return `TinyPNG ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
+  return `compression ${compression.outcome}: ${compression.reason ?? ""}`;
+}
+
 function eventsTable({ events }: StorySnapshot): string {
   const rows = stepsOf(events).map(({ event, stepMs }) => {
     const d = event.details ?? {};
@@ -168,7 +175,7 @@ function eventsTable({ events }: StorySnapshot): string {
       escapeHtml(d.recraftRequestId ?? ""),
       d.credits === undefined ? "" : String(d.credits),
       d.bytes === undefined ? "" : formatBytes(d.bytes),
-      escapeHtml([d.contentType, d.reason, d.retryAt ? `retry at ${clock(d.retryAt)}` : ""].filter(Boolean).join(" · ")),
+      escapeHtml([d.contentType, d.reason, compressionNote(d.compression), d.retryAt ? `retry at ${clock(d.retryAt)}` : ""].filter(Boolean).join(" · ")),
       e ? `<span class="error">${escapeHtml(e.code)}</span> ${escapeHtml(e.message)}` : "",
     ];
     return `<tr class="ev-${event.to}">${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;

@@ -10,19 +10,21 @@ import { readCounts } from "../../convex/lib/jobs.ts";
 import type { JobStatus, StoryRunStatus } from "../../convex/validators.ts";
 import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
+import { startTinifyServer, type FakeTinify } from "../fakes/tinifyServer.ts";
 import { ADMIN_IDENTITY, convexModules, newBackend, type Backend } from "./backend.ts";
 import { convexAuthEnv, convexAuthModules, convexAuthSchema } from "./convexAuth.ts";
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 
 export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
 export const FAKE_ANTHROPIC_KEY = "sk-ant-demo-fake-anthropic-key";
+export const FAKE_TINIFY_KEY = "tinify-demo-fake-key";
 
 export type Counts = Record<JobStatus, number>;
 export const LIVE: JobStatus[] = ["pending", "requested", "downloaded"];
 
 export interface DemoStackOptions {
   /** Use the real service for a provider (the demo does when its key is in the environment). */
-  real?: { recraft?: boolean; anthropic?: boolean };
+  real?: { recraft?: boolean; anthropic?: boolean; tinify?: boolean };
   /** Share of generation requests the fake Recraft fails (0..1). */
   failRate?: number;
   /** Share of story attempts the fake Claude fails with 529/500 (0..1). */
@@ -55,6 +57,7 @@ export interface DemoStack {
   /** Undefined when the real service is used. */
   recraft?: FakeRecraft;
   anthropic?: FakeAnthropic;
+  tinify?: FakeTinify;
   /** The Convex environment the stack set, secrets masked. */
   env: Record<string, string>;
   close(): Promise<void>;
@@ -79,7 +82,10 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
         behavior: claudeFailRate(options.storyFailRate ?? 0),
       });
 
+  const tinify = options.real?.tinify ? undefined : await startTinifyServer({ apiKey: FAKE_TINIFY_KEY });
+
   const vars: Record<string, string | undefined> = {
+    ...(tinify && { TINIFY_API_KEY: tinify.apiKey, TINIFY_API_URL: tinify.url }),
     ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
     // The fake answers fast, so a retry need not wait the production five minutes.
     ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_RETRY_DELAY_MS: "1000" }),
@@ -98,9 +104,10 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
     admin: t.withIdentity(ADMIN_IDENTITY),
     recraft,
     anthropic,
+    tinify,
     env: maskedEnv(),
     async close() {
-      await Promise.all([recraft?.close(), anthropic?.close()]);
+      await Promise.all([recraft?.close(), anthropic?.close(), tinify?.close()]);
       restoreConsole();
       setEnv(saved);
     },
@@ -114,7 +121,7 @@ function setEnv(vars: Record<string, string | undefined>) {
   }
 }
 
-const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|STORY_)/;
+const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|CLAUDE_|TINIFY_|STORY_)/;
 
 // A report names which key is in use, never any of its characters.
 const keyLabel = (key: string) => ([FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY].includes(key) ? "the fake's key" : "set (hidden)");

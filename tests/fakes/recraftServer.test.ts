@@ -131,6 +131,15 @@ describe("generation", () => {
     expect((await generate({ prompt: "x", model: "recraftv2", style: "digital_illustration", size: "1024x1365" })).status).toBe(200);
   });
 
+  it("takes style_id as the OpenAPI document types it: a UUID, for V2 and V4 alike", async () => {
+    const styleId = "1f9a9d70-2d71-4b85-9106-646bbddf1fd0";
+    expect((await generate({ prompt: "x", model: "recraftv2", style_id: styleId, size: "1024x1536" })).status).toBe(200);
+    expect((await generate({ prompt: "x", model: "recraftv4_1", style_id: styleId })).status).toBe(200);
+    const notUuid = await generate({ prompt: "x", model: "recraftv2", style_id: "my-style" });
+    expect(notUuid.status).toBe(400);
+    expect(srv.requests[2].validationErrors.join()).toContain("/style_id");
+  });
+
   it("requires the bearer key", async () => {
     for (const key of [null, "wrong"]) {
       const res = await generate({ prompt: "x" }, { key });
