@@ -2,7 +2,7 @@ import { ConvexError, v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, query, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { normalizeStory, playabilityProblems } from "./lib/caseFile";
-import { dispatch } from "./lib/dispatch";
+import { kickDispatcher } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
 import { storyFields, type StoryInput } from "./validators";
 
@@ -24,7 +24,7 @@ export async function insertCaseFile(ctx: MutationCtx, input: StoryInput): Promi
   const now = Date.now();
   const storyId = await ctx.db.insert("stories", { ...story, slug: await uniqueSlug(ctx, story.slug), createdAt: now });
   await createJob(ctx, (await ctx.db.get(storyId))!);
-  await dispatch(ctx);
+  await kickDispatcher(ctx);
   return storyId;
 }
 

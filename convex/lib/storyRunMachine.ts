@@ -122,9 +122,9 @@ export async function currentRun(ctx: MutationCtx, runId: Id<"storyRuns">, statu
   return current ? run : null;
 }
 
-const TRANSIENT = new Set(["rate_limited", "overloaded", "timeout", "network_error", "stalled"]);
+const TRANSIENT = new Set(["rate_limited", "overloaded", "timeout", "network_error", "stalled", "insert_failed"]);
 
-/** 429, 529, 5xx, timeouts, network errors and dead actions are worth another attempt. */
+/** 429, 529, 5xx, timeouts, network errors, dead actions and an insert that kept failing are worth another attempt. */
 export function isTransientStoryError(error: StoryRunError): boolean {
   return TRANSIENT.has(error.code) || (error.code === "http_error" && (error.httpStatus ?? 0) >= 500);
 }
