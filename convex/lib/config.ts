@@ -20,11 +20,13 @@ const MAX_REQUEST_TIMEOUT_MS = 6 * 60_000;
 const MAX_DOWNLOAD_TIMEOUT_MS = 3 * 60_000;
 
 /**
- * The runtime gives an action 64 MiB of ArrayBuffers. The bench's memory
- * figure (scripts/lib/memoryProbe.ts) measures the download at 2× the image
- * at most, counting garbage not yet collected; the arithmetic assumes 3× and
- * leaves a quarter of the budget for everything else: the byte cap is at most
- * ¾ × 64 MiB ÷ 3 = 16 MiB, which is also the default.
+ * The runtime gives an action 64 MiB of ArrayBuffers, and its `Blob` keeps its
+ * parts as ArrayBuffers inside the isolate. At the peak of a store the image
+ * exists three times: the Blob's parts (one copy of each chunk,
+ * lib/recraft.ts readImage), the copy `ctx.storage.store` makes of them, and
+ * the fetched chunks not yet collected. With a quarter of the budget left for
+ * everything else, the byte cap is ¾ × 64 MiB ÷ 3 = 16 MiB, also the default.
+ * The bench's memory figure (scripts/lib/memoryProbe.ts) measures Node's side.
  */
 export const ACTION_ARRAY_BUFFER_BYTES = 64 * 1024 * 1024;
 export const PEAK_IMAGE_COPIES = 3;
