@@ -6,7 +6,8 @@ import fc from "fast-check";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { createJob } from "../convex/lib/jobs";
+import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
+import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
 import { caseFile, jobOf, settle, startStack, type Stack } from "./harness";
@@ -226,7 +227,7 @@ describe("the dispatcher loop", () => {
     quiet();
     stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
     const [jobId] = await queueJobs(stack.t, 1);
-    const bucketAt = Date.now() + 200;
+    const bucketAt = Date.now() + 2_000;
     // The job is due inside the bucket: after the moment the timer fired, by the bucket's time.
     await stack.t.run((ctx) => ctx.db.patch(jobId, { runAt: bucketAt - 50 }));
     await stack.t.run((ctx) => ctx.db.insert("portraitWakes", { at: bucketAt }));
@@ -374,4 +375,25 @@ describe("a lagging scheduler", () => {
     expect(scheduled.filter((fn) => fn.name.includes("generatePatientPortrait"))).toHaveLength(40);
     expect(await violations(stack.t)).toEqual([]);
   }, 60_000);
+});
+
+describe("bounded transactions", () => {
+  test("thousands of unfolded count rows: statusCounts answers (approximate), the sweep folds a batch and follow-ups fold the rest", async () => {
+    quiet();
+    stack = await startStack();
+    // What a large backfill leaves behind: one count row per new job, none folded yet.
+    const rows = MAX_UNFOLDED_READ + 600;
+    await stack.t.run(async (ctx) => {
+      for (let i = 0; i < rows; i++) await ctx.db.insert("countDeltas", { kind: "portrait", key: `job-${i}`, deltas: { pending: 1 }, updatedAt: Date.now() });
+    });
+    const during = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), read: (await ctx.meta.getTransactionMetrics()).documentsRead.used }));
+    expect(during.counts).toMatchObject({ pending: MAX_UNFOLDED_READ, approximate: true });
+    expect(during.read).toBeLessThanOrEqual(MAX_UNFOLDED_READ + 2);
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
+    const afterSweep = await stack.t.run(async (ctx) => ctx.db.query("countDeltas").collect());
+    expect(afterSweep).toHaveLength(rows - FOLD_BATCH);
+    await settle(stack.t, { timeoutMs: 60_000 });
+    const after = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), rows: (await ctx.db.query("countDeltas").collect()).length }));
+    expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0 }, rows: 0 });
+  }, 120_000);
 });
