@@ -79,10 +79,12 @@ function inputProblem(prompt: string | undefined): JobError | null {
  * pending and holds a slot, so a duplicate or late action stops here.
  */
 export const claim = internalMutation({
-  args: { jobId: v.id("portraitJobs") },
+  args: { jobId: v.id("portraitJobs"), claimId: v.optional(v.string()) },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string(), startAt: v.number() })),
-  handler: async (ctx, { jobId }) => {
+  handler: async (ctx, { jobId, claimId }) => {
     injectFault("claim", jobId);
+    const again = claimId ? await ownClaim(ctx, jobId, claimId) : null;
+    if (again) return again; // a retry of this action's claim that did commit (its reply was lost)
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
     const story = await ctx.db.get(job.storyId);
@@ -99,9 +101,18 @@ export const claim = internalMutation({
       return null;
     }
     await move(ctx, job, "requested", { startedAt: start });
+    if (claimId) await ctx.db.patch(job._id, { claimId });
     return { attempt: job.attempt, prompt: story!.imageGenerationPrompt.trim(), startAt: start };
   },
 });
+
+/** The claim this action already made, if the job is still in it (same claim id, still requested). */
+async function ownClaim(ctx: MutationCtx, jobId: Id<"portraitJobs">, claimId: string) {
+  const job = await ctx.db.get(jobId);
+  if (!job || job.status !== "requested" || job.claimId !== claimId || job.startedAt === undefined) return null;
+  const story = await ctx.db.get(job.storyId);
+  return story ? { attempt: job.attempt, prompt: story.imageGenerationPrompt.trim(), startAt: job.startedAt } : null;
+}
 
 /** requested -> downloaded. */
 export const markDownloaded = internalMutation({
@@ -215,7 +226,8 @@ export const generatePatientPortrait = internalAction({
   args: { jobId: v.id("portraitJobs") },
   returns: v.null(),
   handler: async (ctx, { jobId }) => {
-    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId }));
+    const claimId = crypto.randomUUID();
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId, claimId }));
     if (!claimed) return null;
     const { attempt, prompt, startAt } = claimed;
     if (startAt > Date.now()) await new Promise((resolve) => setTimeout(resolve, startAt - Date.now()));

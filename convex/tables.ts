@@ -45,6 +45,8 @@ export const portraitTables = {
     // When the claim reserved this attempt's request: the real start, from
     // which the sweep's time backstop counts.
     startedAt: v.optional(v.number()),
+    // The claiming action's own id for its claim, so a retried claim whose first try committed is recognised.
+    claimId: v.optional(v.string()),
     // While `downloaded`: the image about to be stored, so recovery can find and
     // delete the file of an action that died between storing it and saying so.
     download: v.optional(v.object({ sha256: v.string(), bytes: v.number(), at: v.number() })),

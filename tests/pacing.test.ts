@@ -3,7 +3,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { allowedInFlight, earliestStart, logLength, maxStartWaitMs, reserveStart, sustainedSpacingMs } from "../convex/lib/pacing";
+import { allowedInFlight, burstSpacingMs, earliestStart, logLength, maxStartWaitMs, reserveStart, sustainedSpacingMs } from "../convex/lib/pacing";
 
 const recraft = { secondMs: 1_000, minuteMs: 60_000, maxPerSecond: 5, maxPerMinute: 100, startToleranceMs: 0 };
 
@@ -92,10 +92,11 @@ describe("the start log", () => {
 describe("allowed in flight", () => {
   const config = { ...recraft, maxConcurrency: 32 };
 
-  test("Little's law on the latency: the sustained rate times the hold time, with half again as headroom", () => {
+  test("Little's law on the latency: the burst rate times the hold time, with half again as headroom", () => {
     expect(sustainedSpacingMs(recraft)).toBe(600);
-    expect(allowedInFlight({ latencyMs: 6_000, limit: 32 }, config, 0)).toBe(15);
-    expect(allowedInFlight({ latencyMs: 5_400, limit: 32 }, config, 600)).toBe(15);
+    expect(burstSpacingMs(recraft)).toBe(200);
+    expect(allowedInFlight({ latencyMs: 2_000, limit: 32 }, config, 0)).toBe(15);
+    expect(allowedInFlight({ latencyMs: 1_800, limit: 32 }, config, 200)).toBe(15);
   });
 
   test("never above PORTRAIT_MAX_CONCURRENCY, however slow the provider", () => {

@@ -10,7 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
-import { caseFile, jobOf, settle, startStack, type Stack } from "./harness";
+import { caseFile, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -396,4 +396,21 @@ describe("bounded transactions", () => {
     const after = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), rows: (await ctx.db.query("countDeltas").collect()).length }));
     expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0 }, rows: 0 });
   }, 120_000);
+});
+
+describe("the claim", () => {
+  test("a retried claim whose first try committed (its reply lost) is recognised; another action's claim is refused", async () => {
+    quiet();
+    stack = await startStack();
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    const first = await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-1" });
+    expect(first).toMatchObject({ attempt: 1, prompt: "queued patient 0" });
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-1" })).toEqual(first);
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-2" })).toBeNull();
+    expect(await pathOf(stack.t, jobId)).toBe("pending>requested"); // one claim, one event
+    await settle(stack.t);
+    await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: { step: "request", code: "timeout", message: "test" } });
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.claimId).toBeUndefined();
+  });
 });

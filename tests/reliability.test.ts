@@ -129,10 +129,11 @@ describe("pacing at the provider's limits", () => {
     const fastAgain = await phase(20, 60, "c");
     expect(slow.latencyMs).toBeGreaterThan(500);
     expect(fastAgain.latencyMs).toBeLessThan(200);
-    // 100 per 6 s is one start every 62 ms: 700 ms needs ~11 in flight, 20 ms needs one.
+    // Starts come in bursts of one second window's 5 (the ideal schedule): 700 ms images overlap
+    // several bursts (~35 in flight before the minute's budget is spent), 20 ms images only their own.
     expect(slow.inFlight).toBeGreaterThanOrEqual(8);
-    expect(fast.inFlight).toBeLessThanOrEqual(3);
-    expect(fastAgain.inFlight).toBeLessThanOrEqual(3);
+    expect(fast.inFlight).toBeLessThanOrEqual(5);
+    expect(fastAgain.inFlight).toBeLessThanOrEqual(5);
     const { jobs } = await snapshot(stack.t);
     expect(jobs.filter((j) => j.status === "stored")).toHaveLength(150);
   }, 90_000);

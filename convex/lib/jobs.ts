@@ -159,6 +159,7 @@ export async function move(
     patch.dispatchedAt = undefined;
     patch.slotAt = undefined;
     patch.startedAt = undefined;
+    patch.claimId = undefined;
   }
   await ctx.db.patch(job._id, patch);
   await ctx.db.insert("portraitJobEvents", {

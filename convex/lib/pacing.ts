@@ -41,19 +41,27 @@ export function reserveStart(log: readonly number[], at: number, config: Windows
   return { start, log: next.slice(Math.max(0, next.length - logLength(config))) };
 }
 
-/**
- * The mean spacing of starts at the sustained limit (the tighter window's
- * W / N): what Little's law multiplies a slot's hold time by.
- */
+/** The mean spacing of starts at the sustained limit (the tighter window's W / N). */
 export function sustainedSpacingMs(config: Windows): number {
   return Math.max(config.secondMs / config.maxPerSecond, config.minuteMs / config.maxPerMinute);
+}
+
+/**
+ * The mean spacing of starts while both windows have room (the looser
+ * window's W / N: a backlog's first minute goes at the per-second limit).
+ * What Little's law divides a slot's hold time by, so a burst is not held
+ * back to the sustained rate; past the minute's budget the extra slots wait
+ * for their planned starts, holding no scheduler place.
+ */
+export function burstSpacingMs(config: Windows): number {
+  return Math.min(config.secondMs / config.maxPerSecond, config.minuteMs / config.maxPerMinute);
 }
 
 const HEADROOM = 1.5;
 
 /**
- * Jobs allowed to hold a slot now: Little's law (rate x how long a slot is
- * held, with headroom) under the AIMD ceiling `limit`, never above
+ * Jobs allowed to hold a slot now: Little's law (the burst rate x how long a
+ * slot is held, with headroom) under the AIMD ceiling `limit`, never above
  * PORTRAIT_MAX_CONCURRENCY and never below one. With no latency known yet the
  * ceiling decides. `heldMs` includes the wait for the loop to hand a freed slot on.
  */
@@ -63,7 +71,7 @@ export function allowedInFlight(
   handOnMs: number,
 ): number {
   const heldMs = (state.latencyMs ?? Infinity) + handOnMs;
-  const little = Math.ceil((heldMs / sustainedSpacingMs(config)) * HEADROOM);
+  const little = Math.ceil((heldMs / burstSpacingMs(config)) * HEADROOM);
   return Math.max(1, Math.min(config.maxConcurrency, little, Math.floor(state.limit)));
 }
 
