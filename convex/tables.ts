@@ -101,10 +101,9 @@ export const portraitTables = {
     pausedUntil: v.optional(v.number()),
   }),
 
-  // Requests for a run of the dispatcher loop. Adding work: the first
-  // transition in a time bucket inserts a row (and schedules the run), the rest
-  // see it. Freeing a slot: every release inserts its own row, with how long the
-  // slot was held and whether the provider said 429, which the loop reads and deletes.
+  // Requests for a run of the dispatcher loop (kickDispatcher): the first
+  // transition in a time bucket inserts a row (and schedules the run), the
+  // rest see it. `release` is only on rows from before portraitReleases.
   portraitWakes: defineTable({
     at: v.number(),
     release: v.optional(
@@ -115,6 +114,16 @@ export const portraitTables = {
       }),
     ),
   }).index("by_at", ["at"]),
+
+  // Freed slots (releaseSlot): every release inserts its own row, with how long
+  // the slot was held and whether the provider said 429; the loop reads and
+  // deletes them. Apart from the wakeup rows, so a release never writes an
+  // index range another transition's kick reads.
+  portraitReleases: defineTable({
+    heldMs: v.optional(v.number()),
+    stored: v.boolean(),
+    rateLimitedUntil: v.optional(v.number()),
+  }),
 
   // One row per backfill run (internal.portraits.backfill): where its scan of
   // `stories` has got to, and what it found, for the admin console's progress.

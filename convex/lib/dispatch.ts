@@ -24,9 +24,9 @@
  * No hot documents. The loop's state is written only by the loop. A
  * transition that adds work kicks the loop (`kickDispatcher`: the first in a
  * wakeup bucket inserts a row and schedules the run, the rest read it); a
- * transition that frees a slot inserts a row of its own saying so
- * (`releaseSlot`, with the time held and any 429), which the loop counts and
- * deletes. The start log is written by claims (a few a second at most) and by
+ * transition that frees a slot inserts a row of its own saying so in another
+ * table (`releaseSlot`, with the time held and any 429), which the loop counts
+ * and deletes. The start log is written by claims (a few a second at most) and by
  * 429s.
  */
 import { internal } from "../_generated/api";
@@ -53,7 +53,7 @@ export function kickBucketMs(config: QueueConfig): number {
 export const allowedInFlight = (state: { latencyMs?: number; limit: number }, config: QueueConfig) =>
   littleLaw(state, config, kickBucketMs(config));
 
-export type Release = NonNullable<Doc<"portraitWakes">["release"]>;
+export type Release = Omit<Doc<"portraitReleases">, "_id" | "_creationTime">;
 
 /** Makes sure the loop runs at or soon after `at`: one scheduled run per wakeup bucket, whoever asks first. */
 export async function kickDispatcher(ctx: MutationCtx, at = Date.now()): Promise<void> {
@@ -69,15 +69,14 @@ export async function kickDispatcher(ctx: MutationCtx, at = Date.now()): Promise
 }
 
 /**
- * A job gives up its slot: a row of its own (so the loop counts every freed
- * slot exactly), and a loop run soon. A 429 also pauses the start log until
+ * A job gives up its slot: a row of its own in `portraitReleases` (so the
+ * loop counts every freed slot exactly, and no two releases write the same
+ * index range), and a loop run soon. A 429 also pauses the start log until
  * its Retry-After, so starts already planned wait for it too.
  */
 export async function releaseSlot(ctx: MutationCtx, release: Release): Promise<void> {
-  const at = Date.now();
-  await kickDispatcher(ctx, at);
-  const bucketMs = kickBucketMs(queueConfig());
-  await ctx.db.insert("portraitWakes", { at: Math.ceil(at / bucketMs) * bucketMs, release });
+  await ctx.db.insert("portraitReleases", release);
+  await kickDispatcher(ctx);
   if (release.rateLimitedUntil !== undefined) await pauseStarts(ctx, release.rateLimitedUntil);
 }
 
@@ -132,8 +131,13 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
     .withIndex("by_at", (q) => q.lte("at", due))
     .take(WAKE_BATCH);
   for (const wake of wakes) {
-    if (wake.release) releases.push(wake.release);
+    if (wake.release) releases.push(wake.release); // a row from before portraitReleases
     await ctx.db.delete(wake._id);
+  }
+  const released = await ctx.db.query("portraitReleases").take(WAKE_BATCH);
+  for (const { _id, _creationTime, ...release } of released) {
+    releases.push(release);
+    await ctx.db.delete(_id);
   }
   // A fresh state counted the holders as they are now, releases included.
   if (doc) state.holding = Math.max(0, state.holding - releases.length);
@@ -157,7 +161,7 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
     state.holding += dispatched;
   }
   // A full batch (of jobs or of wake rows): carry on in the next run rather than grow this transaction.
-  if (dispatched === MAX_DISPATCH || wakes.length === WAKE_BATCH) await kickDispatcher(ctx, now);
+  if (dispatched === MAX_DISPATCH || wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) await kickDispatcher(ctx, now);
   if (state.pausedUntil !== undefined && state.pausedUntil <= now) delete state.pausedUntil;
   if (!doc) await ctx.db.insert("portraitDispatcher", state);
   else if (JSON.stringify(state) !== before) await ctx.db.replace(doc._id, state);
@@ -201,8 +205,9 @@ export async function reconcileHolding(ctx: MutationCtx, holders: number): Promi
   const doc = await ctx.db.query("portraitDispatcher").first();
   if (!doc) return;
   const wakes = await ctx.db.query("portraitWakes").take(WAKE_BATCH);
-  if (wakes.length === WAKE_BATCH) return;
-  const unread = wakes.filter((wake) => wake.release).length;
+  const released = await ctx.db.query("portraitReleases").take(WAKE_BATCH);
+  if (wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) return;
+  const unread = released.length + wakes.filter((wake) => wake.release).length;
   if (doc.holding - unread === holders) return;
   console.warn(JSON.stringify({ event: "portrait.dispatcher_drift", counted: doc.holding - unread, holders }));
   await ctx.db.patch(doc._id, { holding: holders + unread });
