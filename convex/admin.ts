@@ -31,9 +31,14 @@ const counts = v.object({
   downloaded: v.number(),
   stored: v.number(),
   failed: v.number(),
+  approximate: v.optional(v.literal(true)),
 });
 
-/** Jobs per status, exact: the totals plus the count rows not folded yet (one document at rest), however many jobs exist. */
+/**
+ * Jobs per status: the totals plus the count rows not folded yet (one document
+ * at rest), however many jobs exist; `approximate` while a burst has left more
+ * rows than one read sums (lib/counts.ts).
+ */
 export const statusCounts = adminQuery({
   args: {},
   returns: counts,

@@ -8,16 +8,18 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
-import { queueConfig, recraftConfig, tinifyConfig } from "./lib/config";
+import { queueConfig, recraftConfig, stallBackstopMs, tinifyConfig } from "./lib/config";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
-import { FOLD_BATCH, foldCounts } from "./lib/counts";
-import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
+import { FOLD_BATCH, foldCounts, type CountKind } from "./lib/counts";
+import { kickDispatcher, reconcileHolding, reserveRequestStart, runDispatcher } from "./lib/dispatch";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
+import { maxStartWaitMs } from "./lib/pacing";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
 import { compressImage } from "./lib/tinify";
 import { describeError } from "./lib/redact";
+import { retryTransition } from "./lib/transitionRetry";
 import { errorCode, jobError, stepDetails, storyDocument, type JobError, type StepDetails } from "./validators";
 import voice from "./voice";
 
@@ -93,26 +95,29 @@ function portraitPromptOf(story: Doc<"stories">): { prompt: string } | { voiceEr
 
 /**
  * pending -> requested, after validating the input (pending -> failed when it is
- * not fit to send). `prompt` is what the voice made of the story (the stored
- * imageGenerationPrompt when absent); `voiceError` says why the voice made
- * none. Refused (null) unless the job is pending and holds a slot, so a
- * duplicate or late action stops here.
+ * not fit to send), with the request's real start reserved in the start log
+ * (lib/dispatch.ts): the action waits until `startAt`, then sends. However
+ * late the scheduler ran the action, the claim takes the next free start; when
+ * that is more than `maxStartWaitMs` away, the job keeps its slot and its action
+ * is rescheduled at that start instead (null). `prompt` is what the voice made
+ * of the story (the stored imageGenerationPrompt when absent); `voiceError`
+ * says why the voice made none. Refused (null) unless the job is pending and
+ * holds a slot, so a duplicate or late action stops here.
  */
 export const claim = internalMutation({
-  args: { jobId: v.id("portraitJobs"), prompt: v.optional(v.string()), voiceError: v.optional(v.string()) },
-  returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
-  handler: async (ctx, { jobId, prompt: voicePrompt, voiceError }) => {
+  args: {
+    jobId: v.id("portraitJobs"),
+    claimId: v.optional(v.string()),
+    prompt: v.optional(v.string()),
+    voiceError: v.optional(v.string()),
+  },
+  returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string(), startAt: v.number() })),
+  handler: async (ctx, { jobId, claimId, prompt: voicePrompt, voiceError }) => {
     injectFault("claim", jobId);
+    const again = claimId ? await ownClaim(ctx, jobId, claimId, voicePrompt) : null;
+    if (again) return again; // a retry of this action's claim that did commit (its reply was lost)
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
-    const config = queueConfig();
-    if (job.slotAt !== undefined && Date.now() > job.slotAt + lateStartMs(config)) {
-      // Started too late for its slot to keep the provider's windows: back to the head of the queue.
-      console.warn(JSON.stringify({ event: "portrait.late_start", jobId, slotAt: job.slotAt, lateMs: Date.now() - job.slotAt }));
-      await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-      await dispatch(ctx, Date.now(), { stored: false });
-      return null;
-    }
     const story = await ctx.db.get(job.storyId);
     const prompt = story ? (voicePrompt ?? story.imageGenerationPrompt) : undefined;
     const problem = inputProblem(prompt, voiceError);
@@ -120,10 +125,26 @@ export const claim = internalMutation({
       await fail(ctx, job, problem);
       return null;
     }
-    await move(ctx, job, "requested");
-    return { attempt: job.attempt, prompt: prompt!.trim() };
+    const { start, reserved } = await reserveRequestStart(ctx, maxStartWaitMs(queueConfig()));
+    if (!reserved) {
+      const scheduledFunctionId = await ctx.scheduler.runAt(start, internal.portraits.generatePatientPortrait, { jobId });
+      await ctx.db.patch(job._id, { slotAt: start, scheduledFunctionId });
+      console.warn(JSON.stringify({ event: "portrait.start_deferred", jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() }));
+      return null;
+    }
+    await move(ctx, job, "requested", { startedAt: start });
+    if (claimId) await ctx.db.patch(job._id, { claimId });
+    return { attempt: job.attempt, prompt: prompt!.trim(), startAt: start };
   },
 });
+
+/** The claim this action already made, if the job is still in it (same claim id, still requested). */
+async function ownClaim(ctx: MutationCtx, jobId: Id<"portraitJobs">, claimId: string, voicePrompt: string | undefined) {
+  const job = await ctx.db.get(jobId);
+  if (!job || job.status !== "requested" || job.claimId !== claimId || job.startedAt === undefined) return null;
+  const story = await ctx.db.get(job.storyId);
+  return story ? { attempt: job.attempt, prompt: (voicePrompt ?? story.imageGenerationPrompt).trim(), startAt: job.startedAt } : null;
+}
 
 /** requested -> downloaded. */
 export const markDownloaded = internalMutation({
@@ -225,28 +246,9 @@ export const markFailed = internalMutation({
   },
 });
 
-const TRANSITION_ATTEMPTS = 5;
-const TRANSITION_BACKOFF_MS = 100;
-
-/**
- * Runs a transition, retrying it when it throws (a write conflict that outlasted
- * Convex's own retries, a transient backend error). Transitions compare and
- * set, so a retry of one that did commit is refused or recognised, never
- * applied twice. After the last attempt the error reaches the action, and the
- * sweep recovers the job.
- */
-async function transition<T>(name: string, jobId: Id<"portraitJobs">, run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (error) {
-      if (attempt >= TRANSITION_ATTEMPTS) throw error;
-      const delayMs = TRANSITION_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-      console.warn(JSON.stringify({ event: "portrait.transition_retry", transition: name, jobId, attempt, delayMs: Math.round(delayMs), message: describeError(error) }));
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-    }
-  }
-}
+/** A transition called from the action, retried when it throws (lib/transitionRetry.ts). */
+const transition = <T>(name: string, jobId: Id<"portraitJobs">, run: () => Promise<T>) =>
+  retryTransition("portrait.transition_retry", { transition: name, jobId }, run);
 
 /**
  * One attempt of the pipeline for one job. Never throws for an expected
@@ -259,9 +261,11 @@ export const generatePatientPortrait = internalAction({
     // The voice runs here, in the action (it may be random); the claim checks what it made.
     const story = await ctx.runQuery(internal.portraits.storyOfJob, { jobId });
     const voiced = story ? portraitPromptOf(story) : {};
-    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId, ...voiced }));
+    const claimId = crypto.randomUUID();
+    const claimed = await transition("claim", jobId, () => ctx.runMutation(internal.portraits.claim, { jobId, claimId, ...voiced }));
     if (!claimed) return null;
-    const { attempt, prompt } = claimed;
+    const { attempt, prompt, startAt } = claimed;
+    if (startAt > Date.now()) await new Promise((resolve) => setTimeout(resolve, startAt - Date.now()));
     const failed = (from: "requested" | "downloaded", error: JobError, details?: StepDetails) =>
       transition("markFailed", jobId, () => ctx.runMutation(internal.portraits.markFailed, { jobId, attempt, from, error, details }));
 
@@ -361,41 +365,62 @@ export const regenerate = internalMutation({
   handler: async (ctx, { storyId }) => regenerateOne(ctx, storyId, "regenerate"),
 });
 
+const SWEEP_BATCH = 500;
+
 /**
  * Recovery, run every minute by convex/crons.ts. Convex never retries an action
  * and marks one failed when its backend restarts, so a job holding a slot whose
  * action failed, was cancelled, finished without finishing the job, or no
- * longer exists, or that has held its slot past PORTRAIT_STALL_MS, fails as
- * `stalled` (and retries if attempts remain). A late action from that attempt
- * is refused by the compare-and-set transitions.
+ * longer exists fails as `stalled` (and retries if attempts remain), as
+ * workpool's recovery does. Time is only a backstop, counted from the
+ * request's real start (a job waiting for its slot, a Retry-After or a busy
+ * scheduler is never timed out) and never below what a live attempt may take
+ * (lib/config.ts stallBackstopMs). A late action from that attempt is refused
+ * by the compare-and-set transitions.
+ *
+ * Bounded: at most SWEEP_BATCH holders (more than the concurrency ceiling
+ * allows) and one fold batch per kind, the rest folded by follow-up runs of
+ * `foldCountRows`.
  */
 export const sweep = internalMutation({
   args: {},
   returns: v.number(),
   handler: async (ctx) => {
-    const { stallMs } = queueConfig();
+    const stallMs = stallBackstopMs();
     const now = Date.now();
     let swept = 0;
     const holders = await ctx.db
       .query("portraitJobs")
       .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
-      .collect();
+      .take(SWEEP_BATCH);
     for (const job of holders) {
       const actionState = await deadActionState(ctx, job.scheduledFunctionId);
       const dead = actionState !== null;
-      const heldMs = now - (job.dispatchedAt ?? job.updatedAt);
+      const heldMs = job.status === "pending" || job.startedAt === undefined ? 0 : now - job.startedAt;
       if (!dead && heldMs <= stallMs) continue;
       const message = dead
         ? `the attempt's action is ${actionState} but the job is still ${job.status}`
-        : `in flight for ${heldMs} ms, longer than PORTRAIT_STALL_MS (${stallMs} ms)`;
+        : `in flight for ${heldMs} ms since its request started, longer than PORTRAIT_STALL_MS (${stallMs} ms)`;
       if (job.status === "downloaded") await deleteOrphanedPortrait(ctx, job, holders);
       await fail(ctx, job, { step: "recovery", code: "stalled", message });
       swept++;
     }
-    await reconcileHolding(ctx, holders.length - swept);
-    // Fold every count row, of every kind, so the counts read is one document at rest.
-    for (const kind of ["portrait", "story"] as const) while ((await foldCounts(ctx, kind)) === FOLD_BATCH);
-    await dispatch(ctx);
+    if (holders.length < SWEEP_BATCH) await reconcileHolding(ctx, holders.length - swept);
+    for (const kind of ["portrait", "story"] as const) {
+      if ((await foldCounts(ctx, kind)) === FOLD_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.foldCountRows, { kind });
+    }
+    await kickDispatcher(ctx);
     return swept;
+  },
+});
+
+/** Folds one batch of count rows of `kind` into the totals, and schedules the next while rows remain. */
+export const foldCountRows = internalMutation({
+  args: { kind: v.union(v.literal("portrait"), v.literal("story")) },
+  returns: v.number(),
+  handler: async (ctx, { kind }: { kind: CountKind }) => {
+    const folded = await foldCounts(ctx, kind);
+    if (folded === FOLD_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.foldCountRows, { kind });
+    return folded;
   },
 });

@@ -2,7 +2,7 @@ import { ConvexError, v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, query, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { normalizeStory, playabilityProblems, slugify } from "./lib/caseFile";
-import { dispatch } from "./lib/dispatch";
+import { kickDispatcher } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
 import { startRun } from "./lib/storyRunMachine";
 import { caseFileFields, storyFields, type StoryInput } from "./validators";
@@ -30,7 +30,7 @@ export async function insertCaseFile(ctx: MutationCtx, input: StoryInput): Promi
   const now = Date.now();
   const storyId = await ctx.db.insert("stories", { ...story, slug, createdAt: now });
   await createJob(ctx, (await ctx.db.get(storyId))!);
-  await dispatch(ctx);
+  await kickDispatcher(ctx);
   return storyId;
 }
 
@@ -174,7 +174,7 @@ export const generatePatientPortrait = internalMutation({
       .first();
     if (job) return "has_job";
     await createJob(ctx, story, { at: Date.now(), reason: "handed over from stories:generatePatientPortrait" });
-    await dispatch(ctx);
+    await kickDispatcher(ctx);
     return "queued";
   },
 });

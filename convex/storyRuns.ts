@@ -9,23 +9,21 @@
  *
  * The only module that imports the Anthropic SDK (through lib/storyWriter.ts).
  */
-import { v } from "convex/values";
+import { ConvexError, v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
-import { ACTION_LIMIT_MS, dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
+import { dailyStoryEnabled, storyConfig, storyRunBackstopMs, type StoryConfig } from "./lib/config";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
+import { retryTransition } from "./lib/transitionRetry";
 import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
 import { askClaude, repairRequest, warnIfDeprecated, type RecentStory, type Turn } from "./lib/storyWriter";
 import { insertCaseFile, slugTakenMessage, storyWithSlug } from "./stories";
 import { slugify } from "./lib/caseFile";
 import voice from "./voice";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
-
-// Convex stops an action after 10 minutes (ACTION_LIMIT_MS); a run in flight longer than this has no live action.
-const RUN_STALL_MS = ACTION_LIMIT_MS + 5 * 60_000;
 
 /**
  * The entry point of a story run (the daily cron, the admin console, scripts:
@@ -232,9 +230,16 @@ export const writeStory = internalAction({
       return null;
     }
     try {
-      await ctx.runMutation(internal.storyRuns.finish, { runId, attempt, from, story: outcome.story, details });
+      // A transient failure (a write conflict, a backend hiccup) is retried: the story is not lost for it.
+      await retryTransition("story.transition_retry", { transition: "finish", runId }, () =>
+        ctx.runMutation(internal.storyRuns.finish, { runId, attempt, from, story: outcome.story, details }),
+      );
     } catch (error) {
-      const failure: StoryRunError = { stage: "insert", code: "insert_failed", message: describeError(error) };
+      // A refusal (the game cannot play it) is the answer's fault; anything else outlasted the retries and is transient.
+      const failure: StoryRunError =
+        error instanceof ConvexError
+          ? { stage: "insert", code: "invalid_output", message: describeError(error) }
+          : { stage: "insert", code: "insert_failed", message: describeError(error) };
       await ctx.runMutation(internal.storyRuns.markFailed, { runId, attempt, from, error: failure, details });
     }
     return null;
@@ -246,16 +251,19 @@ const SWEEP_BATCH = 100;
 /**
  * Recovery, run every minute by convex/crons.ts (next to the portrait sweep,
  * with the same dead-action check, lib/recovery.ts): a run whose action
- * failed, was cancelled, finished without finishing the run or is gone, or
- * that has been in flight longer than any action can live, fails as `stalled`
- * and retries if attempts remain. A late action is refused by the
- * compare-and-set transitions.
+ * failed, was cancelled, finished without finishing the run or is gone fails
+ * as `stalled` and retries if attempts remain, whatever its status (a pending
+ * run's action may die before it claims). A run whose action is alive is left
+ * alone unless it has been in flight longer than its SDK calls can take
+ * (storyRunBackstopMs), a backstop that does not assume the backend's action
+ * limit. A late action is refused by the compare-and-set transitions.
  */
 export const sweep = internalMutation({
   args: {},
   returns: v.number(),
   handler: async (ctx) => {
     const now = Date.now();
+    const backstopMs = storyRunBackstopMs();
     let swept = 0;
     for (const status of ["pending", "writing", "repairing"] as const) {
       const runs = await ctx.db
@@ -264,11 +272,11 @@ export const sweep = internalMutation({
         .take(SWEEP_BATCH);
       for (const run of runs) {
         const dead = await deadActionState(ctx, run.scheduledFunctionId);
-        const overdue = status !== "pending" && now - run.updatedAt > RUN_STALL_MS;
+        const overdue = status !== "pending" && now - run.updatedAt > backstopMs;
         if (!dead && !overdue) continue;
         const message = dead
           ? `the attempt's action is ${dead} but the run is still ${status}`
-          : `${status} for ${now - run.updatedAt} ms, longer than an action can run`;
+          : `${status} for ${now - run.updatedAt} ms, longer than its SDK calls can take (${backstopMs} ms)`;
         await fail(ctx, run, { stage: "recovery", code: "stalled", message });
         swept++;
       }

@@ -39,9 +39,14 @@ export const portraitTables = {
     // The action currently responsible for the job, for recovery.
     scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
     dispatchedAt: v.optional(v.number()),
-    // The start slot the dispatcher gave this attempt: its request may start no
-    // earlier, and no later than the tolerance after it (lib/dispatch.ts).
+    // The start slot the dispatcher planned for this attempt (its action is
+    // scheduled then; the claim reserves the real start, lib/dispatch.ts).
     slotAt: v.optional(v.number()),
+    // When the claim reserved this attempt's request: the real start, from
+    // which the sweep's time backstop counts.
+    startedAt: v.optional(v.number()),
+    // The claiming action's own id for its claim, so a retried claim whose first try committed is recognised.
+    claimId: v.optional(v.string()),
     // While `downloaded`: the image about to be stored, so recovery can find and
     // delete the file of an action that died between storing it and saying so.
     download: v.optional(v.object({ sha256: v.string(), bytes: v.number(), at: v.number() })),
@@ -76,19 +81,29 @@ export const portraitTables = {
   }).index("by_kind", ["kind"]),
 
   // State of the dispatcher loop (lib/dispatch.ts), written only by the loop:
-  // the next free start slot, how many jobs hold a slot, the adaptive concurrency.
+  // the slots it planned (the latest, for the windows), how many jobs hold a
+  // slot, the adaptive concurrency, and a 429's pause.
   portraitDispatcher: defineTable({
-    nextSlotAt: v.number(),
+    planned: v.optional(v.array(v.number())),
+    // Before the start log: the next free slot. Read by nothing, dropped at the loop's next write.
+    nextSlotAt: v.optional(v.number()),
     holding: v.number(),
     limit: v.number(),
     latencyMs: v.optional(v.number()),
     pausedUntil: v.optional(v.number()),
   }),
 
-  // Requests for a run of the dispatcher loop. Adding work: the first
-  // transition in a time bucket inserts a row (and schedules the run), the rest
-  // see it. Freeing a slot: every release inserts its own row, with how long the
-  // slot was held and whether the provider said 429, which the loop reads and deletes.
+  // The start log (lib/dispatch.ts, lib/pacing.ts): one document, the latest
+  // request starts the claims reserved (ascending) and a 429's pause. The
+  // provider's windows are kept against it, whenever the scheduler ran the actions.
+  portraitStarts: defineTable({
+    starts: v.array(v.number()),
+    pausedUntil: v.optional(v.number()),
+  }),
+
+  // Requests for a run of the dispatcher loop (kickDispatcher): the first
+  // transition in a time bucket inserts a row (and schedules the run), the
+  // rest see it. `release` is only on rows from before portraitReleases.
   portraitWakes: defineTable({
     at: v.number(),
     release: v.optional(
@@ -99,6 +114,16 @@ export const portraitTables = {
       }),
     ),
   }).index("by_at", ["at"]),
+
+  // Freed slots (releaseSlot): every release inserts its own row, with how long
+  // the slot was held and whether the provider said 429; the loop reads and
+  // deletes them. Apart from the wakeup rows, so a release never writes an
+  // index range another transition's kick reads.
+  portraitReleases: defineTable({
+    heldMs: v.optional(v.number()),
+    stored: v.boolean(),
+    rateLimitedUntil: v.optional(v.number()),
+  }),
 
   // One row per backfill run (internal.portraits.backfill): where its scan of
   // `stories` has got to, and what it found, for the admin console's progress.

@@ -97,6 +97,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const row = await run(size);
     rows.push(row);
     io.stdout.write(`${row.met ? "✅" : "❌"} ${name}: ${row.measured} (goal ${row.goal}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    if (row.table) io.stdout.write(`${row.table.replace(/^/gm, "  ")}\n`);
   }
   io.stdout.write(`\n${renderTable(rows)}\n\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   if (out) {

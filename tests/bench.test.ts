@@ -15,6 +15,7 @@ const FIGURES = [
   "failure isolation",
   "provider-limit share",
   "cost per job",
+  "drain time",
 ];
 
 /** The table's body rows as cells, e.g. ["insert cost", "2.10× (…)", "≤ 1.5×", "❌"]. */

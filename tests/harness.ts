@@ -67,7 +67,8 @@ export async function startStack(
     PORTRAIT_RETRY_INITIAL_MS: "10",
     PORTRAIT_RETRY_MAX_MS: "50",
     // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
-    // (a start slot every 22 ms); a start 750 ms late is still sent, for a busy machine.
+    // (50 starts per 1.1 s); the 1 s margin added to each window covers this process's event loop,
+    // which the fakes share with every function under test (lib/pacing.ts).
     PORTRAIT_RATE_SECOND_MS: "100",
     PORTRAIT_RATE_MINUTE_MS: "6000",
     PORTRAIT_MAX_PER_SECOND: "50",

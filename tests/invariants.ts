@@ -22,12 +22,13 @@ export async function snapshot(t: Backend) {
     scheduled: await ctx.db.system.query("_scheduled_functions").collect(),
     dispatcher: await ctx.db.query("portraitDispatcher").first(),
     wakes: await ctx.db.query("portraitWakes").collect(),
+    releases: await ctx.db.query("portraitReleases").collect(),
   }));
 }
 
 /** Returns every violated invariant as a sentence (empty when all hold). */
 export async function violations(t: Backend, { settled = true } = {}): Promise<string[]> {
-  const { stories, jobs, events, counts, files, runs, runEvents, scheduled, dispatcher, wakes } = await snapshot(t);
+  const { stories, jobs, events, counts, files, runs, runEvents, scheduled, dispatcher, wakes, releases } = await snapshot(t);
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
@@ -136,7 +137,7 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
   }
   // The dispatcher's count of held slots, less the releases it has not read yet, is the number of holders.
   const holders = jobs.filter((j) => j.holdsSlot).length;
-  const believed = dispatcher ? dispatcher.holding - wakes.filter((w) => w.release).length : 0;
+  const believed = dispatcher ? dispatcher.holding - releases.length - wakes.filter((w) => w.release).length : 0;
   if (believed !== holders) problems.push(`the dispatcher counts ${believed} held slots, ${holders} jobs hold one`);
 
   // No secret anywhere in the database.

@@ -1,12 +1,16 @@
 /**
- * The queue under arbitrary histories (fast-check) and under a burst.
+ * The queue under arbitrary histories (fast-check), under a burst and under a
+ * lagging scheduler; the dispatcher loop's and the claim's rules one by one.
  */
 import fc from "fast-check";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
+import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
-import { caseFile, settle, startStack, type Stack } from "./harness";
+import { lagScheduler, randomLag } from "../scripts/lib/lag";
+import { caseFile, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -193,4 +197,220 @@ describe("a burst", () => {
     expect(files).toHaveLength(200);
     expect(await violations(stack.t)).toEqual([]);
   }, 90_000);
+});
+
+const quiet = () => {
+  const warnings: string[] = [];
+  vi.spyOn(console, "log").mockImplementation(() => {});
+  vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(String(line)));
+  return warnings;
+};
+
+/** Stories and their pending jobs, written without kicking the loop, so a test runs the loop itself. */
+async function queueJobs(t: Stack["t"], n: number) {
+  return t.run(async (ctx) => {
+    const ids: Id<"portraitJobs">[] = [];
+    for (let i = 0; i < n; i++) {
+      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = caseFile({ slug: `q${i}`, imageGenerationPrompt: `queued patient ${i}` });
+      const storyId = await ctx.db.insert("stories", { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt: Date.now() });
+      ids.push(await createJob(ctx, (await ctx.db.get(storyId))!));
+    }
+    return ids;
+  });
+}
+
+const pendingLoopRuns = (t: Stack["t"]) =>
+  t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).filter((fn) => fn.name.includes("dispatchQueue") && fn.state.kind === "pending").length);
+
+describe("the dispatcher loop", () => {
+  test("a run whose timer fired before its bucket's time still takes the jobs due by then (no job left without a wakeup)", async () => {
+    quiet();
+    stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
+    const [jobId] = await queueJobs(stack.t, 1);
+    const bucketAt = Date.now() + 2_000;
+    // The job is due inside the bucket: after the moment the timer fired, by the bucket's time.
+    await stack.t.run((ctx) => ctx.db.patch(jobId, { runAt: bucketAt - 50 }));
+    await stack.t.run((ctx) => ctx.db.insert("portraitWakes", { at: bucketAt }));
+    expect(await stack.t.mutation(internal.portraits.dispatchQueue, { at: bucketAt })).toBe(1);
+    const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+    expect(job.holdsSlot).toBe(true);
+    expect(job.slotAt).toBeGreaterThanOrEqual(bucketAt - 50); // never before the job's own runAt
+    await settle(stack.t);
+  });
+
+  test("a full batch carries on in another run instead of growing the transaction", async () => {
+    quiet();
+    stack = await startStack({ env: { RECRAFT_API_KEY: undefined, PORTRAIT_MAX_CONCURRENCY: "200" } });
+    await queueJobs(stack.t, 70);
+    expect(await pendingLoopRuns(stack.t)).toBe(0);
+    expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(64);
+    expect(await pendingLoopRuns(stack.t)).toBe(1);
+    await settle(stack.t);
+    const { jobs } = await snapshot(stack.t);
+    expect(jobs.filter((j) => j.error?.code === "missing_api_key")).toHaveLength(70);
+  });
+
+  test("a 429's pause holds back the slots given after it, until its Retry-After", async () => {
+    quiet();
+    // One job at a time, so every other job gets its slot after the 429.
+    stack = await startStack({ env: { PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_MAX_CONCURRENCY: "1" } });
+    let first = true;
+    stack.recraft.setFault(() => {
+      if (!first) return undefined;
+      first = false;
+      return { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.6" } };
+    });
+    const ids = await Promise.all([0, 1, 2].map((i) => stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `p${i}`, imageGenerationPrompt: `paused ${i}` }))));
+    await settle(stack.t);
+    const limited = stack.recraft.requests.find((r) => r.status === 429)!;
+    expect(limited).toBeDefined();
+    const after = stack.recraft.requests.filter((r) => r.at > limited.at);
+    expect(after.length).toBeGreaterThanOrEqual(3);
+    // Every request after the 429 (the retry and the jobs slotted since) waited out its Retry-After.
+    for (const request of after) expect(request.at - limited.at).toBeGreaterThanOrEqual(600 - 20);
+    for (const storyId of ids) expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored" });
+  });
+
+  test("new slots are planned after the loop's pause", async () => {
+    quiet();
+    stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
+    const pausedUntil = Date.now() + 60_000;
+    await stack.t.run((ctx) => ctx.db.insert("portraitDispatcher", { planned: [], holding: 0, limit: 6, pausedUntil }));
+    const [jobId] = await queueJobs(stack.t, 1);
+    expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(1);
+    const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+    expect(job.slotAt).toBeGreaterThanOrEqual(pausedUntil);
+    await stack.t.run(async (ctx) => {
+      await ctx.scheduler.cancel(job.scheduledFunctionId!);
+      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
+    });
+  });
+});
+
+describe("a late start", () => {
+  test("a claim after a 429 waits for its Retry-After, even with a slot planned before it", async () => {
+    const warnings = quiet();
+    stack = await startStack();
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    const pausedUntil = Date.now() + 5_000;
+    await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [], pausedUntil }));
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
+    const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+    expect(job).toMatchObject({ status: "pending", holdsSlot: true, slotAt: pausedUntil });
+    expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
+    await stack.t.run(async (ctx) => {
+      await ctx.scheduler.cancel(job.scheduledFunctionId!);
+      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
+    });
+    await settle(stack.t);
+  });
+
+  test("takes the next free start and sends: however late, no start is refused", async () => {
+    const warnings = quiet();
+    stack = await startStack();
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    // As if the scheduler ran the action a minute after its slot.
+    await stack.t.run((ctx) => ctx.db.patch(jobId, { slotAt: Date.now() - 60_000 }));
+    const claimed = await stack.t.mutation(internal.portraits.claim, { jobId });
+    expect(claimed).toMatchObject({ attempt: 1 });
+    expect(claimed!.startAt - Date.now()).toBeLessThanOrEqual(50);
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!).toMatchObject({ status: "requested", holdsSlot: true, startedAt: claimed!.startAt });
+    await settle(stack.t); // the scheduled action is refused (the job is claimed); this one stands in for it
+    expect(warnings.filter((line) => line.includes("start_deferred"))).toEqual([]);
+    await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: { step: "request", code: "timeout", message: "test" } });
+  });
+
+  test("waits inside the action for its token, and defers to the token's time when that is further than the longest wait", async () => {
+    const warnings = quiet();
+    // One request per window of 100 ms: the longest wait is 2 x 100 ms + 10 ms.
+    stack = await startStack({ env: { PORTRAIT_MAX_PER_SECOND: "1", PORTRAIT_MAX_PER_MINUTE: "1000", PORTRAIT_START_TOLERANCE_MS: "10" } });
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    // Someone else's request holds the window until 500 ms from now.
+    const heldUntil = Date.now() + 500;
+    await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [heldUntil - 110] }));
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
+    const deferred = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+    expect(deferred).toMatchObject({ status: "pending", holdsSlot: true, slotAt: heldUntil });
+    expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
+    await settle(stack.t);
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.status).toBe("stored");
+    expect(stack.recraft.requests).toHaveLength(1);
+    expect(stack.recraft.requests[0].at).toBeGreaterThanOrEqual(heldUntil - 5);
+  });
+});
+
+describe("a lagging scheduler", () => {
+  test("starts late, out of order and eight at a time: every job stored, no window exceeded, no action without its request", async () => {
+    quiet();
+    // Recraft's limits on scaled windows (5 per 250 ms, 20 per 2.5 s), images of 30-80 ms. The margin
+    // covers this process's event loop, which the fake provider shares with every function under test.
+    stack = await startStack({
+      recraft: { latencyMs: () => 30 + Math.random() * 50 },
+      env: {
+        PORTRAIT_RATE_SECOND_MS: "250",
+        PORTRAIT_RATE_MINUTE_MS: "2500",
+        PORTRAIT_MAX_PER_SECOND: "5",
+        PORTRAIT_MAX_PER_MINUTE: "20",
+        PORTRAIT_START_TOLERANCE_MS: "60",
+        PORTRAIT_MAX_CONCURRENCY: "6",
+      },
+    });
+    const lag = lagScheduler({ delayMs: randomLag({ maxMs: 250, spikeEvery: 5, spikeMs: 750 }), parallelism: 8 });
+    try {
+      await Promise.all(Array.from({ length: 40 }, (_, i) => stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `lag-${i}`, imageGenerationPrompt: `late patient ${i}` }))));
+      await settle(stack.t, { timeoutMs: 30_000 });
+    } finally {
+      lag.restore();
+    }
+    expect(lag.stats.delayedMs).toBeGreaterThan(0);
+    const { jobs, scheduled } = await snapshot(stack.t);
+    expect(jobs.filter((j) => j.status === "stored")).toHaveLength(40);
+    expect(stack.recraft.requests).toHaveLength(40);
+    expect(stack.recraft.startsOverLimit(250, 5)).toBe(0);
+    expect(stack.recraft.startsOverLimit(2_500, 20)).toBe(0);
+    // One action per request: none ran only to be refused or deferred.
+    expect(scheduled.filter((fn) => fn.name.includes("generatePatientPortrait"))).toHaveLength(40);
+    expect(await violations(stack.t)).toEqual([]);
+  }, 60_000);
+});
+
+describe("bounded transactions", () => {
+  test("thousands of unfolded count rows: statusCounts answers (approximate), the sweep folds a batch and follow-ups fold the rest", async () => {
+    quiet();
+    stack = await startStack();
+    // What a large backfill leaves behind: one count row per new job, none folded yet.
+    const rows = MAX_UNFOLDED_READ + 600;
+    await stack.t.run(async (ctx) => {
+      for (let i = 0; i < rows; i++) await ctx.db.insert("countDeltas", { kind: "portrait", key: `job-${i}`, deltas: { pending: 1 }, updatedAt: Date.now() });
+    });
+    const during = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), read: (await ctx.meta.getTransactionMetrics()).documentsRead.used }));
+    expect(during.counts).toMatchObject({ pending: MAX_UNFOLDED_READ, approximate: true });
+    expect(during.read).toBeLessThanOrEqual(MAX_UNFOLDED_READ + 2);
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
+    const afterSweep = await stack.t.run(async (ctx) => ctx.db.query("countDeltas").collect());
+    expect(afterSweep).toHaveLength(rows - FOLD_BATCH);
+    await settle(stack.t, { timeoutMs: 60_000 });
+    const after = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), rows: (await ctx.db.query("countDeltas").collect()).length }));
+    expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0 }, rows: 0 });
+  }, 120_000);
+});
+
+describe("the claim", () => {
+  test("a retried claim whose first try committed (its reply lost) is recognised; another action's claim is refused", async () => {
+    quiet();
+    stack = await startStack();
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    const first = await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-1" });
+    expect(first).toMatchObject({ attempt: 1, prompt: "queued patient 0" });
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-1" })).toEqual(first);
+    expect(await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-2" })).toBeNull();
+    expect(await pathOf(stack.t, jobId)).toBe("pending>requested"); // one claim, one event
+    await settle(stack.t);
+    await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: { step: "request", code: "timeout", message: "test" } });
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.claimId).toBeUndefined();
+  });
 });

@@ -66,9 +66,10 @@ describe("bounded dispatch", () => {
     expect(events.filter((e) => e.to === "failed")).toHaveLength(30);
   });
 
-  test("a full minute window spreads the starts over their own slots: one scheduled action each, no polling", async () => {
-    // Windows scaled x100: 3 requests per 600 ms, 5 per 100 ms; slots 234 ms apart.
-    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "3", PORTRAIT_RATE_MINUTE_MS: "600", PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_START_TOLERANCE_MS: "100" });
+  test("a full minute window: slots follow the ideal schedule, one scheduled action each, no polling", async () => {
+    // Windows scaled x100: 3 requests per 600 ms, 5 per 100 ms, a margin of 300 ms (this process's event loop
+    // is shared by the fake provider and every function under test, so a request reaches it up to ~150 ms late).
+    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "3", PORTRAIT_RATE_MINUTE_MS: "600", PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_START_TOLERANCE_MS: "300" });
     await insertMany(5);
     await settle(stack.t);
     expect(stack.recraft.requests).toHaveLength(5);
@@ -76,7 +77,9 @@ describe("bounded dispatch", () => {
     const scheduled = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
     const actions = scheduled.filter((fn) => fn.name === "portraits:generatePatientPortrait").map((fn) => fn.scheduledTime).sort((a, b) => a - b);
     expect(actions).toHaveLength(5);
-    for (let i = 1; i < actions.length; i++) expect(actions[i] - actions[i - 1]).toBeGreaterThanOrEqual(234);
+    // The minute's three at once, the next two when the first leaves the window (600 ms + the margin).
+    expect(actions[2] - actions[0]).toBeLessThan(50);
+    expect(actions[3] - actions[0]).toBeGreaterThanOrEqual(900);
     // The loop ran when the inserts asked (one bucket) and when slots were freed; never on a timer of its own.
     const loops = scheduled.filter((fn) => fn.name === "portraits:dispatchQueue");
     expect(loops.length).toBeLessThanOrEqual(1 + 5);
@@ -86,20 +89,27 @@ describe("bounded dispatch", () => {
 describe("pacing at the provider's limits", () => {
   test("a 100-story burst never exceeds either window as the provider counts starts, and loses nothing", async () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
-    // Recraft's limits with the windows scaled x10: 5 per 100 ms, 100 per 6 s; default concurrency and tolerance.
-    stack.setEnv({ PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined });
-    stack.recraft.setFault(undefined);
+    // Recraft's limits with the windows scaled x4: 5 per 250 ms, 100 per 15 s, and a 250 ms margin: this
+    // process's event loop is shared by the fake provider and every function under test, so under load a
+    // request reaches the fake up to a few hundred ms after its reserved start.
     await stack.close();
     stack = await startStack({
       recraft: { latencyMs: () => 100 + Math.random() * 200 },
-      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined },
+      env: {
+        PORTRAIT_RATE_SECOND_MS: "250",
+        PORTRAIT_RATE_MINUTE_MS: "15000",
+        PORTRAIT_MAX_PER_SECOND: "5",
+        PORTRAIT_MAX_PER_MINUTE: "100",
+        PORTRAIT_START_TOLERANCE_MS: "250",
+        PORTRAIT_MAX_CONCURRENCY: "8",
+      },
     });
     await insertMany(100);
     await settle(stack.t, { timeoutMs: 60_000 });
     expect(stack.recraft.requests).toHaveLength(100);
-    expect(stack.recraft.startsOverLimit(100, 5)).toBe(0);
-    expect(stack.recraft.startsOverLimit(6_000, 100)).toBe(0);
-    expect(stack.recraft.maxStartsInWindow(100)).toBeLessThanOrEqual(5);
+    expect(stack.recraft.startsOverLimit(250, 5)).toBe(0);
+    expect(stack.recraft.startsOverLimit(15_000, 100)).toBe(0);
+    expect(stack.recraft.maxStartsInWindow(250)).toBeLessThanOrEqual(5);
     const { jobs } = await snapshot(stack.t);
     expect(jobs.filter((j) => j.status === "stored")).toHaveLength(100);
   }, 90_000);
@@ -110,7 +120,8 @@ describe("pacing at the provider's limits", () => {
     await stack.close();
     stack = await startStack({
       recraft: { latencyMs: () => latency },
-      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined },
+      // A ceiling above what Little's law asks for, so the law is what is measured.
+      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined, PORTRAIT_MAX_CONCURRENCY: "12" },
     });
     const phase = async (ms: number, n: number, prefix: string) => {
       latency = ms;
@@ -125,10 +136,11 @@ describe("pacing at the provider's limits", () => {
     const fastAgain = await phase(20, 60, "c");
     expect(slow.latencyMs).toBeGreaterThan(500);
     expect(fastAgain.latencyMs).toBeLessThan(200);
-    // 100 per 6 s is one start every 62 ms: 700 ms needs ~11 in flight, 20 ms needs one.
+    // Starts come in bursts of one second window's 5 (the ideal schedule): 700 ms images overlap
+    // several bursts (~35 in flight before the minute's budget is spent), 20 ms images only their own.
     expect(slow.inFlight).toBeGreaterThanOrEqual(8);
-    expect(fast.inFlight).toBeLessThanOrEqual(3);
-    expect(fastAgain.inFlight).toBeLessThanOrEqual(3);
+    expect(fast.inFlight).toBeLessThanOrEqual(5);
+    expect(fastAgain.inFlight).toBeLessThanOrEqual(5);
     const { jobs } = await snapshot(stack.t);
     expect(jobs.filter((j) => j.status === "stored")).toHaveLength(150);
   }, 90_000);
@@ -140,7 +152,14 @@ describe("pacing at the provider's limits", () => {
     let storm = true;
     stack = await startStack({
       recraft: { latencyMs: 150, fault: () => (storm ? { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.4" } } : undefined) },
-      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_MAX_ATTEMPTS: "20", PORTRAIT_RETRY_INITIAL_MS: "50", PORTRAIT_RETRY_MAX_MS: "400" },
+      env: {
+        PORTRAIT_MAX_PER_SECOND: "5",
+        PORTRAIT_MAX_PER_MINUTE: "100",
+        PORTRAIT_MAX_ATTEMPTS: "20",
+        PORTRAIT_RETRY_INITIAL_MS: "50",
+        PORTRAIT_RETRY_MAX_MS: "400",
+        PORTRAIT_MAX_CONCURRENCY: "32",
+      },
     });
     const state = async () => (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
     await insertMany(40);
@@ -164,30 +183,6 @@ describe("pacing at the provider's limits", () => {
     expect(firstLimited).toBeDefined();
     expect((await state()).limit).toBeGreaterThan(slowed.limit); // recovered gradually as jobs succeeded
   }, 90_000);
-});
-
-describe("a start later than its slot allows", () => {
-  test("is refused by the claim and goes back to the head of the queue; the job still ends stored", async () => {
-    const warnings: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
-    // Make the loop hand out a slot a minute away, so this job's own action cannot run first.
-    await stack.t.mutation(internal.portraits.dispatchQueue, {});
-    const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
-    await stack.t.run((ctx) => ctx.db.patch(state._id, { nextSlotAt: Date.now() + 60_000 }));
-    const [storyId] = await insertMany(1);
-    const { _id: jobId } = await jobOf(stack.t, storyId);
-    await until(async () => !!(await stack.t.run((ctx) => ctx.db.get(jobId)))!.slotAt);
-    // As if the scheduler ran the action long after its slot (the harness tolerates 750 ms).
-    await stack.t.run(async (ctx) => {
-      await ctx.db.patch(jobId, { slotAt: Date.now() - 5_000 });
-      await ctx.db.patch(state._id, { nextSlotAt: 0 });
-    });
-    expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
-    expect(await stack.t.run((ctx) => ctx.db.get(jobId))).toMatchObject({ status: "pending", holdsSlot: false, attempt: 1 });
-    expect(warnings.some((line) => line.includes("portrait.late_start"))).toBe(true);
-    await settle(stack.t);
-    expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored" });
-  });
 });
 
 describe("transitions that throw", () => {
@@ -337,19 +332,53 @@ describe("recovery", () => {
     },
   );
 
-  test("a job in flight longer than PORTRAIT_STALL_MS is swept even if its action looks alive", async () => {
-    stack.setEnv({ PORTRAIT_STALL_MS: "100", PORTRAIT_REQUEST_TIMEOUT_MS: "600" });
+  test("a job in flight longer than PORTRAIT_STALL_MS since its request started is swept even if its action looks alive", async () => {
+    stack.setEnv({ PORTRAIT_STALL_MS: "60000", PORTRAIT_REQUEST_TIMEOUT_MS: "3000" });
     stack.recraft.setFault({ kind: "hang" });
     const [storyId] = await insertMany(1);
     const job = await jobOf(stack.t, storyId);
     await until(async () => (await jobStatus(job._id)) === "requested");
-    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0); // not stalled yet
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Dispatched and last moved long ago, but its request started just now: not stalled.
+    await stack.t.run((ctx) => ctx.db.patch(job._id, { dispatchedAt: Date.now() - 3_600_000, updatedAt: Date.now() - 3_600_000 }));
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
+    // Its request started past the backstop: stalled, whatever its action says.
+    await stack.t.run((ctx) => ctx.db.patch(job._id, { startedAt: Date.now() - 61_000 }));
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await settle(stack.t);
     const final = await jobOf(stack.t, storyId);
     expect(final.error).toMatchObject({ code: "stalled", message: expect.stringMatching(/PORTRAIT_STALL_MS/) });
     expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed");
+  });
+
+  test("a job waiting for its slot is never timed out, however long ago it was dispatched", async () => {
+    stack.setEnv({ RECRAFT_API_KEY: undefined });
+    const [storyId] = await insertMany(1);
+    const job = await jobOf(stack.t, storyId);
+    // A slot far ahead (a Retry-After, a long lead, a busy scheduler): its action is pending, not dead.
+    const scheduledFunctionId = await stack.t.run((ctx) => ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job._id }));
+    await stack.t.run((ctx) => ctx.db.patch(job._id, { holdsSlot: true, slotAt: Date.now() + 3_600_000, dispatchedAt: Date.now() - 3_600_000, scheduledFunctionId }));
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
+    expect(await jobStatus(job._id)).toBe("pending");
+    await stack.t.run(async (ctx) => {
+      await ctx.scheduler.cancel(scheduledFunctionId);
+      await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
+    });
+    await settle(stack.t);
+  });
+
+  test("PORTRAIT_STALL_MS below what a live attempt may take is raised, with a warning naming it", async () => {
+    const warnings: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(String(line)));
+    stack.setEnv({ PORTRAIT_STALL_MS: "100", PORTRAIT_REQUEST_TIMEOUT_MS: "3000" });
+    stack.recraft.setFault({ kind: "hang" });
+    const [storyId] = await insertMany(1);
+    const job = await jobOf(stack.t, storyId);
+    await until(async () => (await jobStatus(job._id)) === "requested");
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0); // alive, and within the request timeout
+    expect(warnings.some((line) => line.includes("PORTRAIT_STALL_MS=100"))).toBe(true);
+    await settle(stack.t);
+    expect((await jobOf(stack.t, storyId)).error).toMatchObject({ code: "timeout" });
   });
 
   test("a late caller from attempt 1 is refused while attempt 2 is in the same status (requested, then downloaded)", async () => {

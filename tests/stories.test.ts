@@ -4,12 +4,14 @@
  * typeable chapters and the repair turn, image prompts that never cost the
  * story, variety, recovery of a dead action; and insertStory's insert.
  */
+import { ConvexError } from "convex/values";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { DEFAULT_STORY_MODEL, MAX_NONSTREAMING_TOKENS } from "../convex/lib/config";
 import { CASE_LIST_LIMIT } from "../convex/stories";
-import { move, startRun } from "../convex/lib/storyRunMachine";
+import { isTransientStoryError, move, startRun } from "../convex/lib/storyRunMachine";
+import { retryTransition } from "../convex/lib/transitionRetry";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
 import { ANTHROPIC_KEY, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
@@ -90,6 +92,22 @@ describe("a story run", () => {
     expect(stack.anthropic.requests).toHaveLength(4);
   });
 
+  test("a 429's Retry-After sets the next attempt, however short STORY_RETRY_DELAY_MS; STORY_SDK_MAX_RETRIES bounds the SDK's own tries", async () => {
+    stack.setEnv({ STORY_SDK_MAX_RETRIES: "0" });
+    stack.anthropic.setBehavior((index) =>
+      index === 0
+        ? { kind: "status", status: 429, headers: { "retry-after-ms": "600" }, body: { type: "error", error: { type: "rate_limit_error", message: "slow down" } } }
+        : undefined,
+    );
+    const run = await runStory(stack.t);
+    expect(run).toMatchObject({ status: "inserted", attempt: 2 });
+    const events = await runEventsOf(stack.t, run._id);
+    expect(events[2]).toMatchObject({ to: "failed", error: { code: "rate_limited", retryAfterMs: 600 } });
+    expect(events[3].details!.retryAt! - events[2].at).toBeGreaterThanOrEqual(600);
+    expect(events[4].at).toBeGreaterThanOrEqual(events[3].details!.retryAt!);
+    expect(stack.anthropic.requests).toHaveLength(2); // no SDK retry: the run's own backoff waited
+  });
+
   test("transient failures stop after STORY_MAX_ATTEMPTS with the last code", async () => {
     stack.setEnv({ STORY_MAX_ATTEMPTS: "2" });
     stack.anthropic.setBehavior({ kind: "status", status: 500, body: { type: "error", error: { type: "api_error", message: "boom" } } });
@@ -103,6 +121,7 @@ describe("a story run", () => {
     ["a refusal", { kind: "refusal" }, "refusal", /Claude refused/],
     ["a max_tokens cut-off", { kind: "maxTokens" }, "max_tokens", /STORY_MAX_TOKENS/],
     ["a 401", { kind: "status", status: 401, body: { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } } }, "unauthorized", /HTTP 401/],
+    ["a 400 (an http_error that is no one's transient fault)", { kind: "status", status: 400, body: { type: "error", error: { type: "invalid_request_error", message: "bad" } } }, "http_error", /HTTP 400/],
   ];
   test.each(permanent)("%s fails the run at once with a stable code and inserts nothing", async (_name, behavior, code, message) => {
     stack.anthropic.setBehavior(behavior);
@@ -293,6 +312,78 @@ describe("recovery", () => {
       await ctx.scheduler.cancel(run.scheduledFunctionId!);
       await move(ctx, run, "failed", { error: { stage: "request", code: "overloaded", message: "cancelled by the test" } });
     });
+  });
+});
+
+describe("recovery of runs by their action's state", () => {
+  test("a pending run whose action died before claiming is swept too, and retried", async () => {
+    const runId = await stack.t.run(async (ctx) => {
+      const id = await startRun(ctx);
+      await ctx.scheduler.cancel((await ctx.db.get(id))!.scheduledFunctionId!);
+      return id;
+    });
+    expect(await stack.t.mutation(internal.storyRuns.sweep, {})).toBe(1);
+    await settle(stack.t);
+    expect(await runOf(stack.t, runId)).toMatchObject({ status: "inserted", attempt: 2 });
+    expect(await runPathOf(stack.t, runId)).toBe("pending>failed>pending>writing>inserted");
+  });
+
+  test("a run whose action is alive is not swept after the old 15 minutes, only past what its SDK calls can take", async () => {
+    const { runId, scheduledFunctionId } = await stack.t.run(async (ctx) => {
+      const id = await startRun(ctx);
+      const run = (await ctx.db.get(id))!;
+      await ctx.scheduler.cancel(run.scheduledFunctionId!);
+      // An action still running (pending here, so the test's scheduler never runs it).
+      const alive = await ctx.scheduler.runAfter(3_600_000, internal.storyRuns.writeStory, { runId: id });
+      await ctx.db.patch(id, { scheduledFunctionId: alive });
+      await move(ctx, (await ctx.db.get(id))!, "writing");
+      await ctx.db.patch(id, { updatedAt: Date.now() - 20 * 60_000 });
+      return { runId: id, scheduledFunctionId: alive };
+    });
+    expect(await stack.t.mutation(internal.storyRuns.sweep, {})).toBe(0);
+    // Four minutes a call, three tries, two calls, and the margin: about half an hour.
+    await stack.t.run((ctx) => ctx.db.patch(runId, { updatedAt: Date.now() - 31 * 60_000 }));
+    stack.setEnv({ STORY_MAX_ATTEMPTS: "1" });
+    expect(await stack.t.mutation(internal.storyRuns.sweep, {})).toBe(1);
+    expect(await runOf(stack.t, runId)).toMatchObject({ status: "failed", error: { code: "stalled", message: expect.stringContaining("SDK calls") } });
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+  });
+});
+
+describe("finish", () => {
+  test("refuses a stale attempt: a late attempt 1 cannot finish attempt 2, and no story is inserted", async () => {
+    const runId = await stack.t.run(async (ctx) => {
+      const id = await startRun(ctx);
+      await ctx.scheduler.cancel((await ctx.db.get(id))!.scheduledFunctionId!);
+      let run = await move(ctx, (await ctx.db.get(id))!, "writing");
+      run = await move(ctx, run, "failed", { error: { stage: "request", code: "timeout", message: "first attempt timed out" } });
+      run = await move(ctx, run, "pending");
+      await move(ctx, run, "writing");
+      return id;
+    });
+    expect(await runOf(stack.t, runId)).toMatchObject({ status: "writing", attempt: 2 });
+    expect(await stack.t.mutation(internal.storyRuns.finish, { runId, attempt: 1, from: "writing", story: caseFile() })).toBeNull();
+    await expectNoStory();
+    expect(await stack.t.mutation(internal.storyRuns.finish, { runId, attempt: 2, from: "writing", story: caseFile() })).not.toBeNull();
+  });
+
+  test("a finish that throws is tried again (the story is not lost for a transient error); a refusal is not", async () => {
+    let calls = 0;
+    const flaky = await retryTransition("test.retry", {}, async () => {
+      if (++calls === 1) throw new Error("write conflict");
+      return "inserted";
+    });
+    expect({ flaky, calls }).toEqual({ flaky: "inserted", calls: 2 });
+    let refusals = 0;
+    await expect(
+      retryTransition("test.retry", {}, async () => {
+        refusals++;
+        throw new ConvexError("the game cannot play this case file");
+      }),
+    ).rejects.toThrow(ConvexError);
+    expect(refusals).toBe(1);
+    // And when an insert keeps failing past those tries, the run retries it as a new attempt.
+    expect(isTransientStoryError({ stage: "insert", code: "insert_failed", message: "x" })).toBe(true);
   });
 });
 

@@ -16,7 +16,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
-import { dispatch } from "./dispatch";
+import { kickDispatcher } from "./dispatch";
 import { createJob } from "./jobs";
 
 /** Stories read per batch mutation. */
@@ -80,7 +80,7 @@ export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portrai
   });
   if (done) console.log(JSON.stringify({ event: "portrait.backfill.done", backfillId, scanned: run.scanned + page.page.length, created: run.created + created }));
   else await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
-  if (created > 0) await dispatch(ctx);
+  if (created > 0) await kickDispatcher(ctx);
   return created;
 }
 

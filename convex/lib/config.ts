@@ -21,11 +21,13 @@ const MAX_DOWNLOAD_TIMEOUT_MS = 3 * 60_000;
 const MAX_COMPRESS_TIMEOUT_MS = 60_000;
 
 /**
- * The runtime gives an action 64 MiB of ArrayBuffers. The bench's memory
- * figure (scripts/lib/memoryProbe.ts) measures the download at 2× the image
- * at most, counting garbage not yet collected; the arithmetic assumes 3× and
- * leaves a quarter of the budget for everything else: the byte cap is at most
- * ¾ × 64 MiB ÷ 3 = 16 MiB, which is also the default.
+ * The runtime gives an action 64 MiB of ArrayBuffers, and its `Blob` keeps its
+ * parts as ArrayBuffers inside the isolate. At the peak of a store the image
+ * exists three times: the Blob's parts (one copy of each chunk,
+ * lib/recraft.ts readImage), the copy `ctx.storage.store` makes of them, and
+ * the fetched chunks not yet collected. With a quarter of the budget left for
+ * everything else, the byte cap is ¾ × 64 MiB ÷ 3 = 16 MiB, also the default.
+ * The bench's memory figure (scripts/lib/memoryProbe.ts) measures Node's side.
  */
 export const ACTION_ARRAY_BUFFER_BYTES = 64 * 1024 * 1024;
 export const PEAK_IMAGE_COPIES = 3;
@@ -100,14 +102,17 @@ export function tinifyConfig() {
 export type QueueConfig = ReturnType<typeof queueConfig>;
 
 /**
- * In-flight portrait jobs a deployment runs safely by default. Little's law at
- * Recraft's limit and the spec's slowest image: 100/min x 15 s = 25 in flight,
- * plus headroom. Convex's limits page (docs.convex.dev/production/state/limits)
- * allows 256 concurrent scheduled jobs and 256 Node / 512 Convex-runtime
- * actions on Professional (S256); Free/Starter (S16) runs 8 scheduled jobs at
- * once, where PORTRAIT_MAX_CONCURRENCY=6 leaves room for the crons and story runs.
+ * In-flight portrait jobs by default: what fits the platform's scheduler.
+ * Every attempt is one scheduled action that holds one of the scheduler's
+ * places for its whole run (request and download), and the Convex backend runs
+ * SCHEDULED_JOB_EXECUTION_PARALLELISM (8 by default; docs.convex.dev/production/state/limits)
+ * scheduled functions at once on a Free/Starter deployment. Six leaves two
+ * places for the crons, the dispatcher loop and story runs, so no portrait
+ * waits behind the scheduler's own limit. Professional deployments run 256
+ * at once: set PORTRAIT_MAX_CONCURRENCY to ~40 there to reach Recraft's 100 a
+ * minute at 15 s an image (Little's law: 100/min x 15 s = 25, plus headroom).
  */
-export const DEFAULT_MAX_CONCURRENCY = 32;
+export const DEFAULT_MAX_CONCURRENCY = 6;
 /** The most requests a window may allow: beyond this the slot spacing is under 10 ms a second. */
 const MAX_PER_WINDOW = 8192;
 
@@ -120,13 +125,30 @@ export function queueConfig() {
     // Window lengths: Recraft's second and minute; shorter ones scale the limits (the bench runs at x10).
     secondMs,
     minuteMs: integer("PORTRAIT_RATE_MINUTE_MS", 60_000, 1, 60 * 60_000),
-    // How late after its slot a request may reach the provider (default: two second windows).
-    startToleranceMs: integer("PORTRAIT_START_TOLERANCE_MS", 2 * secondMs, 4, 60_000),
+    // The margin added to each window between the start log's clock and the provider's (lib/pacing.ts).
+    startToleranceMs: integer("PORTRAIT_START_TOLERANCE_MS", Math.ceil(secondMs / 10), 0, 60_000),
     maxAttempts: integer("PORTRAIT_MAX_ATTEMPTS", 1, 1, 10),
     stallMs: integer("PORTRAIT_STALL_MS", 5 * 60_000, 1, 24 * 60 * 60_000),
     retryInitialMs: integer("PORTRAIT_RETRY_INITIAL_MS", 2_000, 0, 60 * 60_000),
     retryMaxMs: integer("PORTRAIT_RETRY_MAX_MS", 5 * 60_000, 0, 24 * 60 * 60_000),
   };
+}
+
+/**
+ * The sweep's time backstop for a job whose action still looks alive, counted
+ * from its request's real start: PORTRAIT_STALL_MS, but never less than a live
+ * attempt may take (the request and download timeouts with a quarter more for
+ * the claim, storage and mutations, plus the longest wait for a start token).
+ * A setting below that would fail live jobs, so it is raised, with a warning
+ * at each sweep (once a minute) until the setting is fixed.
+ */
+export function stallBackstopMs(): number {
+  const { stallMs, secondMs, startToleranceMs } = queueConfig();
+  const { requestTimeoutMs, downloadTimeoutMs } = recraftConfig();
+  const floor = Math.ceil(1.25 * (requestTimeoutMs + downloadTimeoutMs)) + 2 * secondMs + startToleranceMs;
+  if (stallMs >= floor) return stallMs;
+  console.warn(`config: PORTRAIT_STALL_MS=${stallMs} is shorter than a live attempt may take (request and download timeouts, start wait); using ${floor}`);
+  return floor;
 }
 
 /** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
@@ -165,7 +187,25 @@ export function storyConfig() {
     retryDelayMs: integer("STORY_RETRY_DELAY_MS", 5 * 60_000, 0, 24 * 60 * 60_000),
     // How many earlier stories each request names, so Claude does not repeat them.
     recentStories: integer("STORY_RECENT_COUNT", 20, 0, 50),
+    // The SDK's own bounds on one Messages call, explicit rather than its defaults (10 minutes x 3 tries).
+    requestTimeoutMs: integer("STORY_REQUEST_TIMEOUT_MS", 4 * 60_000, 10_000, 30 * 60_000),
+    sdkMaxRetries: integer("STORY_SDK_MAX_RETRIES", 2, 0, 5),
   };
+}
+
+/** The SDK's longest wait between its own retries (its backoff is capped at 8 s), and the run's own mutations. */
+const SDK_RETRY_PAUSE_MS = 8_000;
+const RUN_MARGIN_MS = 5 * 60_000;
+
+/**
+ * The longest a live story attempt can be in flight: two Messages calls (the
+ * request and one repair turn), each at most STORY_SDK_MAX_RETRIES + 1 tries
+ * of STORY_REQUEST_TIMEOUT_MS, plus the SDK's pauses and a margin. The sweep
+ * judges runs by their action's state; this is only its backstop.
+ */
+export function storyRunBackstopMs(config: StoryConfig = storyConfig()): number {
+  const tries = config.sdkMaxRetries + 1;
+  return 2 * (tries * config.requestTimeoutMs + config.sdkMaxRetries * SDK_RETRY_PAUSE_MS) + RUN_MARGIN_MS;
 }
 
 /** STORY_DAILY=off switches off the daily story (the cron still fires, and does nothing). */

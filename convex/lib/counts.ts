@@ -14,7 +14,8 @@
  * or already in the totals, never both and never neither (the fold moves it in
  * one transaction). The read costs one document plus the unfolded rows, which
  * are bounded by recent activity (the keys touched since the last fold), not
- * by how many jobs exist.
+ * by how many jobs exist; past MAX_UNFOLDED_READ of them it says it is approximate.
+ * Every fold is one bounded batch (FOLD_BATCH rows); the sweep schedules more.
  */
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 
@@ -49,8 +50,16 @@ export async function adjustCounts(ctx: MutationCtx, kind: CountKind, key: strin
   }
 }
 
-/** Every count of `kind`; a name with no row reads as absent (callers default it to 0). */
-export async function readCounts(ctx: QueryCtx, kind: CountKind): Promise<Record<string, number>> {
+/** Unfolded rows a read sums at most: far under a query's 32,000 documents, whatever a backfill left. */
+export const MAX_UNFOLDED_READ = 4_000;
+
+/**
+ * Every count of `kind` (a name with no row reads as absent; callers default it
+ * to 0). Exact unless more than MAX_UNFOLDED_READ rows wait to be folded (a
+ * burst of thousands of transitions in the last seconds): then the sum of the
+ * totals and the oldest rows, with `exact: false`, rather than a read that fails.
+ */
+export async function readCounts(ctx: QueryCtx, kind: CountKind): Promise<{ counts: Record<string, number>; exact: boolean }> {
   const totals = await ctx.db
     .query("countTotals")
     .withIndex("by_kind", (q) => q.eq("kind", kind))
@@ -59,18 +68,18 @@ export async function readCounts(ctx: QueryCtx, kind: CountKind): Promise<Record
   const unfolded = await ctx.db
     .query("countDeltas")
     .withIndex("by_kind", (q) => q.eq("kind", kind))
-    .collect();
-  for (const row of unfolded) add(counts, row.deltas);
-  return counts;
+    .take(MAX_UNFOLDED_READ + 1);
+  for (const row of unfolded.slice(0, MAX_UNFOLDED_READ)) add(counts, row.deltas);
+  return { counts, exact: unfolded.length <= MAX_UNFOLDED_READ };
 }
 
 export const FOLD_BATCH = 256;
 
 /**
  * Moves the deltas of rows not touched for `settledMs` into the totals, at
- * most `limit` rows; `extra` is added to the totals directly (the dispatcher's
- * own changes). Returns how many rows it folded. Only the dispatcher loop and
- * the sweep call this, so the totals document has one writer at a time.
+ * most `limit` rows. Returns how many rows it folded (`limit`: call again).
+ * The dispatcher loop, the sweep and its follow-up folds call this; their
+ * writes to the totals document are serialised by Convex's optimistic concurrency.
  */
 export async function foldCounts(
   ctx: MutationCtx,

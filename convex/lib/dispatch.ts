@@ -1,90 +1,99 @@
 /**
  * The dispatcher: one loop (the `dispatchQueue` mutation) gives pending jobs a
- * start slot, in queue order, at the provider's limit and no faster.
+ * start slot, in queue order, at the provider's limit and no faster, and the
+ * claim's reservation of each request's real start (lib/pacing.ts has the maths).
  *
- * Pacing. Consecutive slots are at least `slotSpacingMs` apart, and a request
- * may start only in [slot, slot + T) (T = PORTRAIT_START_TOLERANCE_MS: the
- * claim refuses a start later than 3T/4, the rest covers the hop to the
- * provider). The requests that start in any window of length W come from slots
- * in an open interval of length W + T, which holds at most N slots when the
- * spacing is (W + T) / N; the spacing takes the larger of the second's and the
- * minute's. Each job's action is scheduled at its own slot, so starts are
- * spread, never bursts, and nothing polls.
+ * Pacing in two steps. The loop plans: each job's slot is the earliest start
+ * its plan log allows (both windows), and its action is scheduled at that
+ * slot, so starts are spread, never bursts, and nothing polls. The claim
+ * decides: a scheduler starts functions late and out of order, so the claim
+ * reserves the request's real start in the start log (every request the
+ * provider will see, in order); the action waits inside itself for that
+ * start. A late start therefore still makes progress (it takes the next free
+ * token) and can never put more than N requests in a window. Only when the
+ * next token is further away than `maxStartWaitMs` does the claim give its
+ * turn back, rescheduling its own action at the token's time: one start without
+ * a request, which happens only while other jobs hold the near tokens.
  *
  * Concurrency. At most `allowed` jobs hold a slot (dispatched, requested or
- * downloaded): Little's law on how long recent jobs held theirs (rate x
- * latency x HEADROOM, an average the loop keeps), under an AIMD ceiling that
- * halves when a 429 arrives (and pauses new slots until its Retry-After) and
- * recovers by RECOVERY_STEP a stored job, between 1 and PORTRAIT_MAX_CONCURRENCY.
+ * downloaded): Little's law on how long recent jobs held theirs, under an AIMD
+ * ceiling that halves when a 429 arrives (and pauses new slots and new starts
+ * until its Retry-After) and recovers by RECOVERY_STEP a stored job, between 1
+ * and PORTRAIT_MAX_CONCURRENCY.
  *
  * No hot documents. The loop's state is written only by the loop. A
- * transition that adds work asks for a run in the next wakeup bucket (the
- * first in a bucket inserts a row and schedules the run, the rest read it); a
- * transition that frees a slot inserts a row of its own saying so (with the
- * time held and any 429), which the loop counts and deletes. So the loop knows
- * exactly how many slots are held without reading the holders, and no
- * transition writes a document another job's transition writes.
+ * transition that adds work kicks the loop (`kickDispatcher`: the first in a
+ * wakeup bucket inserts a row and schedules the run, the rest read it); a
+ * transition that frees a slot inserts a row of its own saying so in another
+ * table (`releaseSlot`, with the time held and any 429), which the loop counts
+ * and deletes. The start log is written by claims (a few a second at most) and by
+ * 429s.
  */
 import { internal } from "../_generated/api";
 import type { Doc } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { queueConfig, type QueueConfig } from "./config";
 import { foldCounts } from "./counts";
+import { allowedInFlight as littleLaw, reserveStart, sustainedSpacingMs } from "./pacing";
 
-const HEADROOM = 1.5;
 const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
 const MAX_DISPATCH = 64;
+/** Wake rows one loop run reads at most (the rest wait for the carry-on run). */
+const WAKE_BATCH = 512;
 /** Count rows untouched this long are folded by the loop (the sweep folds the rest). */
 const FOLD_SETTLED_MS = 10_000;
 
-/** Minimum time between two start slots (see the header for why it keeps both windows). */
-export function slotSpacingMs(config: QueueConfig): number {
-  const t = config.startToleranceMs;
-  return Math.ceil(Math.max((config.secondMs + t) / config.maxPerSecond, (config.minuteMs + t) / config.maxPerMinute));
-}
-
-/** The longest a request may start after its slot and still be sent. */
-export const lateStartMs = (config: QueueConfig) => (config.startToleranceMs * 3) / 4;
-
 /** Wakeups are grouped into buckets of a few slots, so a burst of transitions shares one loop run. */
-function kickBucketMs(config: QueueConfig): number {
-  return Math.min(1_000, Math.max(1, 4 * slotSpacingMs(config)));
+export function kickBucketMs(config: QueueConfig): number {
+  return Math.min(1_000, Math.max(1, Math.floor(4 * sustainedSpacingMs(config))));
 }
 
-export type Release = NonNullable<Doc<"portraitWakes">["release"]>;
+/** Jobs allowed to hold a slot now (lib/pacing.ts): a freed slot waits at most one wakeup bucket to be handed on. */
+export const allowedInFlight = (state: { latencyMs?: number; limit: number }, config: QueueConfig) =>
+  littleLaw(state, config, kickBucketMs(config));
 
-/**
- * Makes sure the loop runs at or soon after `at`: one scheduled run per bucket,
- * whoever asks first. A `release` (a job giving up its slot) always leaves its
- * own row, so the loop counts every freed slot exactly.
- */
-export async function dispatch(ctx: MutationCtx, at = Date.now(), release?: Release): Promise<void> {
+export type Release = Omit<Doc<"portraitReleases">, "_id" | "_creationTime">;
+
+/** Makes sure the loop runs at or soon after `at`: one scheduled run per wakeup bucket, whoever asks first. */
+export async function kickDispatcher(ctx: MutationCtx, at = Date.now()): Promise<void> {
   const bucketMs = kickBucketMs(queueConfig());
   const wakeAt = Math.ceil(at / bucketMs) * bucketMs;
   const existing = await ctx.db
     .query("portraitWakes")
     .withIndex("by_at", (q) => q.eq("at", wakeAt))
     .first();
-  if (existing && !release) return;
-  await ctx.db.insert("portraitWakes", release ? { at: wakeAt, release } : { at: wakeAt });
-  if (!existing) await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, { at: wakeAt });
+  if (existing) return;
+  await ctx.db.insert("portraitWakes", { at: wakeAt });
+  await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, { at: wakeAt });
 }
 
-type State = Omit<Doc<"portraitDispatcher">, "_id" | "_creationTime">;
+/**
+ * A job gives up its slot: a row of its own in `portraitReleases` (so the
+ * loop counts every freed slot exactly, and no two releases write the same
+ * index range), and a loop run soon. A 429 also pauses the start log until
+ * its Retry-After, so starts already planned wait for it too.
+ */
+export async function releaseSlot(ctx: MutationCtx, release: Release): Promise<void> {
+  await ctx.db.insert("portraitReleases", release);
+  await kickDispatcher(ctx);
+  if (release.rateLimitedUntil !== undefined) await pauseStarts(ctx, release.rateLimitedUntil);
+}
+
+type State = { planned: number[]; holding: number; limit: number; latencyMs?: number; pausedUntil?: number };
 
 async function loadState(ctx: MutationCtx, config: QueueConfig): Promise<{ doc: Doc<"portraitDispatcher"> | null; state: State }> {
   const doc = await ctx.db.query("portraitDispatcher").first();
   if (doc) {
-    const { _id, _creationTime, ...state } = doc;
-    return { doc, state };
+    const { planned = [], holding, limit, latencyMs, pausedUntil } = doc;
+    return { doc, state: { planned, holding, limit, latencyMs, pausedUntil } };
   }
-  // First run (or first since an upgrade): count the slots already held once.
+  // First run (or first since an upgrade): count the slots already held once (at most the concurrency ceiling).
   const holders = await ctx.db
     .query("portraitJobs")
     .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
-    .collect();
-  return { doc, state: { nextSlotAt: 0, holding: holders.length, limit: config.maxConcurrency } };
+    .take(config.maxConcurrency + MAX_DISPATCH);
+  return { doc, state: { planned: [], holding: holders.length, limit: config.maxConcurrency } };
 }
 
 /** Learns from the slots freed since the last run: latency (and recovery) from successes, 429s from failures. */
@@ -104,20 +113,11 @@ function observe(state: State, releases: Release[], config: QueueConfig) {
 }
 
 /**
- * Jobs allowed to hold a slot now: Little's law under the AIMD ceiling. A slot
- * is held for the job's latency plus, at worst, one wakeup bucket before the
- * loop hands it on, so that is the time the slot rate is multiplied by.
- */
-export function allowedInFlight(state: Pick<State, "latencyMs" | "limit">, config: QueueConfig): number {
-  const heldMs = (state.latencyMs ?? Infinity) + kickBucketMs(config);
-  const little = Math.ceil((heldMs / slotSpacingMs(config)) * HEADROOM);
-  return Math.max(1, Math.min(config.maxConcurrency, little, Math.floor(state.limit)));
-}
-
-/**
  * One run of the loop, for the wakeups due by `at` (its bucket: a timer may
- * fire a little early, and the bucket's rows must not outlive its run).
- * Returns how many jobs it dispatched.
+ * fire a little before `Date.now()` reaches it). Everything due by the same
+ * instant is handled: the wake rows and the jobs whose `runAt` has come, so a
+ * job is never left behind a wake row this run deleted. Returns how many jobs
+ * it dispatched.
  */
 export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   const config = queueConfig();
@@ -126,9 +126,18 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   const { doc, state } = await loadState(ctx, config);
   const before = JSON.stringify(state);
   const releases: Release[] = [];
-  for (const wake of await ctx.db.query("portraitWakes").withIndex("by_at", (q) => q.lte("at", due)).collect()) {
-    if (wake.release) releases.push(wake.release);
+  const wakes = await ctx.db
+    .query("portraitWakes")
+    .withIndex("by_at", (q) => q.lte("at", due))
+    .take(WAKE_BATCH);
+  for (const wake of wakes) {
+    if (wake.release) releases.push(wake.release); // a row from before portraitReleases
     await ctx.db.delete(wake._id);
+  }
+  const released = await ctx.db.query("portraitReleases").take(WAKE_BATCH);
+  for (const { _id, _creationTime, ...release } of released) {
+    releases.push(release);
+    await ctx.db.delete(_id);
   }
   // A fresh state counted the holders as they are now, releases included.
   if (doc) state.holding = Math.max(0, state.holding - releases.length);
@@ -140,37 +149,65 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   if (free > 0) {
     const ready = await ctx.db
       .query("portraitJobs")
-      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", now))
+      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", due))
       .take(free);
-    const spacing = slotSpacingMs(config);
-    let slotAt = Math.max(now, state.nextSlotAt, state.pausedUntil ?? 0);
     for (const job of ready) {
+      const { start: slotAt, log } = reserveStart(state.planned, Math.max(now, job.runAt, state.pausedUntil ?? 0), config);
+      state.planned = log;
       const scheduledFunctionId = await ctx.scheduler.runAt(slotAt, internal.portraits.generatePatientPortrait, { jobId: job._id });
       await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, slotAt, scheduledFunctionId });
-      slotAt += spacing;
       dispatched++;
     }
-    if (dispatched > 0) state.nextSlotAt = slotAt;
     state.holding += dispatched;
-    // A full batch with capacity left: carry on in the next run rather than grow this transaction.
-    if (dispatched === MAX_DISPATCH) await dispatch(ctx, now);
   }
+  // A full batch (of jobs or of wake rows): carry on in the next run rather than grow this transaction.
+  if (dispatched === MAX_DISPATCH || wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) await kickDispatcher(ctx, now);
   if (state.pausedUntil !== undefined && state.pausedUntil <= now) delete state.pausedUntil;
   if (!doc) await ctx.db.insert("portraitDispatcher", state);
   else if (JSON.stringify(state) !== before) await ctx.db.replace(doc._id, state);
   return dispatched;
 }
 
+async function startLog(ctx: MutationCtx) {
+  return ctx.db.query("portraitStarts").first();
+}
+
+/**
+ * Reserves the real start of a request at or after now in the start log, if
+ * it is within `maxWaitMs`; returns the start either way (reserved or not).
+ */
+export async function reserveRequestStart(ctx: MutationCtx, maxWaitMs: number): Promise<{ start: number; reserved: boolean }> {
+  const config = queueConfig();
+  const now = Date.now();
+  const doc = await startLog(ctx);
+  const { start, log } = reserveStart(doc?.starts ?? [], Math.max(now, doc?.pausedUntil ?? 0), config);
+  if (start - now > maxWaitMs) return { start, reserved: false };
+  if (doc) await ctx.db.patch(doc._id, { starts: log });
+  else await ctx.db.insert("portraitStarts", { starts: log });
+  return { start, reserved: true };
+}
+
+/** A 429: no request starts before `until` (its Retry-After). */
+async function pauseStarts(ctx: MutationCtx, until: number): Promise<void> {
+  const doc = await startLog(ctx);
+  if (!doc) await ctx.db.insert("portraitStarts", { starts: [], pausedUntil: until });
+  else if ((doc.pausedUntil ?? 0) < until) await ctx.db.patch(doc._id, { pausedUntil: until });
+}
+
 /**
  * The sweep's check of the loop's held-slot count against the jobs that hold
  * one (less the releases the loop has not read yet). They agree by
  * construction; if a hand edit made them drift, this puts the count right, so
- * a lost release can cost at most a minute of capacity.
+ * a lost release can cost at most a minute of capacity. Skipped when either
+ * set is larger than one transaction should read.
  */
 export async function reconcileHolding(ctx: MutationCtx, holders: number): Promise<void> {
   const doc = await ctx.db.query("portraitDispatcher").first();
   if (!doc) return;
-  const unread = (await ctx.db.query("portraitWakes").collect()).filter((wake) => wake.release).length;
+  const wakes = await ctx.db.query("portraitWakes").take(WAKE_BATCH);
+  const released = await ctx.db.query("portraitReleases").take(WAKE_BATCH);
+  if (wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) return;
+  const unread = released.length + wakes.filter((wake) => wake.release).length;
   if (doc.holding - unread === holders) return;
   console.warn(JSON.stringify({ event: "portrait.dispatcher_drift", counted: doc.holding - unread, holders }));
   await ctx.db.patch(doc._id, { holding: holders + unread });

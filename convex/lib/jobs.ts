@@ -17,7 +17,7 @@ import { queueConfig, type QueueConfig } from "./config";
 import { internal } from "../_generated/api";
 import { backoffMs } from "./backoff";
 import { adjustCounts, readCounts as readKindCounts } from "./counts";
-import { dispatch } from "./dispatch";
+import { kickDispatcher, releaseSlot } from "./dispatch";
 import { redact } from "./redact";
 
 export const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed"];
@@ -49,10 +49,14 @@ function sanitize(error: JobError): JobError {
   return { ...error, message: redact(error.message) };
 }
 
-/** Jobs per status, exact at every instant (lib/counts.ts explains why). */
-export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number>> {
-  const all = await readKindCounts(ctx, "portrait");
-  return Object.fromEntries(STATUSES.map((status) => [status, all[status] ?? 0])) as Record<JobStatus, number>;
+/**
+ * Jobs per status, exact at every instant (lib/counts.ts explains why), or
+ * marked `approximate` when too many changes wait to be folded to sum them in one read.
+ */
+export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, number> & { approximate?: true }> {
+  const { counts, exact } = await readKindCounts(ctx, "portrait");
+  const byStatus = Object.fromEntries(STATUSES.map((status) => [status, counts[status] ?? 0])) as Record<JobStatus, number>;
+  return exact ? byStatus : { ...byStatus, approximate: true };
 }
 
 function logTransition(
@@ -120,7 +124,7 @@ export async function createJob(ctx: MutationCtx, story: Doc<"stories">, { at, r
   return jobId;
 }
 
-type Change = { error?: JobError; details?: StepDetails; storageId?: Id<"_storage"> };
+type Change = { error?: JobError; details?: StepDetails; storageId?: Id<"_storage">; startedAt?: number };
 
 /**
  * Moves a job one step and records it. Callers have already checked that the
@@ -147,12 +151,15 @@ export async function move(
     holdsSlot: inFlight,
   };
   if (to === "stored") patch.storageId = change.storageId;
+  if (to === "requested") patch.startedAt = change.startedAt ?? now;
   if (to === "downloaded") patch.download = { sha256: change.details?.sha256 ?? "", bytes: change.details?.bytes ?? 0, at: now };
   else patch.download = undefined;
   if (!inFlight) {
     patch.scheduledFunctionId = undefined;
     patch.dispatchedAt = undefined;
     patch.slotAt = undefined;
+    patch.startedAt = undefined;
+    patch.claimId = undefined;
   }
   await ctx.db.patch(job._id, patch);
   await ctx.db.insert("portraitJobEvents", {
@@ -168,9 +175,9 @@ export async function move(
   await adjustCounts(ctx, "portrait", job._id, { [job.status]: -1, [to]: 1 });
   if (job.holdsSlot && !inFlight) {
     // The slot is free: tell the dispatcher loop how long it was held, and whether the provider said 429.
-    const requested = job.status !== "pending" && job.slotAt !== undefined;
-    await dispatch(ctx, now, {
-      heldMs: requested ? now - job.slotAt! : undefined,
+    const startedAt = job.status !== "pending" ? (job.startedAt ?? job.slotAt) : undefined;
+    await releaseSlot(ctx, {
+      heldMs: startedAt !== undefined ? now - startedAt : undefined,
       stored: to === "stored",
       rateLimitedUntil: error?.code === "rate_limited" ? now + (error.retryAfterMs ?? 0) : undefined,
     });
@@ -191,7 +198,7 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
     const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
     await ctx.db.patch(failed._id, { runAt: retryAt });
-    await dispatch(ctx, retryAt);
+    await kickDispatcher(ctx, retryAt);
   }
 }
 
@@ -204,7 +211,7 @@ async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: strin
 export async function retryOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null, reason: string) {
   if (!job || job.status !== "failed") return "not_failed" as const;
   await requeue(ctx, job, reason);
-  await dispatch(ctx);
+  await kickDispatcher(ctx);
   return "queued" as const;
 }
 
@@ -225,7 +232,7 @@ export async function regenerateOne(ctx: MutationCtx, storyId: Id<"stories">, re
   if (!job) await createJob(ctx, story, { at: Date.now(), reason });
   else if (job.status === "stored" || job.status === "failed") await requeue(ctx, job, reason);
   else return "busy" as const;
-  await dispatch(ctx);
+  await kickDispatcher(ctx);
   return "queued" as const;
 }
 
@@ -242,6 +249,6 @@ export async function retryBatch(ctx: MutationCtx, code: ErrorCode, reason: stri
     .take(RETRY_BATCH);
   for (const job of batch) await requeue(ctx, job, reason);
   if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
-  await dispatch(ctx);
+  await kickDispatcher(ctx);
   return batch.length;
 }

@@ -199,9 +199,12 @@ export type Image = { blob: Blob; bytes: number; contentType: string; sha256: st
 
 /**
  * Reads the image chunk by chunk into a Blob of per-chunk parts, hashing as it
- * goes, and stops once it passes `limit` bytes (null). The image is never
- * assembled into one buffer in JS: Convex's runtime keeps a Blob's parts
- * outside the isolate and `ctx.storage.store` streams them part by part.
+ * goes, and stops once it passes `limit` bytes (null). Each chunk is copied
+ * once, into its own part (Convex's runtime keeps a Blob's parts as
+ * ArrayBuffers inside the isolate, and a Blob made of Blobs references them
+ * without copying), and the fetched chunk is garbage at once. The image is
+ * never assembled into one buffer here; `ctx.storage.store` copies the parts
+ * once more, which the byte cap counts (lib/config.ts MAX_IMAGE_BYTES).
  */
 export async function readImage(body: ReadableStream<Uint8Array>, limit: number, type: string) {
   const reader = body.getReader();

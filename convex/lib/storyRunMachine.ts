@@ -122,12 +122,12 @@ export async function currentRun(ctx: MutationCtx, runId: Id<"storyRuns">, statu
   return current ? run : null;
 }
 
-const TRANSIENT = new Set(["rate_limited", "overloaded", "timeout", "network_error", "stalled", "title_taken"]);
+const TRANSIENT = new Set(["rate_limited", "overloaded", "timeout", "network_error", "stalled", "insert_failed", "title_taken"]);
 
 /**
- * 429, 529, 5xx, timeouts, network errors and dead actions are worth another
- * attempt; so is a title taken between the check and the insert (the next
- * attempt's check sends it back to Claude).
+ * 429, 529, 5xx, timeouts, network errors, dead actions and an insert that kept
+ * failing are worth another attempt; so is a title taken between the check and
+ * the insert (the next attempt's check sends it back to Claude).
  */
 export function isTransientStoryError(error: StoryRunError): boolean {
   return TRANSIENT.has(error.code) || (error.code === "http_error" && (error.httpStatus ?? 0) >= 500);

@@ -108,7 +108,13 @@ export async function askClaude(config: StoryConfig, turns: Turn[], stage: "requ
   // This runs in a Convex action, never in a browser (the modules behind the game's and the
   // admin's functions bundle without it: tests/storySetup.test.ts). The flag only skips the SDK's window/document sniffing, which
   // the admin console's component tests trip because they run the backend next to happy-dom.
-  const client = new Anthropic({ apiKey: config.apiKey, dangerouslyAllowBrowser: true });
+  const client = new Anthropic({
+    apiKey: config.apiKey,
+    dangerouslyAllowBrowser: true,
+    // Explicit bounds (not the SDK's 10 minutes x 3 tries): the run's sweep backstop is computed from them.
+    timeout: config.requestTimeoutMs,
+    maxRetries: config.sdkMaxRetries,
+  });
   const base = { model: config.model };
   let message: Anthropic.Message;
   try {
