@@ -8,6 +8,7 @@ import { describeError, isForbidden } from "./errors";
 import { STATUSES, zoneLabel } from "./format";
 import { JobPage } from "./JobPage";
 import { Backfill } from "./Backfill";
+import { QueueControl } from "./QueueControl";
 import { JobTable } from "./JobTable";
 import { FollowRun, StoryRuns } from "./StoryRuns";
 import { formatRoute, useRoute, viewKey, type Route } from "./route";
@@ -69,10 +70,11 @@ export function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?
   );
 }
 
-export function Counts() {
+/** Jobs per status; `stale` (offline) dims them like the view, so old counts never look live. */
+export function Counts({ stale = false }: { stale?: boolean }) {
   const counts = useQuery(api.admin.statusCounts);
   return (
-    <section className="counts" aria-label="Jobs by status" aria-busy={counts === undefined}>
+    <section className={stale ? "counts stale" : "counts"} aria-label="Jobs by status" aria-busy={counts === undefined}>
       {STATUSES.map((status) => (
         <a key={status} className={`count status-${status}`} href={formatRoute({ page: "jobs", status })} data-testid={`count-${status}`}>
           <span className="count-n">{counts ? counts[status].toLocaleString("en") : "…"}</span>
@@ -83,15 +85,20 @@ export function Counts() {
   );
 }
 
+/** The longest theme a story run takes (convex/lib/storyRunMachine.ts MAX_HINT_CHARS). */
+export const MAX_THEME_CHARS = 200;
+
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);
   const [hint, setHint] = useState("");
   const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({
     kind: "idle",
   });
+  const length = hint.trim().length;
+  const tooLong = length > MAX_THEME_CHARS;
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    if (state.kind === "busy") return;
+    if (state.kind === "busy" || tooLong) return;
     setState({ kind: "busy" });
     try {
       setState({ kind: "started", runId: await generate({ hint: hint.trim() || undefined }) });
@@ -103,12 +110,24 @@ export function GenerateStory() {
   return (
     <form className="generate" onSubmit={submit}>
       <label htmlFor="hint">Theme</label>
-      <input id="hint" value={hint} onChange={(e) => setHint(e.target.value)} placeholder="optional, e.g. a drowned lighthouse" maxLength={200} />
-      <button type="submit" className="primary" disabled={state.kind === "busy"}>
+      {/* No maxLength: a pasted theme is never cut silently; the counter and the message say what to trim. */}
+      <input id="hint" value={hint} onChange={(e) => setHint(e.target.value)} placeholder="optional, e.g. a drowned lighthouse" aria-describedby="hint-count" aria-invalid={tooLong} />
+      <span id="hint-count" className={tooLong ? "error-text" : "muted"} data-testid="theme-count">
+        {length} / {MAX_THEME_CHARS}
+      </span>
+      <button type="submit" className="primary" disabled={state.kind === "busy" || tooLong}>
         Generate story
       </button>
-      <span role="status" className={state.kind === "error" ? "error-text" : "muted"}>
-        {state.kind === "busy" ? "Starting a story run…" : state.kind === "started" ? <FollowRun runId={state.runId} /> : state.kind === "error" ? state.message : ""}
+      <span role="status" className={state.kind === "error" || tooLong ? "error-text" : "muted"}>
+        {tooLong
+          ? `The theme is ${length - MAX_THEME_CHARS} characters too long (at most ${MAX_THEME_CHARS}).`
+          : state.kind === "busy"
+            ? "Starting a story run…"
+            : state.kind === "started"
+              ? <FollowRun runId={state.runId} />
+              : state.kind === "error"
+                ? state.message
+                : ""}
       </span>
     </form>
   );
@@ -169,8 +188,11 @@ function View({ route }: { route: Route }) {
     case "jobs":
       return (
         <>
-          <GenerateStory />
-          <Backfill />
+          <div className="tools">
+            <GenerateStory />
+            <Backfill />
+          </div>
+          <QueueControl />
           <JobTable route={route} />
         </>
       );
@@ -204,7 +226,7 @@ function Layout({ route }: { route: Route }) {
         </nav>
       </header>
       <OfflineBanner status={link} />
-      <Counts />
+      <Counts stale={link.kind === "offline"} />
       <main id="main" tabIndex={-1} className={link.kind === "offline" ? "stale" : undefined}>
         <Boundary key={viewKey(route)}>
           <View route={route} />

@@ -2,7 +2,7 @@
  * Every view's state lives in the address (hash routing), so a view can be
  * shared, reloaded and left with Back:
  *
- *   #/?status=failed&code=unauthorized&q=0470&sort=total&dir=desc   the job list
+ *   #/?status=failed&code=unauthorized&http=401&range=24h&q=0470&sort=total&dir=desc   the job list
  *   #/jobs/<jobId>                                                    one job
  *   #/audit?range=7d&code=unauthorized                                activity and failures
  *   #/stories?status=failed                                           story runs
@@ -19,7 +19,20 @@ export type SortKey = (typeof SORT_KEYS)[number];
 export const RANGES = ["6h", "24h", "7d", "30d"] as const;
 export type Range = (typeof RANGES)[number];
 
-export type JobsRoute = { page: "jobs"; status?: JobStatus; code?: ErrorCode; q?: string; sort?: SortKey; dir?: "asc" | "desc" };
+/** The job list's time range: jobs whose last change is within it. */
+export const JOB_RANGES = { "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000, "7d": 604_800_000 } as const;
+export type JobRange = keyof typeof JOB_RANGES;
+
+export type JobsRoute = {
+  page: "jobs";
+  status?: JobStatus;
+  code?: ErrorCode;
+  http?: number;
+  range?: JobRange;
+  q?: string;
+  sort?: SortKey;
+  dir?: "asc" | "desc";
+};
 export type StoriesRoute = { page: "stories"; status?: StoryRunStatus };
 export type Route =
   | JobsRoute
@@ -36,6 +49,11 @@ function safeDecode(text: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function httpStatus(text: string | null): number | undefined {
+  const n = Number(text);
+  return text && Number.isInteger(n) && n >= 100 && n <= 599 ? n : undefined;
 }
 
 export function parseRoute(hash: string): Route {
@@ -55,6 +73,8 @@ export function parseRoute(hash: string): Route {
     page: "jobs",
     status: pick(STATUSES, params.get("status")),
     code: pick(ERROR_CODES, params.get("code")),
+    http: httpStatus(params.get("http")),
+    range: pick(Object.keys(JOB_RANGES) as JobRange[], params.get("range")),
     q: params.get("q")?.trim() || undefined,
     sort: pick(SORT_KEYS, params.get("sort")),
     dir: pick(["asc", "desc"] as const, params.get("dir")),
@@ -77,7 +97,7 @@ export function formatRoute(route: Route): string {
     case "notFound":
       return `#${route.hash}`;
     case "jobs":
-      return `#/${query({ status: route.status, code: route.code, q: route.q, sort: route.sort, dir: route.dir })}`;
+      return `#/${query({ status: route.status, code: route.code, http: route.http?.toString(), range: route.range, q: route.q, sort: route.sort, dir: route.dir })}`;
   }
 }
 

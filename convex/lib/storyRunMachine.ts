@@ -31,7 +31,7 @@ export function canMoveRun(from: StoryRunStatus | null, to: StoryRunStatus): boo
   return from === null ? to === "pending" : NEXT[from].includes(to);
 }
 
-const MAX_HINT_CHARS = 200;
+export const MAX_HINT_CHARS = 200;
 const MAX_RETRY_DELAY_MS = 60 * 60_000;
 const MAX_PROBLEMS = 20;
 
