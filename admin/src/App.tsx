@@ -187,14 +187,14 @@ function View({ route }: { route: Route }) {
       return <NotFound hash={route.hash} />;
     case "jobs":
       return (
-        <>
+        <div className="jobs-view">
           <div className="tools">
             <GenerateStory />
             <Backfill />
           </div>
           <QueueControl />
           <JobTable route={route} />
-        </>
+        </div>
       );
   }
 }

@@ -47,8 +47,8 @@ export function QueueControl() {
         <strong>{state.paused ? "Paused" : "Running"}</strong>
         {state.paused ? ": no new job starts; jobs in flight finish." : ""}
         {" · "}
-        {state.maxConcurrency !== null ? `at most ${state.maxConcurrency} in flight (operator ceiling)` : `at most ${state.configuredMax} in flight (PORTRAIT_MAX_CONCURRENCY)`}
-        {state.adaptiveLimit !== null && state.inFlight !== null && ` · now ${state.inFlight} in flight, adaptive limit ${Math.min(state.adaptiveLimit, limit)}`}
+        {state.maxConcurrency !== null ? `at most ${state.maxConcurrency} in flight (operator ceiling)` : `at most ${state.configuredMax} in flight (configured)`}
+        {state.adaptiveLimit !== null && state.inFlight !== null && ` · now ${state.inFlight}, adaptive limit ${Math.min(state.adaptiveLimit, limit)}`}
       </p>
       <button type="button" className={state.paused ? "primary" : undefined} disabled={busy} onClick={() => act(() => setPaused({ paused: !state.paused }), state.paused ? "Resumed." : "Paused.")}>
         {state.paused ? "Resume queue" : "Pause queue"}
