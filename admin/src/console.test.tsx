@@ -98,7 +98,7 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
     await waitFor(() => expect(dialog.textContent).toContain("all 2 jobs failed with unauthorized now"));
     expect(dialog.textContent).not.toContain("in the last 24 hours");
     fireEvent.click(within(dialog).getByRole("button", { name: "Retry 2 jobs" }));
-    await screen.findByText("Queued 2 jobs.");
+    await screen.findByText("Queued 2 jobs.", undefined, { timeout: 5000 });
     await settle(stack.t);
     expect((await jobsNow()).slice(0, 2).map((j) => j!.status)).toEqual(["stored", "stored"]);
   });
@@ -113,7 +113,7 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
     const dialog = await screen.findByRole("alertdialog");
     await waitFor(() => expect(within(dialog).getByRole("button", { name: "Retry 2 jobs" })).toBeTruthy());
     fireEvent.click(within(dialog).getByRole("button", { name: "Retry 2 jobs" }));
-    await screen.findByText("Queued 2 jobs.");
+    await screen.findByText("Queued 2 jobs.", undefined, { timeout: 5000 });
     await settle(stack.t);
     expect((await jobsNow()).map((j) => j!.status)).toEqual(["stored", "stored", "failed", "stored", "stored"]);
   });

@@ -192,8 +192,13 @@ test("at 1280 the story runs' Attempt header lines up with its numbers; a view's
   // The theme of a written run stays (bug 4).
   expect(await page.locator("tbody tr", { hasText: "theme: a drowned lighthouse keeper" }).count()).toBe(1);
 
+  // By mouse and by keyboard: the heading takes focus (for screen readers) and draws no ring.
   await page.getByRole("link", { name: "Activity & failures" }).click();
   await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("view-title");
+  expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe("none");
+  await page.getByRole("link", { name: "Jobs", exact: true }).focus();
+  await page.keyboard.press("Enter");
+  await expect.poll(() => page.evaluate(() => document.activeElement?.textContent)).toBe("Portrait jobs");
   expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe("none");
   expect(errors).toEqual([]);
   await close(page);
