@@ -15,7 +15,7 @@ import { countMatching, COUNT_CAP, startBulkRetry, type RetryFilter } from "./li
 import { queueConfig } from "./lib/config";
 import { readCounts, regenerateOne, retryOne } from "./lib/jobs";
 import { changeQueueControl, queueControl } from "./lib/queueControl";
-import { MAX_HINT_CHARS, startRun } from "./lib/storyRunMachine";
+import { MAX_HINT_CHARS, retryRun, startRun } from "./lib/storyRunMachine";
 import {
   errorCode,
   jobError,
@@ -663,6 +663,16 @@ export const getStoryRun = adminQuery({
       events: events.slice(0, MAX_EVENTS_PER_RUN).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_RUN,
     };
+  },
+});
+
+/** Re-queues a failed story run as a new attempt (Claude is asked again); anything else is "not_failed". */
+export const retryStoryRun = adminMutation({
+  args: { runId: v.string() },
+  returns: v.union(v.literal("queued"), v.literal("not_failed")),
+  handler: async (ctx, { runId }) => {
+    const id = ctx.db.normalizeId("storyRuns", runId);
+    return retryRun(ctx, id && (await ctx.db.get(id)), "manual retry from the admin console");
   },
 });
 

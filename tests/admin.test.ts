@@ -87,6 +87,7 @@ describe("access", () => {
     ["queueState", (t: Caller) => t.query(api.admin.queueState, {})],
     ["setQueuePaused", (t: Caller) => t.mutation(api.admin.setQueuePaused, { paused: true })],
     ["setConcurrencyCeiling", (t: Caller) => t.mutation(api.admin.setConcurrencyCeiling, { ceiling: 1 })],
+    ["retryStoryRun", (t: Caller) => t.mutation(api.admin.retryStoryRun, { runId: "not-a-run" })],
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
     ["backfill", (t: Caller) => t.mutation(api.admin.backfill, {})],
     ["backfillProgress", (t: Caller) => t.query(api.admin.backfillProgress, {})],
@@ -149,7 +150,7 @@ describe("access", () => {
     await stack.t.mutation(internal.stories.insertStory, caseFile());
     await settle(stack.t);
     for (const t of [admin(), adminBySubject()]) {
-      for (const [name, call] of calls.filter(([name]) => !["generateStory", "retryMatching", "setQueuePaused", "setConcurrencyCeiling"].includes(name))) {
+      for (const [name, call] of calls.filter(([name]) => !["generateStory", "retryMatching", "setQueuePaused", "setConcurrencyCeiling", "retryStoryRun"].includes(name))) {
         await expect(call(t), name).resolves.toBeDefined();
       }
     }

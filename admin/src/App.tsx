@@ -11,6 +11,7 @@ import { Backfill } from "./Backfill";
 import { QueueControl } from "./QueueControl";
 import { JobTable } from "./JobTable";
 import { FollowRun, StoryRuns } from "./StoryRuns";
+import { StoryRunPage } from "./StoryRunPage";
 import { formatRoute, useRoute, viewKey, type Route } from "./route";
 import { ViewHeading } from "./ViewHeading";
 
@@ -166,7 +167,7 @@ function NotFound({ hash }: { hash: string }) {
 /** The sections in the header. Add a view's link here and its case in `View`. */
 const SECTIONS: { label: string; href: string; pages: Route["page"][] }[] = [
   { label: "Jobs", href: "#/", pages: ["jobs", "job"] },
-  { label: "Story runs", href: "#/stories", pages: ["stories"] },
+  { label: "Story runs", href: "#/stories", pages: ["stories", "storyRun"] },
   { label: "Activity & failures", href: "#/audit", pages: ["audit"] },
 ];
 
@@ -183,6 +184,8 @@ function View({ route }: { route: Route }) {
           <StoryRuns route={route} />
         </>
       );
+    case "storyRun":
+      return <StoryRunPage runId={route.id} />;
     case "notFound":
       return <NotFound hash={route.hash} />;
     case "jobs":

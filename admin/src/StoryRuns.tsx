@@ -97,6 +97,7 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
               </th>
               <th scope="col">Created</th>
               <th scope="col">Error</th>
+              <th scope="col">Run</th>
             </tr>
           </thead>
           <tbody>
@@ -128,6 +129,11 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
                   ) : row.status === "pending" && row.attempt > 1 ? (
                     <span className="muted">retry at {formatDateTime(row.runAt)}</span>
                   ) : null}
+                </td>
+                <td data-label="Run">
+                  <a href={`#/stories/${row.runId}`} aria-label={`Story run ${row.story?.title ?? row.hint ?? ""} (${row.status}, attempt ${row.attempt})`.replace("  ", " ")}>
+                    Details
+                  </a>
                 </td>
               </tr>
             ))}

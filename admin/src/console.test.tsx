@@ -21,6 +21,7 @@ import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
 import { QueueControl } from "./QueueControl";
 import { useRoute } from "./route";
+import { StoryRunPage } from "./StoryRunPage";
 import { StoryRuns } from "./StoryRuns";
 
 let stack: Stack;
@@ -313,5 +314,33 @@ describe("features", () => {
     ]);
     expect(within(screen.getByRole("list", { name: "Recent changes" })).getAllByRole("listitem")).toHaveLength(3);
     await expect(admin().mutation(api.admin.setConcurrencyCeiling, { ceiling: 0 })).rejects.toThrow(/whole number from 1/);
+  });
+
+  test("a story run's page shows its theme and Claude's answers; a failed run is retried from it and ends with its case file", async () => {
+    stack.anthropic.setBehavior({ kind: "refusal" });
+    const runId = await admin().mutation(api.admin.generateStory, { hint: "a drowned lighthouse" });
+    await settle(stack.t);
+    renderAsAdmin(<StoryRunPage runId={runId} />);
+    await screen.findByRole("heading", { name: "Story run" });
+    expect(screen.getByTestId("run-theme").textContent).toBe("a drowned lighthouse");
+    const failed = document.querySelector<HTMLElement>('tr[data-to="failed"]')!;
+    expect(failed.textContent).toContain("refusal");
+    stack.anthropic.setBehavior(undefined);
+    const retry = screen.getByRole("button", { name: "Retry story run" });
+    retry.focus();
+    fireEvent.click(retry);
+    await waitFor(() => expect(screen.getByTestId("retry-run-note").textContent).toBe("Queued as a new attempt: Claude is asked again."));
+    await settle(stack.t);
+    const title = (await stack.t.run(async (ctx) => ctx.db.get((await ctx.db.get(runId))!.storyId!)))!.title;
+    await screen.findByRole("heading", { name: title }, { timeout: 5000 });
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId("retry-run-note")));
+    const inserted = document.querySelector<HTMLElement>('tr[data-to="inserted"]')!;
+    const cells = within(inserted).getAllByRole("cell").map((c) => c.textContent);
+    expect(cells[1]).toBe("2"); // attempt
+    expect(cells[3]).toMatch(/^claude-/); // model
+    expect(cells[4]).toMatch(/^\d+ \/ \d+$/); // tokens in / out
+    expect(cells[5]).toBe("end_turn");
+    expect(screen.getByRole("link", { name: "portrait job" }).getAttribute("href")).toMatch(/^#\/jobs\//);
+    expect(await admin().mutation(api.admin.retryStoryRun, { runId })).toBe("not_failed");
   });
 });

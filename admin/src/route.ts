@@ -6,6 +6,7 @@
  *   #/jobs/<jobId>                                                    one job
  *   #/audit?range=7d&code=unauthorized                                activity and failures
  *   #/stories?status=failed                                           story runs
+ *   #/stories/<runId>                                                 one story run
  *
  * A link that cannot be read (a malformed escape, an unknown page) is a
  * "not found" route, never an exception.
@@ -39,6 +40,7 @@ export type Route =
   | { page: "job"; id: string }
   | { page: "audit"; range: Range; code?: ErrorCode }
   | StoriesRoute
+  | { page: "storyRun"; id: string }
   | { page: "notFound"; hash: string };
 
 const pick = <T extends string>(options: readonly T[], value: string | null): T | undefined => options.find((o) => o === value);
@@ -65,6 +67,11 @@ export function parseRoute(hash: string): Route {
   if (job) {
     const id = safeDecode(job[1]);
     return id === undefined ? { page: "notFound", hash: raw } : { page: "job", id };
+  }
+  const run = path.match(/^\/stories\/([^/]+)$/);
+  if (run) {
+    const id = safeDecode(run[1]);
+    return id === undefined ? { page: "notFound", hash: raw } : { page: "storyRun", id };
   }
   if (path === "/audit") return { page: "audit", range: pick(RANGES, params.get("range")) ?? "24h", code: pick(ERROR_CODES, params.get("code")) };
   if (path === "/stories") return { page: "stories", status: pick(RUN_STATUSES, params.get("status")) };
@@ -94,6 +101,8 @@ export function formatRoute(route: Route): string {
       return `#/audit${query({ range: route.range === "24h" ? undefined : route.range, code: route.code })}`;
     case "stories":
       return `#/stories${query({ status: route.status })}`;
+    case "storyRun":
+      return `#/stories/${encodeURIComponent(route.id)}`;
     case "notFound":
       return `#${route.hash}`;
     case "jobs":
@@ -103,7 +112,7 @@ export function formatRoute(route: Route): string {
 
 /** A view's identity: moving to another one moves focus to its heading; changing a filter does not. */
 export function viewKey(route: Route): string {
-  return route.page === "job" ? `job:${route.id}` : route.page;
+  return route.page === "job" || route.page === "storyRun" ? `${route.page}:${route.id}` : route.page;
 }
 
 let focusRequested = false;
