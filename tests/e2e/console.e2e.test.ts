@@ -132,7 +132,8 @@ test("every text/background pair of both themes is at least 4.5:1, on every view
   const all = await jobs();
   const failed = all.find((j) => j.status === "failed")!._id;
   const stored = all.find((j) => j.status === "stored")!._id;
-  const views = ["#/", "#/?status=failed", `#/jobs/${failed}`, `#/jobs/${stored}`, "#/audit", "#/stories"];
+  const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]._id;
+  const views = ["#/", "#/?status=failed", `#/jobs/${failed}`, `#/jobs/${stored}`, "#/audit", "#/stories", `#/stories/${run}`];
   const low: (Pair & { theme: string; view: string })[] = [];
   let checked = 0;
   for (const theme of THEMES) {
@@ -203,6 +204,26 @@ test("at 1280 the story runs' Attempt header lines up with its numbers; a view's
   expect(errors).toEqual([]);
   await close(page);
 }, 30_000);
+
+for (const [theme, viewport, name] of [
+  ["light", DESKTOP, "desktop"],
+  ["dark", PHONE, "phone"],
+] as const) {
+  test(`a story run's page opens from the list and shows Claude's answers (${name}, ${theme})`, async () => {
+    const { page, errors } = await open("#/stories", { viewport, colorScheme: theme });
+    const row = page.locator("tbody tr", { hasText: "a drowned lighthouse keeper" });
+    await row.getByRole("link", { name: /^Story run / }).click();
+    await page.getByTestId("run-theme").waitFor();
+    expect(await page.getByTestId("run-theme").textContent()).toBe("a drowned lighthouse keeper");
+    const inserted = page.locator('tr[data-to="inserted"]');
+    expect(await inserted.locator('td[data-label="Stop reason"]').textContent()).toBe("end_turn");
+    expect(await inserted.locator('td[data-label="Model"]').textContent()).toMatch(/^claude-/);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(viewport.width);
+    await page.screenshot({ path: `${SHOTS}/console-story-run-${name}.png`, fullPage: name === "desktop" });
+    expect(errors).toEqual([]);
+    await close(page);
+  }, 30_000);
+}
 
 for (const [theme, viewport, name] of [
   ["dark", DESKTOP, "desktop"],
