@@ -13,7 +13,7 @@ import { CHART_RANGES, readActivity, type ChartRange } from "./lib/activity";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
 import { countMatching, COUNT_CAP, startBulkRetry, type RetryFilter } from "./lib/bulkRetry";
 import { queueConfig } from "./lib/config";
-import { readCounts, regenerateOne, retryOne } from "./lib/jobs";
+import { cancelOne, readCounts, regenerateOne, retryOne } from "./lib/jobs";
 import { changeQueueControl, queueControl } from "./lib/queueControl";
 import { MAX_HINT_CHARS, retryRun, startRun } from "./lib/storyRunMachine";
 import {
@@ -34,6 +34,7 @@ const counts = v.object({
   downloaded: v.number(),
   stored: v.number(),
   failed: v.number(),
+  cancelled: v.number(),
 });
 
 /** Jobs per status, exact: the totals plus the count rows not folded yet (one document at rest), however many jobs exist. */
@@ -80,7 +81,7 @@ async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     startedAt: started?.at ?? null,
-    finishedAt: job.status === "stored" || job.status === "failed" ? job.updatedAt : null,
+    finishedAt: job.status === "stored" || job.status === "failed" || job.status === "cancelled" ? job.updatedAt : null,
     storyId: job.storyId,
     story: story && { title: story.title, patientName: story.patientName, patientNumber: story.patientNumber },
     portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null,
@@ -663,6 +664,22 @@ export const getStoryRun = adminQuery({
       events: events.slice(0, MAX_EVENTS_PER_RUN).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_RUN,
     };
+  },
+});
+
+/**
+ * Cancels a pending or requested job (its action stops at its next
+ * transition; nothing is retried) or discards a failed one from the failure
+ * views. Its events stay; "not_cancellable" for anything else.
+ */
+export const cancelJob = adminMutation({
+  args: { jobId: v.string() },
+  returns: v.union(v.literal("cancelled"), v.literal("not_cancellable")),
+  handler: async (ctx, { jobId }) => {
+    const id = ctx.db.normalizeId("portraitJobs", jobId);
+    const job = id && (await ctx.db.get(id));
+    const verb = job?.status === "failed" ? "discarded" : "cancelled";
+    return cancelOne(ctx, job, `${verb} by ${operator(ctx.admin)} from the admin console`);
   },
 });
 

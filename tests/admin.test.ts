@@ -88,6 +88,7 @@ describe("access", () => {
     ["setQueuePaused", (t: Caller) => t.mutation(api.admin.setQueuePaused, { paused: true })],
     ["setConcurrencyCeiling", (t: Caller) => t.mutation(api.admin.setConcurrencyCeiling, { ceiling: 1 })],
     ["retryStoryRun", (t: Caller) => t.mutation(api.admin.retryStoryRun, { runId: "not-a-run" })],
+    ["cancelJob", (t: Caller) => t.mutation(api.admin.cancelJob, { jobId: "not-a-job" })],
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
     ["backfill", (t: Caller) => t.mutation(api.admin.backfill, {})],
     ["backfillProgress", (t: Caller) => t.query(api.admin.backfillProgress, {})],
@@ -187,15 +188,15 @@ describe("access", () => {
 
 describe("reading the job table", () => {
   test("statusCounts is exact and moves with the jobs", async () => {
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0, cancelled: 0 });
     await thirtyJobs();
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 20, failed: 10 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 20, failed: 10, cancelled: 0 });
     await admin().mutation(api.admin.retryMatching, { filter: { code: "bad_content_type" } });
     const during = await admin().query(api.admin.statusCounts, {});
     expect(during.failed).toBe(6);
     expect(during.pending + during.requested + during.downloaded + during.stored).toBe(24);
     await settle(stack.t);
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 24, failed: 6 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 24, failed: 6, cancelled: 0 });
   });
 
   test("listJobs pages through every job newest first, filters by status and code, and searches", async () => {

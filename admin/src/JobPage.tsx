@@ -52,6 +52,20 @@ function ActionButton({ label, shown, busyNote, run, testId, note: shownNote }: 
   );
 }
 
+/** Cancels a pending or requested job, or discards a failed one: it ends `cancelled`, its events kept. */
+function CancelButton({ jobId, status }: { jobId: string; status: string }) {
+  const cancel = useMutation(api.admin.cancelJob);
+  const discard = status === "failed";
+  const run = async () =>
+    (await cancel({ jobId })) === "cancelled"
+      ? discard
+        ? "Discarded: the job leaves the failure views; its events stay."
+        : "Cancelled: nothing more is sent for this attempt; its events stay."
+      : "The job can no longer be cancelled: it has moved on.";
+  const shown = status === "pending" || status === "requested" || status === "failed";
+  return <ActionButton label={discard ? "Discard" : "Cancel job"} shown={shown} busyNote={discard ? "Discarding…" : "Cancelling…"} run={run} testId="cancel-note" />;
+}
+
 function RetryButton({ jobId, failed }: { jobId: string; failed: boolean }) {
   const retry = useMutation(api.admin.retryJob);
   const run = async () =>
@@ -127,7 +141,8 @@ export function JobPage({ jobId }: { jobId: string }) {
         <span className="muted">attempt {job.attempt}</span>
         <span className="muted mono break">{job._id}</span>
         {/* Always mounted, so its note stays once the button goes (the job is no longer failed). */}
-        <RetryButton jobId={job._id} failed={job.status === "failed"} />
+        <RetryButton jobId={job._id} failed={job.status === "failed" || job.status === "cancelled"} />
+        <CancelButton jobId={job._id} status={job.status} />
         <RegenerateButton storyId={job.storyId} stored={job.status === "stored" && story !== null} job={job} portraitAttempt={portraitAttempt} />
       </header>
       <dl className="job-times">
@@ -155,7 +170,7 @@ export function JobPage({ jobId }: { jobId: string }) {
           {portraitUrl ? (
             <img src={portraitUrl} alt={`Portrait of ${story?.patientName ?? "the patient"}`} width={256} height={256} />
           ) : (
-            <div className="portrait-empty">{job.status === "failed" ? "No portrait: the job failed." : job.status === "stored" ? "Portrait deleted." : "Painting…"}</div>
+            <div className="portrait-empty">{job.status === "failed" ? "No portrait: the job failed." : job.status === "cancelled" ? "No portrait: the job was cancelled." : job.status === "stored" ? "Portrait deleted." : "Painting…"}</div>
           )}
           {(story || portraitAttempt !== null) && (
             <figcaption>

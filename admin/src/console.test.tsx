@@ -343,4 +343,47 @@ describe("features", () => {
     expect(screen.getByRole("link", { name: "portrait job" }).getAttribute("href")).toMatch(/^#\/jobs\//);
     expect(await admin().mutation(api.admin.retryStoryRun, { runId })).toBe("not_failed");
   });
+
+  test("cancel a pending job, cancel a requested one (its action stops, nothing is retried), discard a failed one; events kept", async () => {
+    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "800" });
+    // A request that hangs: the job sits in requested until it is cancelled.
+    stack.recraft.setFault({ kind: "hang" });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(20));
+    const hanging = (await jobOf(stack.t, storyId))._id;
+    await waitFor(async () => expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!.status).toBe("requested"), { timeout: 5000 });
+    renderAsAdmin(<JobPage jobId={hanging} />);
+    const cancel = await screen.findByRole("button", { name: "Cancel job" });
+    cancel.focus();
+    fireEvent.click(cancel);
+    await waitFor(() => expect(screen.getByTestId("cancel-note").textContent).toMatch(/^Cancelled/));
+    await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId("cancel-note")));
+    stack.recraft.setFault(undefined);
+    await settle(stack.t);
+    const path = async (id: Id<"portraitJobs">) =>
+      (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", id)).collect())).map((e) => e.to).join(">");
+    expect(await path(hanging)).toBe("pending>requested>cancelled");
+    expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", holdsSlot: false, attempt: 1 });
+    cleanup();
+
+    // A failed job discarded leaves the failed filter; its failure stays in its events.
+    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[2] })).toBe("cancelled");
+    expect(await path(jobIds[2])).toBe("pending>requested>failed>cancelled");
+    const failedNow = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, status: "failed" });
+    expect(failedNow.page.map((r) => r.jobId).sort()).toEqual([jobIds[0], jobIds[1]].sort());
+    const discarded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[2])).collect())).at(-1)!;
+    expect(discarded.details?.reason).toBe(`discarded by ${ADMIN_IDENTITY.email} from the admin console`);
+    // A pending job (the queue paused) is cancelled before it starts.
+    await admin().mutation(api.admin.setQueuePaused, { paused: true });
+    const waiting = (await jobOf(stack.t, await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(21))))._id;
+    expect(await admin().mutation(api.admin.cancelJob, { jobId: waiting })).toBe("cancelled");
+    await admin().mutation(api.admin.setQueuePaused, { paused: false });
+    await settle(stack.t);
+    expect(await path(waiting)).toBe("pending>cancelled");
+    // Stored jobs are not cancellable; a cancelled one can be retried.
+    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[3] })).toBe("not_cancellable");
+    expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ failed: 2, stored: 2, cancelled: 3 });
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("queued");
+    await settle(stack.t);
+    expect((await stack.t.run((ctx) => ctx.db.get(jobIds[2])))!).toMatchObject({ status: "stored", attempt: 2 });
+  });
 });
