@@ -407,6 +407,67 @@ export const activity = adminQuery({
   handler: async (ctx, { range, now }) => readActivity(ctx, range, now),
 });
 
+const HOUR_MS = 60 * 60 * 1000;
+// Per hour: at most 13 snapshots (one each 5 minutes) and this many attempts for the percentiles.
+const SNAPSHOTS_PER_HOUR = 13;
+const ATTEMPTS_PER_HOUR = 60;
+
+/**
+ * The queue per hour over the 24 hours before `now` (rounded by the client):
+ * the most jobs waiting and in flight in the hour's snapshots, and p50/p95 of
+ * an attempt's request + download over its `downloaded` events (at most 60
+ * an hour; `attemptsCapped` says there were more). Reads at most
+ * 24 × (13 + 61) documents however long the history.
+ */
+export const queueMetrics = adminQuery({
+  args: { now: v.number() },
+  returns: v.object({
+    hours: v.array(
+      v.object({
+        start: v.number(),
+        samples: v.number(),
+        maxPending: v.number(),
+        maxInFlight: v.number(),
+        attempts: v.number(),
+        attemptsCapped: v.boolean(),
+        p50: v.union(v.number(), v.null()),
+        p95: v.union(v.number(), v.null()),
+      }),
+    ),
+  }),
+  handler: async (ctx, { now }) => {
+    const hours = [];
+    for (let i = 23; i >= 0; i--) {
+      const start = now - (i + 1) * HOUR_MS;
+      const end = start + HOUR_MS;
+      const snapshots = await ctx.db
+        .query("queueSnapshots")
+        .withIndex("by_at", (q) => q.gt("at", start).lte("at", end))
+        .take(SNAPSHOTS_PER_HOUR);
+      const attempts = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_to", (q) => q.eq("to", "downloaded").gt("at", start).lte("at", end))
+        .take(ATTEMPTS_PER_HOUR + 1);
+      const times = attempts
+        .slice(0, ATTEMPTS_PER_HOUR)
+        .map((e) => (e.details?.requestMs ?? 0) + (e.details?.downloadMs ?? 0))
+        .filter((ms) => ms > 0)
+        .sort((a, b) => a - b);
+      hours.push({
+        start,
+        samples: snapshots.length,
+        maxPending: Math.max(0, ...snapshots.map((s) => s.pending)),
+        maxInFlight: Math.max(0, ...snapshots.map((s) => s.inFlight)),
+        attempts: Math.min(attempts.length, ATTEMPTS_PER_HOUR),
+        attemptsCapped: attempts.length > ATTEMPTS_PER_HOUR,
+        p50: percentile(times, 50),
+        p95: percentile(times, 95),
+      });
+    }
+    return { hours };
+  },
+});
+
 // Latency is measured over the newest stored portraits (at most 5 reads each).
 const LATENCY_SAMPLE = 200;
 const STEPS = ["queue", "request", "download", "store", "total"] as const;

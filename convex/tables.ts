@@ -175,4 +175,12 @@ export const portraitTables = {
     done: v.boolean(),
     finishedAt: v.optional(v.number()),
   }),
+
+  // The queue every 5 minutes (convex/queueMetrics.ts), for the console's metrics per hour.
+  queueSnapshots: defineTable({
+    at: v.number(),
+    pending: v.number(),
+    inFlight: v.number(),
+    limit: v.optional(v.number()),
+  }).index("by_at", ["at"]),
 };

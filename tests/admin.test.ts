@@ -89,6 +89,7 @@ describe("access", () => {
     ["setConcurrencyCeiling", (t: Caller) => t.mutation(api.admin.setConcurrencyCeiling, { ceiling: 1 })],
     ["retryStoryRun", (t: Caller) => t.mutation(api.admin.retryStoryRun, { runId: "not-a-run" })],
     ["cancelJob", (t: Caller) => t.mutation(api.admin.cancelJob, { jobId: "not-a-job" })],
+    ["queueMetrics", (t: Caller) => t.query(api.admin.queueMetrics, { now: Date.now() })],
     ["generateStory", (t: Caller) => t.mutation(api.admin.generateStory, { hint: "a lighthouse" })],
     ["backfill", (t: Caller) => t.mutation(api.admin.backfill, {})],
     ["backfillProgress", (t: Caller) => t.query(api.admin.backfillProgress, {})],

@@ -2,6 +2,7 @@ import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
 import { ActivityChart } from "./ActivityChart";
 import { BulkRetry } from "./BulkRetry";
+import { QueueMetrics } from "./QueueMetrics";
 import { formatMs, useKept, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
 import { formatRoute, patchRoute, type Route } from "./route";
@@ -170,6 +171,7 @@ export function Audit({ route = { page: "audit", range: "24h" } }: { route?: Aud
         Activity &amp; failures
       </ViewHeading>
       <ActivityChart route={route} />
+      <QueueMetrics />
       <Failures route={route} />
       <Latency />
     </>

@@ -8,6 +8,7 @@ import { ConvexProvider } from "convex/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
+import crons from "../../convex/crons";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { localTransport } from "../../scripts/lib/bridge";
@@ -20,6 +21,7 @@ import { asConvexClient, BridgeClient, UnreachableError, type BridgeTransport, t
 import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
 import { QueueControl } from "./QueueControl";
+import { QueueMetrics } from "./QueueMetrics";
 import { useRoute } from "./route";
 import { StoryRunPage } from "./StoryRunPage";
 import { StoryRuns } from "./StoryRuns";
@@ -385,5 +387,30 @@ describe("features", () => {
     expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("queued");
     await settle(stack.t);
     expect((await stack.t.run((ctx) => ctx.db.get(jobIds[2])))!).toMatchObject({ status: "stored", attempt: 2 });
+  });
+
+  test("metrics per hour: the most jobs waiting and in flight from the snapshots, and attempt latency p50/p95", async () => {
+    await admin().mutation(api.admin.setQueuePaused, { paused: true });
+    for (let i = 30; i < 33; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
+    await settle(stack.t);
+    await stack.t.mutation(internal.queueMetrics.snapshot, {});
+    await admin().mutation(api.admin.setQueuePaused, { paused: false });
+    await settle(stack.t);
+    await stack.t.mutation(internal.queueMetrics.snapshot, {});
+    renderAsAdmin(<QueueMetrics />);
+    const rows = await screen.findAllByRole("row", undefined, { timeout: 5000 });
+    const hour = rows.find((r) => r.dataset.hour)!;
+    const cells = within(hour).getAllByRole("cell").map((c) => c.textContent);
+    // Waiting 3 at the first snapshot, 0 in flight at both; every attempt downloaded in the hour.
+    const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_to", (q) => q.eq("to", "downloaded")).collect())).length;
+    expect(downloaded).toBe(5);
+    expect(cells.slice(0, 3)).toEqual(["3", "0", "5"]);
+    expect(cells[3]).toMatch(/^\d+(\.\d)? (ms|s)$/);
+    const { hours } = await admin().query(api.admin.queueMetrics, { now: Date.now() + 1000 });
+    expect(hours).toHaveLength(24);
+    expect(hours.at(-1)).toMatchObject({ samples: 2, maxPending: 3, maxInFlight: 0, attempts: 5, attemptsCapped: false });
+    // A deployment takes the snapshots every 5 minutes.
+    const registered = (crons as unknown as { crons: Record<string, unknown> }).crons;
+    expect(registered["snapshot the portrait queue"]).toMatchObject({ name: "queueMetrics:snapshot", schedule: { type: "interval", minutes: 5 } });
   });
 });

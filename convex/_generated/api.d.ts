@@ -36,6 +36,7 @@ import type * as lib_sha256 from "../lib/sha256.js";
 import type * as lib_storyRunMachine from "../lib/storyRunMachine.js";
 import type * as lib_storyWriter from "../lib/storyWriter.js";
 import type * as portraits from "../portraits.js";
+import type * as queueMetrics from "../queueMetrics.js";
 import type * as stories from "../stories.js";
 import type * as storyRuns from "../storyRuns.js";
 import type * as tables from "../tables.js";
@@ -73,6 +74,7 @@ declare const fullApi: ApiFromModules<{
   "lib/storyRunMachine": typeof lib_storyRunMachine;
   "lib/storyWriter": typeof lib_storyWriter;
   portraits: typeof portraits;
+  queueMetrics: typeof queueMetrics;
   stories: typeof stories;
   storyRuns: typeof storyRuns;
   tables: typeof tables;
