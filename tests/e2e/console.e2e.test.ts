@@ -284,3 +284,40 @@ for (const [theme, viewport, name] of [
     stack.recraft!.setFault(undefined);
   }, 90_000);
 }
+
+for (const [theme, viewport, name] of [
+  ["dark", DESKTOP, "desktop"],
+  ["light", PHONE, "phone"],
+] as const) {
+  test(`an operator discards a failed job and cancels a waiting one; the audit shows the queue per hour (${name}, ${theme})`, async () => {
+    await stack.t.mutation(internal.queueMetrics.snapshot, {});
+    const failed = (await jobs()).find((j) => j.status === "failed")!._id;
+    const { page, errors } = await open(`#/jobs/${failed}`, { viewport, colorScheme: theme });
+    await page.getByRole("button", { name: "Discard" }).click();
+    await expect.poll(() => page.locator(".job-head .badge").textContent()).toBe("cancelled");
+    expect(await page.getByTestId("cancel-note").textContent()).toMatch(/^Discarded/);
+    // The job's page keeps its failure in the timeline.
+    expect(await page.locator("table.timeline tbody tr").last().textContent()).toContain("cancelled");
+    expect(await page.locator("table.timeline .row-failed").count()).toBeGreaterThan(0);
+
+    await stack.admin.mutation(api.admin.setQueuePaused, { paused: true });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(200 + (name === "desktop" ? 0 : 1)));
+    const waiting = (await jobs()).find((j) => j.storyId === storyId)!._id;
+    await page.evaluate((id) => (window.location.hash = `#/jobs/${id}`), waiting);
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    await expect.poll(() => page.locator(".job-head .badge").textContent()).toBe("cancelled");
+    await stack.admin.mutation(api.admin.setQueuePaused, { paused: false });
+    await page.screenshot({ path: `${SHOTS}/console-cancelled-${name}.png` });
+
+    await page.evaluate(() => (window.location.hash = "#/audit"));
+    const hour = page.locator("table.metrics tbody tr").first();
+    await hour.waitFor();
+    expect(await hour.locator('td[data-label="Attempts"]').textContent()).toMatch(/^\d+\+?$/);
+    expect(await hour.locator('td[data-label="p95"]').textContent()).toMatch(/^\d+(\.\d)? (ms|s)$/);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(viewport.width);
+    await page.locator("table.metrics").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${SHOTS}/console-metrics-${name}.png` });
+    expect(errors).toEqual([]);
+    await close(page);
+  }, 60_000);
+}
