@@ -49,7 +49,7 @@ export function QueueMetrics() {
             {[...hours].reverse().map((h) => (
               <tr key={h.start} data-hour={h.start}>
                 <th scope="row" data-label="Hour">
-                  {formatDateTime(h.start).slice(0, 16)}
+                  {formatDateTime(h.start).slice(0, 16)}–{formatDateTime(h.start + 3_600_000).slice(11, 16)}
                 </th>
                 <td data-label="Waiting" className="num">
                   {h.samples > 0 ? h.maxPending : "—"}

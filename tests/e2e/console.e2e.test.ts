@@ -295,7 +295,7 @@ for (const [theme, viewport, name] of [
     const { page, errors } = await open(`#/jobs/${failed}`, { viewport, colorScheme: theme });
     await page.getByRole("button", { name: "Discard" }).click();
     await expect.poll(() => page.locator(".job-head .badge").textContent()).toBe("cancelled");
-    expect(await page.getByTestId("cancel-note").textContent()).toMatch(/^Discarded/);
+    await expect.poll(() => page.getByTestId("cancel-note").textContent()).toMatch(/^Discarded/);
     // The job's page keeps its failure in the timeline.
     expect(await page.locator("table.timeline tbody tr").last().textContent()).toContain("cancelled");
     expect(await page.locator("table.timeline .row-failed").count()).toBeGreaterThan(0);
