@@ -11,7 +11,7 @@ import type { QueryCtx } from "./_generated/server";
 import { adminMutation, adminQuery } from "./lib/adminFunctions";
 import { CHART_RANGES, readActivity, type ChartRange } from "./lib/activity";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
-import { countMatching, COUNT_CAP, startBulkRetry, type RetryFilter } from "./lib/bulkRetry";
+import { countMatching, COUNT_CAP, failedJobs, startBulkRetry, type RetryFilter } from "./lib/bulkRetry";
 import { queueConfig } from "./lib/config";
 import { cancelOne, readCounts, regenerateOne, retryOne } from "./lib/jobs";
 import { changeQueueControl, queueControl } from "./lib/queueControl";
@@ -90,6 +90,9 @@ async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
 
 const onePage = <T>(page: T[]): PaginationResult<T> => ({ page, isDone: true, continueCursor: "" });
 
+// An error-message search reads at most this many failed jobs, newest change first.
+const MESSAGE_SCAN = 500;
+
 // A text search is ranked here (lib below) over at most this many matches.
 const SEARCH_LIMIT = 50;
 
@@ -138,11 +141,27 @@ function passes(job: Doc<"portraitJobs">, { status, errorCode: code, httpStatus,
  * filters.
  */
 export const listJobs = adminQuery({
-  args: { paginationOpts: paginationOptsValidator, ...jobFilter, search: v.optional(v.string()) },
+  args: {
+    paginationOpts: paginationOptsValidator,
+    ...jobFilter,
+    search: v.optional(v.string()),
+    // Words in a failed job's error message (the newest 500 failed jobs matching the other filters are searched).
+    message: v.optional(v.string()),
+  },
   returns: paginationResultValidator(jobRow),
-  handler: async (ctx, { paginationOpts, search, ...filter }) => {
+  handler: async (ctx, { paginationOpts, search, message, ...filter }) => {
     const { status, errorCode: code, httpStatus, since } = filter;
     const rows = async (jobs: Doc<"portraitJobs">[]) => Promise.all(jobs.map((job) => toRow(ctx, job)));
+    const needle = message?.trim().toLowerCase() ?? "";
+    if (needle) {
+      if (status && status !== "failed") return onePage([]);
+      const scanned = await failedJobs(ctx, { code, httpStatus, since }).order("desc").take(MESSAGE_SCAN);
+      const text = search?.trim() ?? "";
+      const found = scanned.filter(
+        (job) => passes(job, filter) && job.error!.message.toLowerCase().includes(needle) && (!text || relevance(job.searchText, text) > 0 || job._id === text),
+      );
+      return onePage(await rows(found));
+    }
     const text = search?.trim() ?? "";
     if (text) {
       const id = ctx.db.normalizeId("portraitJobs", text);

@@ -47,7 +47,7 @@ const SORT_LABEL: Record<SortKey, string> = { created: "Created", changed: "Last
 /** The order the server returns: creation, or last change once filtered by status or code; search by relevance. */
 function serverOrder(route: JobsRoute): SortKey | undefined {
   if (route.q) return undefined;
-  return route.status || route.code || route.http || route.range ? "changed" : "created";
+  return route.status || route.code || route.http || route.range || route.msg ? "changed" : "created";
 }
 
 const RANGE_LABEL: Record<JobRange, string> = { "1h": "last hour", "6h": "last 6 hours", "24h": "last 24 hours", "7d": "last 7 days" };
@@ -92,14 +92,22 @@ function sortRows(rows: Row[], key: SortKey, dir: "asc" | "desc"): Row[] {
 }
 
 export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route: JobsRoute; pageSize?: number; searchDelayMs?: number }) {
-  const { status, code, http, range, q } = route;
+  const { status, code, http, range, q, msg } = route;
+  const routeRef = useRef(route);
+  routeRef.current = route;
+  const [messageInput, setMessageInput] = useState(msg ?? "");
+  const message = useDebounced(messageInput.trim(), searchDelayMs);
+  useEffect(() => {
+    if (message !== (routeRef.current.msg ?? "")) patchRoute(routeRef.current, { msg: message || undefined }, { replace: true });
+  }, [message]);
+  useEffect(() => {
+    if ((msg ?? "") !== message) setMessageInput(msg ?? "");
+  }, [msg]);
   const minute = useMinute();
   const since = range ? minute - JOB_RANGES[range] : undefined;
   const facets = useFacets();
   const [searchInput, setSearchInput] = useState(q ?? "");
   const search = useDebounced(searchInput.trim(), searchDelayMs);
-  const routeRef = useRef(route);
-  routeRef.current = route;
   // Typing updates the address in place (no history entry per keystroke)…
   useEffect(() => {
     if (search !== (routeRef.current.q ?? "")) patchRoute(routeRef.current, { q: search || undefined }, { replace: true });
@@ -109,14 +117,14 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
     if ((q ?? "") !== search) setSearchInput(q ?? "");
   }, [q]);
 
-  const filtered = !!(status || code || http || range || q);
+  const filtered = !!(status || code || http || range || q || msg);
   const { results, status: loading, loadMore } = usePaginatedQuery(
     api.admin.listJobs,
-    { ...(status && { status }), ...(code && { errorCode: code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }), ...(q && { search: q }) },
+    { ...(status && { status }), ...(code && { errorCode: code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }), ...(q && { search: q }), ...(msg && { message: msg }) },
     { initialNumItems: pageSize },
   );
   // "Retry all matching" re-queues the failed jobs this filter shows (a text search narrows only the list).
-  const retryable = !q && (status === "failed" || (!status && !!(code || http)));
+  const retryable = !q && !msg && (status === "failed" || (!status && !!(code || http)));
   const retryFilter: RetryFilter = { ...(code && { code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }) };
   const retryWhat = [code && `code ${code}`, http && `HTTP ${http}`, range && `a change in the ${RANGE_LABEL[range]}`].filter(Boolean).join(", ") || "any error";
   const order = serverOrder(route);
@@ -178,6 +186,10 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
           <div className="field">
             <label htmlFor="filter-search">Search</label>
             <input id="filter-search" type="search" value={searchInput} onChange={(e) => setSearchInput(e.target.value)} placeholder="title, patient, number or job id" />
+          </div>
+          <div className="field">
+            <label htmlFor="filter-message">Error message</label>
+            <input id="filter-message" type="search" value={messageInput} onChange={(e) => setMessageInput(e.target.value)} placeholder="words in a failure's message" />
           </div>
         </div>
       </div>

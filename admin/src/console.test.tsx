@@ -413,4 +413,17 @@ describe("features", () => {
     const registered = (crons as unknown as { crons: Record<string, unknown> }).crons;
     expect(registered["snapshot the portrait queue"]).toMatchObject({ name: "queueMetrics:snapshot", schedule: { type: "interval", minutes: 5 } });
   });
+
+  test("error message search finds failed jobs by words in their message, with the other filters, and lives in the address", async () => {
+    renderAsAdmin(<RoutedTable />);
+    await waitFor(() => expect(rowIds()).toHaveLength(5));
+    fireEvent.change(screen.getByLabelText("Error message"), { target: { value: "INVALID API" } });
+    await waitFor(() => expect(rowIds().sort()).toEqual([jobIds[0], jobIds[1]].sort()));
+    expect(window.location.hash).toBe("#/?msg=INVALID+API");
+    fireEvent.change(screen.getByLabelText("Error code"), { target: { value: "bad_content_type" } });
+    await screen.findByText("No jobs match these filters.");
+    fireEvent.change(screen.getByLabelText("Error code"), { target: { value: "" } });
+    fireEvent.change(screen.getByLabelText("Error message"), { target: { value: "text/html" } });
+    await waitFor(() => expect(rowIds()).toEqual([jobIds[2]]));
+  });
 });

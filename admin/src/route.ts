@@ -31,6 +31,7 @@ export type JobsRoute = {
   http?: number;
   range?: JobRange;
   q?: string;
+  msg?: string;
   sort?: SortKey;
   dir?: "asc" | "desc";
 };
@@ -83,6 +84,7 @@ export function parseRoute(hash: string): Route {
     http: httpStatus(params.get("http")),
     range: pick(Object.keys(JOB_RANGES) as JobRange[], params.get("range")),
     q: params.get("q")?.trim() || undefined,
+    msg: params.get("msg")?.trim() || undefined,
     sort: pick(SORT_KEYS, params.get("sort")),
     dir: pick(["asc", "desc"] as const, params.get("dir")),
   };
@@ -106,7 +108,7 @@ export function formatRoute(route: Route): string {
     case "notFound":
       return `#${route.hash}`;
     case "jobs":
-      return `#/${query({ status: route.status, code: route.code, http: route.http?.toString(), range: route.range, q: route.q, sort: route.sort, dir: route.dir })}`;
+      return `#/${query({ status: route.status, code: route.code, http: route.http?.toString(), range: route.range, q: route.q, msg: route.msg, sort: route.sort, dir: route.dir })}`;
   }
 }
 
