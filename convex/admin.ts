@@ -5,14 +5,17 @@
  * ConvexError("forbidden") and learns nothing.
  */
 import { paginationOptsValidator, paginationResultValidator, type PaginationResult } from "convex/server";
-import { v } from "convex/values";
+import { ConvexError, v, type Infer } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
 import { adminMutation, adminQuery } from "./lib/adminFunctions";
 import { CHART_RANGES, readActivity, type ChartRange } from "./lib/activity";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
-import { readCounts, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
-import { startRun } from "./lib/storyRunMachine";
+import { countMatching, COUNT_CAP, failedJobs, startBulkRetry, type RetryFilter } from "./lib/bulkRetry";
+import { queueConfig } from "./lib/config";
+import { cancelOne, readCounts, regenerateOne, retryOne } from "./lib/jobs";
+import { changeQueueControl, queueControl } from "./lib/queueControl";
+import { MAX_HINT_CHARS, retryRun, startRun } from "./lib/storyRunMachine";
 import {
   errorCode,
   jobError,
@@ -31,6 +34,7 @@ const counts = v.object({
   downloaded: v.number(),
   stored: v.number(),
   failed: v.number(),
+  cancelled: v.number(),
   approximate: v.optional(v.literal(true)),
 });
 
@@ -62,6 +66,8 @@ const jobRow = v.object({
   storyId: v.id("stories"),
   // null when the story was deleted (its job stays for the audit).
   story: v.union(v.null(), v.object({ title: v.string(), patientName: v.string(), patientNumber: v.string() })),
+  // The job's last stored portrait (a failed regeneration keeps it), for a thumbnail.
+  portraitUrl: v.union(v.string(), v.null()),
 });
 
 async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
@@ -80,51 +86,177 @@ async function toRow(ctx: QueryCtx, job: Doc<"portraitJobs">) {
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     startedAt: started?.at ?? null,
-    finishedAt: job.status === "stored" || job.status === "failed" ? job.updatedAt : null,
+    finishedAt: job.status === "stored" || job.status === "failed" || job.status === "cancelled" ? job.updatedAt : null,
     storyId: job.storyId,
     story: story && { title: story.title, patientName: story.patientName, patientNumber: story.patientNumber },
+    portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null,
   };
 }
 
 const onePage = <T>(page: T[]): PaginationResult<T> => ({ page, isDone: true, continueCursor: "" });
 
+// An error-message search reads at most this many failed jobs, newest change first.
+const MESSAGE_SCAN = 500;
+
+// A text search is ranked here (lib below) over at most this many matches.
+const SEARCH_LIMIT = 50;
+
+const words = (text: string) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+
+/**
+ * How well `text` answers `query`: a term that is a whole word counts twice a
+ * term that only starts one, and the terms in order as adjacent words add as
+ * much again. So "ward c" puts "The Sleeper in Ward C" above "The Stair
+ * Counter" (the search engine matches the last term as a prefix).
+ */
+export function relevance(text: string, query: string): number {
+  const have = words(text);
+  const terms = words(query);
+  let score = 0;
+  for (const term of terms) score += have.includes(term) ? 2 : have.some((word) => word.startsWith(term)) ? 1 : 0;
+  if (terms.length > 1 && ` ${have.join(" ")} `.includes(` ${terms.join(" ")} `)) score += 2 * terms.length;
+  return score;
+}
+
+const jobFilter = {
+  status: v.optional(jobStatus),
+  errorCode: v.optional(errorCode),
+  // Failed jobs whose error carries this HTTP status.
+  httpStatus: v.optional(v.number()),
+  // Jobs whose last change is after this time.
+  since: v.optional(v.number()),
+};
+type JobFilter = Infer<ReturnType<typeof v.object<typeof jobFilter>>>;
+
+/** Whether a job passes every filter (for what an index could not narrow). */
+function passes(job: Doc<"portraitJobs">, { status, errorCode: code, httpStatus, since }: JobFilter): boolean {
+  return (
+    (status === undefined || job.status === status) &&
+    (code === undefined || (job.status === "failed" && job.error?.code === code)) &&
+    (httpStatus === undefined || (job.status === "failed" && job.error?.httpStatus === httpStatus)) &&
+    (since === undefined || job.updatedAt > since)
+  );
+}
+
 /**
  * Jobs for `usePaginatedQuery`, newest first: by status (last change), by
- * error code (failed jobs only), or by full-text search over the story title,
- * patient name and number; a search that is a job id returns that job.
+ * error code or HTTP status (failed jobs only), changed since a time, or by
+ * full-text search over the story title, patient name and number (the best
+ * 50, ranked). A search that is a job id returns that job if it passes the
+ * filters.
  */
 export const listJobs = adminQuery({
   args: {
     paginationOpts: paginationOptsValidator,
-    status: v.optional(jobStatus),
-    errorCode: v.optional(errorCode),
+    ...jobFilter,
     search: v.optional(v.string()),
+    // Words in a failed job's error message (the newest 500 failed jobs matching the other filters are searched).
+    message: v.optional(v.string()),
   },
   returns: paginationResultValidator(jobRow),
-  handler: async (ctx, { paginationOpts, status, errorCode: code, search }) => {
+  handler: async (ctx, { paginationOpts, search, message, ...filter }) => {
+    const { status, errorCode: code, httpStatus, since } = filter;
+    const rows = async (jobs: Doc<"portraitJobs">[]) => Promise.all(jobs.map((job) => toRow(ctx, job)));
+    const needle = message?.trim().toLowerCase() ?? "";
+    if (needle) {
+      if (status && status !== "failed") return onePage([]);
+      const scanned = await failedJobs(ctx, { code, httpStatus, since }).order("desc").take(MESSAGE_SCAN);
+      const text = search?.trim() ?? "";
+      const found = scanned.filter(
+        (job) => passes(job, filter) && job.error!.message.toLowerCase().includes(needle) && (!text || relevance(job.searchText, text) > 0 || job._id === text),
+      );
+      return onePage(await rows(found));
+    }
     const text = search?.trim() ?? "";
     if (text) {
       const id = ctx.db.normalizeId("portraitJobs", text);
       if (id) {
         const job = await ctx.db.get(id);
-        return onePage(job ? [await toRow(ctx, job)] : []);
+        return onePage(job && passes(job, filter) ? await rows([job]) : []);
       }
-      let found = ctx.db
+      const found = await ctx.db
         .query("portraitJobs")
-        .withSearchIndex("search_text", (q) => (status ? q.search("searchText", text).eq("status", status) : q.search("searchText", text)));
-      if (code) found = found.filter((q) => q.eq(q.field("error.code"), code));
-      const result = await found.paginate(paginationOpts);
-      return { ...result, page: await Promise.all(result.page.map((job) => toRow(ctx, job))) };
+        .withSearchIndex("search_text", (q) => (status ? q.search("searchText", text).eq("status", status) : q.search("searchText", text)))
+        .take(SEARCH_LIMIT);
+      const ranked = found
+        .filter((job) => passes(job, filter))
+        .map((job, i) => ({ job, i, score: relevance(job.searchText, text) }))
+        .sort((a, b) => b.score - a.score || a.i - b.i);
+      return onePage(await rows(ranked.map((r) => r.job)));
     }
     // Only failed jobs carry an error.
-    if (code && status && status !== "failed") return onePage([]);
-    const jobs = code
-      ? ctx.db.query("portraitJobs").withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
-      : status
-        ? ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", status))
-        : ctx.db.query("portraitJobs");
+    if ((code || httpStatus !== undefined) && status && status !== "failed") return onePage([]);
+    const after = since ?? -1;
+    const jobs =
+      httpStatus !== undefined
+        ? ctx.db
+            .query("portraitJobs")
+            .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", httpStatus).gt("updatedAt", after))
+            .filter((q) => (code ? q.eq(q.field("error.code"), code) : true))
+        : code
+          ? ctx.db.query("portraitJobs").withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code).gt("updatedAt", after))
+          : status
+            ? ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", status).gt("updatedAt", after))
+            : since !== undefined
+              ? ctx.db.query("portraitJobs").withIndex("by_updated", (q) => q.gt("updatedAt", since))
+              : ctx.db.query("portraitJobs");
     const result = await jobs.order("desc").paginate(paginationOpts);
-    return { ...result, page: await Promise.all(result.page.map((job) => toRow(ctx, job))) };
+    return { ...result, page: await rows(result.page) };
+  },
+});
+
+// Distinct values an index holds are found by skipping: one read per value.
+const MAX_FACETS = 40;
+// Each value's count is exact up to this; beyond, `capped`.
+const FACET_CAP = 100;
+
+/**
+ * What the failed jobs' filters can offer: each error code and each HTTP
+ * status that failed jobs carry now, with how many (exact up to 100). Reads
+ * one document per distinct value plus at most 101 per value.
+ */
+export const failedFacets = adminQuery({
+  args: {},
+  returns: v.object({
+    codes: v.array(v.object({ code: errorCode, count: v.number(), capped: v.boolean() })),
+    httpStatuses: v.array(v.object({ httpStatus: v.number(), count: v.number(), capped: v.boolean() })),
+  }),
+  handler: async (ctx) => {
+    const codes = [];
+    let lastCode: ErrorCode | undefined;
+    for (let i = 0; i < MAX_FACETS; i++) {
+      const after = lastCode;
+      const next = await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_error_code", (q) => (after === undefined ? q.eq("status", "failed") : q.eq("status", "failed").gt("error.code", after)))
+        .first();
+      const code = next?.error?.code;
+      if (!code) break;
+      const some = await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+        .take(FACET_CAP + 1);
+      codes.push({ code, count: Math.min(some.length, FACET_CAP), capped: some.length > FACET_CAP });
+      lastCode = code;
+    }
+    const httpStatuses = [];
+    let lastStatus = 0;
+    for (let i = 0; i < MAX_FACETS; i++) {
+      const after = lastStatus;
+      const next = await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_http_status", (q) => q.eq("status", "failed").gt("error.httpStatus", after))
+        .first();
+      const httpStatus = next?.error?.httpStatus;
+      if (httpStatus === undefined) break;
+      const some = await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", httpStatus))
+        .take(FACET_CAP + 1);
+      httpStatuses.push({ httpStatus, count: Math.min(some.length, FACET_CAP), capped: some.length > FACET_CAP });
+      lastStatus = httpStatus;
+    }
+    return { codes, httpStatuses };
   },
 });
 
@@ -154,6 +286,9 @@ export const getJob = adminQuery({
         v.object({ ...storyFields, createdAt: v.number() }),
       ),
       portraitUrl: v.union(v.string(), v.null()),
+      // The attempt that painted the portrait shown, and when it was stored (null: none).
+      portraitAttempt: v.union(v.number(), v.null()),
+      portraitStoredAt: v.union(v.number(), v.null()),
       events: v.array(timelineEvent),
       eventsTruncated: v.boolean(),
     }),
@@ -167,6 +302,13 @@ export const getJob = adminQuery({
       .query("portraitJobEvents")
       .withIndex("by_job", (q) => q.eq("jobId", job._id))
       .take(MAX_EVENTS_PER_JOB + 1);
+    // The job's file is its last stored attempt's (a regeneration keeps it until the next is stored).
+    const painted = await ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", job._id))
+      .order("desc")
+      .filter((q) => q.eq(q.field("to"), "stored"))
+      .first();
     return {
       job: {
         _id: job._id,
@@ -189,6 +331,8 @@ export const getJob = adminQuery({
         createdAt: story.createdAt,
       },
       portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null,
+      portraitAttempt: job.storageId ? (painted?.attempt ?? null) : null,
+      portraitStoredAt: job.storageId ? (painted?.at ?? null) : null,
       events: events.slice(0, MAX_EVENTS_PER_JOB).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_JOB,
     };
@@ -287,6 +431,67 @@ export const activity = adminQuery({
   handler: async (ctx, { range, now }) => readActivity(ctx, range, now),
 });
 
+const HOUR_MS = 60 * 60 * 1000;
+// Per hour: at most 13 snapshots (one each 5 minutes) and this many attempts for the percentiles.
+const SNAPSHOTS_PER_HOUR = 13;
+const ATTEMPTS_PER_HOUR = 60;
+
+/**
+ * The queue per hour over the 24 hours before `now` (rounded by the client):
+ * the most jobs waiting and in flight in the hour's snapshots, and p50/p95 of
+ * an attempt's request + download over its `downloaded` events (at most 60
+ * an hour; `attemptsCapped` says there were more). Reads at most
+ * 24 × (13 + 61) documents however long the history.
+ */
+export const queueMetrics = adminQuery({
+  args: { now: v.number() },
+  returns: v.object({
+    hours: v.array(
+      v.object({
+        start: v.number(),
+        samples: v.number(),
+        maxPending: v.number(),
+        maxInFlight: v.number(),
+        attempts: v.number(),
+        attemptsCapped: v.boolean(),
+        p50: v.union(v.number(), v.null()),
+        p95: v.union(v.number(), v.null()),
+      }),
+    ),
+  }),
+  handler: async (ctx, { now }) => {
+    const hours = [];
+    for (let i = 23; i >= 0; i--) {
+      const start = now - (i + 1) * HOUR_MS;
+      const end = start + HOUR_MS;
+      const snapshots = await ctx.db
+        .query("queueSnapshots")
+        .withIndex("by_at", (q) => q.gt("at", start).lte("at", end))
+        .take(SNAPSHOTS_PER_HOUR);
+      const attempts = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_to", (q) => q.eq("to", "downloaded").gt("at", start).lte("at", end))
+        .take(ATTEMPTS_PER_HOUR + 1);
+      const times = attempts
+        .slice(0, ATTEMPTS_PER_HOUR)
+        .map((e) => (e.details?.requestMs ?? 0) + (e.details?.downloadMs ?? 0))
+        .filter((ms) => ms > 0)
+        .sort((a, b) => a - b);
+      hours.push({
+        start,
+        samples: snapshots.length,
+        maxPending: Math.max(0, ...snapshots.map((s) => s.pending)),
+        maxInFlight: Math.max(0, ...snapshots.map((s) => s.inFlight)),
+        attempts: Math.min(attempts.length, ATTEMPTS_PER_HOUR),
+        attemptsCapped: attempts.length > ATTEMPTS_PER_HOUR,
+        p50: percentile(times, 50),
+        p95: percentile(times, 95),
+      });
+    }
+    return { hours };
+  },
+});
+
 // Latency is measured over the newest stored portraits (at most 5 reads each).
 const LATENCY_SAMPLE = 200;
 const STEPS = ["queue", "request", "download", "store", "total"] as const;
@@ -362,15 +567,94 @@ export const retryJob = adminMutation({
   },
 });
 
+const retryFilter = v.object({ code: v.optional(errorCode), httpStatus: v.optional(v.number()), since: v.optional(v.number()) });
+
+/** Who did it, for the audit: a verified email, or the subject's user part (never a session). */
+function operator(identity: { email?: string; subject: string }): string {
+  return identity.email ?? identity.subject.split("|")[0];
+}
+
 /**
- * Re-queues every job currently failed with `code`: the first 100 in this
- * mutation, the rest in follow-up batches. Returns how many were queued here.
+ * How many failed jobs "retry everything matching" would re-queue now:
+ * exact up to 2,000 (`exact` false beyond). For the confirmation.
  */
-export const retryFailed = adminMutation({
-  args: { code: errorCode },
-  returns: v.number(),
-  handler: async (ctx, { code }) => {
-    return retryBatch(ctx, code, `bulk retry of ${code} from the admin console`);
+export const countRetryable = adminQuery({
+  args: { filter: retryFilter },
+  returns: v.object({ count: v.number(), exact: v.boolean(), cap: v.number() }),
+  handler: async (ctx, { filter }) => ({ ...(await countMatching(ctx, filter)), cap: COUNT_CAP }),
+});
+
+/**
+ * Re-queues every job failed now that matches `filter` (any age unless
+ * `since`), in batches; follow its exact total with `bulkRetry`.
+ */
+export const retryMatching = adminMutation({
+  args: { filter: retryFilter },
+  returns: v.id("bulkRetries"),
+  handler: async (ctx, { filter }) => startBulkRetry(ctx, filter as RetryFilter, operator(ctx.admin)),
+});
+
+/** A bulk retry's progress: jobs re-queued so far, and whether it has finished (then `queued` is the total). */
+export const bulkRetry = adminQuery({
+  args: { id: v.string() },
+  returns: v.union(v.null(), v.object({ queued: v.number(), done: v.boolean() })),
+  handler: async (ctx, { id }) => {
+    const runId = ctx.db.normalizeId("bulkRetries", id);
+    const run = runId && (await ctx.db.get(runId));
+    return run ? { queued: run.queued, done: run.done } : null;
+  },
+});
+
+const RECENT_CONTROL_EVENTS = 5;
+
+/** The queue's control (paused, operator ceiling), what the dispatcher computes, and the latest changes. */
+export const queueState = adminQuery({
+  args: {},
+  returns: v.object({
+    paused: v.boolean(),
+    maxConcurrency: v.union(v.number(), v.null()),
+    // PORTRAIT_MAX_CONCURRENCY: the highest ceiling an operator may set.
+    configuredMax: v.number(),
+    // The dispatcher's adaptive limit and the slots held, as of its last run (null before its first).
+    adaptiveLimit: v.union(v.number(), v.null()),
+    inFlight: v.union(v.number(), v.null()),
+    changes: v.array(v.object({ at: v.number(), by: v.string(), paused: v.boolean(), maxConcurrency: v.union(v.number(), v.null()) })),
+  }),
+  handler: async (ctx) => {
+    const control = await queueControl(ctx);
+    const loop = await ctx.db.query("portraitDispatcher").first();
+    const changes = await ctx.db.query("queueControlEvents").withIndex("by_at").order("desc").take(RECENT_CONTROL_EVENTS);
+    return {
+      paused: control.paused,
+      maxConcurrency: control.maxConcurrency ?? null,
+      configuredMax: queueConfig().maxConcurrency,
+      adaptiveLimit: loop ? Math.floor(loop.limit) : null,
+      inFlight: loop ? loop.holding : null,
+      changes: changes.map((e) => ({ at: e.at, by: e.by, paused: e.paused, maxConcurrency: e.maxConcurrency ?? null })),
+    };
+  },
+});
+
+/** Pauses (no new job starts; those in flight finish) or resumes the portrait queue. False when it already was. */
+export const setQueuePaused = adminMutation({
+  args: { paused: v.boolean() },
+  returns: v.boolean(),
+  handler: async (ctx, { paused }) => changeQueueControl(ctx, { paused }, operator(ctx.admin)),
+});
+
+/**
+ * Caps jobs in flight at `ceiling` (1 to PORTRAIT_MAX_CONCURRENCY), under the
+ * dispatcher's own limit; null removes the cap. False when nothing changed.
+ */
+export const setConcurrencyCeiling = adminMutation({
+  args: { ceiling: v.union(v.number(), v.null()) },
+  returns: v.boolean(),
+  handler: async (ctx, { ceiling }) => {
+    const max = queueConfig().maxConcurrency;
+    if (ceiling !== null && !(Number.isInteger(ceiling) && ceiling >= 1 && ceiling <= max)) {
+      throw new ConvexError(`The ceiling must be a whole number from 1 to ${max} (PORTRAIT_MAX_CONCURRENCY).`);
+    }
+    return changeQueueControl(ctx, { maxConcurrency: ceiling ?? undefined }, operator(ctx.admin));
   },
 });
 
@@ -378,7 +662,11 @@ export const retryFailed = adminMutation({
 export const generateStory = adminMutation({
   args: { hint: v.optional(v.string()) },
   returns: v.id("storyRuns"),
-  handler: async (ctx, { hint }) => startRun(ctx, hint),
+  handler: async (ctx, { hint }) => {
+    // Refused rather than cut: the operator sees the limit and loses nothing silently.
+    if (hint && hint.trim().length > MAX_HINT_CHARS) throw new ConvexError(`The theme is ${hint.trim().length} characters; at most ${MAX_HINT_CHARS}.`);
+    return startRun(ctx, hint);
+  },
 });
 
 const storyRunRow = v.object({
@@ -394,7 +682,7 @@ const storyRunRow = v.object({
   storyId: v.optional(v.id("stories")),
   // null when the story was deleted (its run stays for the audit).
   story: v.union(v.null(), v.object({ title: v.string(), patientName: v.string() })),
-  job: v.union(v.null(), v.object({ jobId: v.id("portraitJobs"), status: jobStatus })),
+  job: v.union(v.null(), v.object({ jobId: v.id("portraitJobs"), status: jobStatus, portraitUrl: v.union(v.string(), v.null()) })),
 });
 
 async function toRunRow(ctx: QueryCtx, run: Doc<"storyRuns">) {
@@ -416,7 +704,7 @@ async function toRunRow(ctx: QueryCtx, run: Doc<"storyRuns">) {
     runAt: run.runAt,
     storyId: run.storyId,
     story: story && { title: story.title, patientName: story.patientName },
-    job: job && { jobId: job._id, status: job.status },
+    job: job && { jobId: job._id, status: job.status, portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null },
   };
 }
 
@@ -461,6 +749,32 @@ export const getStoryRun = adminQuery({
       events: events.slice(0, MAX_EVENTS_PER_RUN).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_RUN,
     };
+  },
+});
+
+/**
+ * Cancels a pending or requested job (its action stops at its next
+ * transition; nothing is retried) or discards a failed one from the failure
+ * views. Its events stay; "not_cancellable" for anything else.
+ */
+export const cancelJob = adminMutation({
+  args: { jobId: v.string() },
+  returns: v.union(v.literal("cancelled"), v.literal("not_cancellable")),
+  handler: async (ctx, { jobId }) => {
+    const id = ctx.db.normalizeId("portraitJobs", jobId);
+    const job = id && (await ctx.db.get(id));
+    const verb = job?.status === "failed" ? "discarded" : "cancelled";
+    return cancelOne(ctx, job, `${verb} by ${operator(ctx.admin)} from the admin console`);
+  },
+});
+
+/** Re-queues a failed story run as a new attempt (Claude is asked again); anything else is "not_failed". */
+export const retryStoryRun = adminMutation({
+  args: { runId: v.string() },
+  returns: v.union(v.literal("queued"), v.literal("not_failed")),
+  handler: async (ctx, { runId }) => {
+    const id = ctx.db.normalizeId("storyRuns", runId);
+    return retryRun(ctx, id && (await ctx.db.get(id)), "manual retry from the admin console");
   },
 });
 

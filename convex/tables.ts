@@ -8,7 +8,7 @@
  */
 import { defineTable } from "convex/server";
 import { v } from "convex/values";
-import { eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
+import { errorCode, eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
 
 export const portraitTables = {
   stories: defineTable({
@@ -58,6 +58,9 @@ export const portraitTables = {
     .index("by_queue", ["status", "holdsSlot", "runAt"])
     .index("by_slot", ["holdsSlot", "dispatchedAt"])
     .index("by_error_code", ["status", "error.code", "updatedAt"])
+    // The console's filters: failed jobs by HTTP status, and any job by last change.
+    .index("by_http_status", ["status", "error.httpStatus", "updatedAt"])
+    .index("by_updated", ["updatedAt"])
     .searchIndex("search_text", { searchField: "searchText", filterFields: ["status"] }),
 
   // Append-only: one row per transition, written by the mutation that makes it.
@@ -162,4 +165,47 @@ export const portraitTables = {
 
   // Append-only: one row per transition of a story run.
   storyRunEvents: defineTable({ runId: v.id("storyRuns"), ...storyRunTransitionFields }).index("by_run", ["runId", "at"]),
+
+  // The operators' hold on the portrait queue (lib/queueControl.ts): one row,
+  // read by the dispatcher loop each run; no row means running, no ceiling.
+  queueControl: defineTable({
+    paused: v.boolean(),
+    // An operator's cap on jobs in flight, under the computed limit; absent: none.
+    maxConcurrency: v.optional(v.number()),
+    updatedAt: v.number(),
+    updatedBy: v.string(),
+  }),
+  // Append-only: every change an operator made to the queue's control.
+  queueControlEvents: defineTable({
+    at: v.number(),
+    by: v.string(),
+    paused: v.boolean(),
+    maxConcurrency: v.optional(v.number()),
+    previous: v.object({ paused: v.boolean(), maxConcurrency: v.optional(v.number()) }),
+  }).index("by_at", ["at"]),
+
+  // One row per "retry everything matching" (lib/bulkRetry.ts): its filter,
+  // the failed jobs it has re-queued so far, and whether it has finished.
+  bulkRetries: defineTable({
+    filter: v.object({
+      code: v.optional(errorCode),
+      httpStatus: v.optional(v.number()),
+      since: v.optional(v.number()),
+    }),
+    // Jobs that failed after this are not part of the retry.
+    until: v.number(),
+    by: v.string(),
+    cursor: v.union(v.string(), v.null()),
+    queued: v.number(),
+    done: v.boolean(),
+    finishedAt: v.optional(v.number()),
+  }),
+
+  // The queue every 5 minutes (convex/queueMetrics.ts), for the console's metrics per hour.
+  queueSnapshots: defineTable({
+    at: v.number(),
+    pending: v.number(),
+    inFlight: v.number(),
+    limit: v.optional(v.number()),
+  }).index("by_at", ["at"]),
 };

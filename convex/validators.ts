@@ -6,6 +6,8 @@ export const jobStatus = v.union(
   v.literal("downloaded"),
   v.literal("stored"),
   v.literal("failed"),
+  // An operator's stop (issue 16): a pending or requested job cancelled, or a failed one discarded. Events are kept.
+  v.literal("cancelled"),
 );
 export type JobStatus = Infer<typeof jobStatus>;
 

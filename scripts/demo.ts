@@ -14,6 +14,7 @@ import { serveAdmin } from "./lib/bridge.ts";
 import { generateStories, startDemoStack, type DemoStack } from "./lib/stack.ts";
 import { formatBytes, formatMs } from "./lib/stats.ts";
 import { DEFAULT_STORY_MODEL } from "../convex/lib/config.ts";
+import { internal } from "../convex/_generated/api.js";
 
 export const USAGE = `Usage: npm run demo -- [options]
 
@@ -112,6 +113,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
   let stack: DemoStack | undefined;
   let admin: AdminServer | undefined;
+  let snapshotTimer: ReturnType<typeof setInterval> | undefined;
   try {
     stack = await startDemoStack({
       real,
@@ -137,6 +139,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       admin = await startAdmin(stack, options.port, io);
       if (!admin) return 2;
       say(`  admin      ${admin.url}/  (local bridge; ?as=guest shows what a non-admin sees)`);
+      // The embedded backend runs no crons: take the console's queue snapshots here, more often than a deployment's 5 minutes.
+      const backend = stack.t;
+      const takeSnapshot = () => void backend.mutation(internal.queueMetrics.snapshot, {}).catch(() => {});
+      takeSnapshot();
+      snapshotTimer = setInterval(takeSnapshot, 30_000);
     }
     say();
 
@@ -182,6 +189,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (options.serve) await serve(stack, say);
     return 0;
   } finally {
+    clearInterval(snapshotTimer);
     await admin?.close();
     await stack?.close();
     await new Promise((resolve) => log.end(resolve));

@@ -8,8 +8,10 @@ import { describeError, isForbidden } from "./errors";
 import { STATUSES, zoneLabel } from "./format";
 import { JobPage } from "./JobPage";
 import { Backfill } from "./Backfill";
+import { QueueControl } from "./QueueControl";
 import { JobTable } from "./JobTable";
 import { FollowRun, StoryRuns } from "./StoryRuns";
+import { StoryRunPage } from "./StoryRunPage";
 import { formatRoute, useRoute, viewKey, type Route } from "./route";
 import { ViewHeading } from "./ViewHeading";
 
@@ -69,10 +71,11 @@ export function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?
   );
 }
 
-export function Counts() {
+/** Jobs per status; `stale` (offline) dims them like the view, so old counts never look live. */
+export function Counts({ stale = false }: { stale?: boolean }) {
   const counts = useQuery(api.admin.statusCounts);
   return (
-    <section className="counts" aria-label="Jobs by status" aria-busy={counts === undefined}>
+    <section className={stale ? "counts stale" : "counts"} aria-label="Jobs by status" aria-busy={counts === undefined}>
       {STATUSES.map((status) => (
         <a key={status} className={`count status-${status}`} href={formatRoute({ page: "jobs", status })} data-testid={`count-${status}`}>
           <span className="count-n">{counts ? counts[status].toLocaleString("en") : "…"}</span>
@@ -83,15 +86,20 @@ export function Counts() {
   );
 }
 
+/** The longest theme a story run takes (convex/lib/storyRunMachine.ts MAX_HINT_CHARS). */
+export const MAX_THEME_CHARS = 200;
+
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);
   const [hint, setHint] = useState("");
   const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({
     kind: "idle",
   });
+  const length = hint.trim().length;
+  const tooLong = length > MAX_THEME_CHARS;
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    if (state.kind === "busy") return;
+    if (state.kind === "busy" || tooLong) return;
     setState({ kind: "busy" });
     try {
       setState({ kind: "started", runId: await generate({ hint: hint.trim() || undefined }) });
@@ -103,12 +111,24 @@ export function GenerateStory() {
   return (
     <form className="generate" onSubmit={submit}>
       <label htmlFor="hint">Theme</label>
-      <input id="hint" value={hint} onChange={(e) => setHint(e.target.value)} placeholder="optional, e.g. a drowned lighthouse" maxLength={200} />
-      <button type="submit" className="primary" disabled={state.kind === "busy"}>
+      {/* No maxLength: a pasted theme is never cut silently; the counter and the message say what to trim. */}
+      <input id="hint" value={hint} onChange={(e) => setHint(e.target.value)} placeholder="optional, e.g. a drowned lighthouse" aria-describedby="hint-count" aria-invalid={tooLong} />
+      <span id="hint-count" className={tooLong ? "error-text" : "muted"} data-testid="theme-count">
+        {length} / {MAX_THEME_CHARS}
+      </span>
+      <button type="submit" className="primary" disabled={state.kind === "busy" || tooLong}>
         Generate story
       </button>
-      <span role="status" className={state.kind === "error" ? "error-text" : "muted"}>
-        {state.kind === "busy" ? "Starting a story run…" : state.kind === "started" ? <FollowRun runId={state.runId} /> : state.kind === "error" ? state.message : ""}
+      <span role="status" className={state.kind === "error" || tooLong ? "error-text" : "muted"}>
+        {tooLong
+          ? `The theme is ${length - MAX_THEME_CHARS} characters too long (at most ${MAX_THEME_CHARS}).`
+          : state.kind === "busy"
+            ? "Starting a story run…"
+            : state.kind === "started"
+              ? <FollowRun runId={state.runId} />
+              : state.kind === "error"
+                ? state.message
+                : ""}
       </span>
     </form>
   );
@@ -147,7 +167,7 @@ function NotFound({ hash }: { hash: string }) {
 /** The sections in the header. Add a view's link here and its case in `View`. */
 const SECTIONS: { label: string; href: string; pages: Route["page"][] }[] = [
   { label: "Jobs", href: "#/", pages: ["jobs", "job"] },
-  { label: "Story runs", href: "#/stories", pages: ["stories"] },
+  { label: "Story runs", href: "#/stories", pages: ["stories", "storyRun"] },
   { label: "Activity & failures", href: "#/audit", pages: ["audit"] },
 ];
 
@@ -164,15 +184,20 @@ function View({ route }: { route: Route }) {
           <StoryRuns route={route} />
         </>
       );
+    case "storyRun":
+      return <StoryRunPage runId={route.id} />;
     case "notFound":
       return <NotFound hash={route.hash} />;
     case "jobs":
       return (
-        <>
-          <GenerateStory />
-          <Backfill />
+        <div className="jobs-view">
+          <div className="tools">
+            <GenerateStory />
+            <Backfill />
+          </div>
+          <QueueControl />
           <JobTable route={route} />
-        </>
+        </div>
       );
   }
 }
@@ -204,7 +229,7 @@ function Layout({ route }: { route: Route }) {
         </nav>
       </header>
       <OfflineBanner status={link} />
-      <Counts />
+      <Counts stale={link.kind === "offline"} />
       <main id="main" tabIndex={-1} className={link.kind === "offline" ? "stale" : undefined}>
         <Boundary key={viewKey(route)}>
           <View route={route} />

@@ -1,9 +1,8 @@
-import { useMutation, useQuery } from "convex/react";
-import { useEffect, useRef, useState } from "react";
+import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
-import type { ErrorCode } from "../../convex/validators";
 import { ActivityChart } from "./ActivityChart";
-import { describeError } from "./errors";
+import { BulkRetry } from "./BulkRetry";
+import { QueueMetrics } from "./QueueMetrics";
 import { formatMs, useKept, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
 import { formatRoute, patchRoute, type Route } from "./route";
@@ -21,49 +20,9 @@ const STEP_LABELS = {
   total: "Total (created → stored)",
 } as const;
 
-/** Asks before a bulk retry: says what will happen, and waits for a second, deliberate click. */
-function ConfirmRetry({ code, count, onConfirm, onCancel }: { code: ErrorCode; count: number; onConfirm: () => void; onCancel: () => void }) {
-  const confirm = useRef<HTMLButtonElement>(null);
-  useEffect(() => confirm.current?.focus(), []);
-  return (
-    <div
-      className="confirm"
-      role="alertdialog"
-      aria-labelledby={`confirm-${code}`}
-      onKeyDown={(e) => {
-        if (e.key === "Escape") onCancel();
-      }}
-    >
-      <p id={`confirm-${code}`}>
-        Re-queue every job now failed with <span className="code">{code}</span> ({count} in the last 24 hours)? Each starts a new attempt.
-      </p>
-      <button type="button" className="primary" ref={confirm} onClick={onConfirm}>
-        Retry {count} job{count === 1 ? "" : "s"}
-      </button>
-      <button type="button" onClick={onCancel}>
-        Cancel
-      </button>
-    </div>
-  );
-}
-
 export function Failures({ route }: { route: AuditRoute }) {
   const now = useMinute();
   const summary = useKept(useQuery(api.admin.failureSummary, { now }), "failures");
-  const retryFailed = useMutation(api.admin.retryFailed);
-  const [notes, setNotes] = useState<Partial<Record<ErrorCode, string>>>({});
-  const [confirming, setConfirming] = useState<ErrorCode | null>(null);
-
-  const retry = async (code: ErrorCode) => {
-    setConfirming(null);
-    setNotes((n) => ({ ...n, [code]: "Re-queueing…" }));
-    try {
-      const queued = await retryFailed({ code });
-      setNotes((n) => ({ ...n, [code]: `Queued ${queued} job${queued === 1 ? "" : "s"}.` }));
-    } catch (error) {
-      setNotes((n) => ({ ...n, [code]: describeError(error) }));
-    }
-  };
 
   return (
     <section className="panel" aria-labelledby="failures-title">
@@ -129,14 +88,9 @@ export function Failures({ route }: { route: AuditRoute }) {
                       >
                         {open ? "Hide jobs" : "View jobs"}
                       </a>
-                      <button type="button" onClick={() => setConfirming(row.code)} disabled={row.stillFailed === 0 || confirming === row.code} aria-label={`Retry all ${row.code} jobs`}>
-                        Retry all
-                      </button>
-                      <span role="status" className="muted">
-                        {notes[row.code]}
-                      </span>
+                      {/* Every job failed with the code now, whatever its age: the confirmation counts them. */}
+                      <BulkRetry filter={{ code: row.code }} label="Retry all" ariaLabel={`Retry all ${row.code} jobs`} what={<span className="code">{row.code}</span>} />
                     </div>
-                    {confirming === row.code && <ConfirmRetry code={row.code} count={row.stillFailed} onConfirm={() => retry(row.code)} onCancel={() => setConfirming(null)} />}
                     {open && (
                       <ul className="code-jobs" id={`jobs-${row.code}`} aria-label={`Jobs that failed with ${row.code}`}>
                         {row.recentJobs.map((job) => (
@@ -217,6 +171,7 @@ export function Audit({ route = { page: "audit", range: "24h" } }: { route?: Aud
         Activity &amp; failures
       </ViewHeading>
       <ActivityChart route={route} />
+      <QueueMetrics />
       <Failures route={route} />
       <Latency />
     </>

@@ -1,4 +1,4 @@
-import { useConvexConnectionState } from "convex/react";
+import { useConvex, useConvexConnectionState } from "convex/react";
 import { useEffect, useRef, useState } from "react";
 import type { BridgeConnectionState } from "./bridgeClient";
 import { formatDateTime, useNow } from "./format";
@@ -48,14 +48,20 @@ export function ConnectionIndicator({ status }: { status: LinkStatus }) {
   );
 }
 
-/** Said once, loudly, while offline: the data on screen is not live. */
+/** Said once, loudly, while offline: the data on screen is not live. Offers to reconnect now when the client can. */
 export function OfflineBanner({ status }: { status: LinkStatus }) {
+  const client = useConvex() as unknown as { reconnectNow?: () => void };
   if (status.kind !== "offline") return null;
   return (
     <div className="offline-banner" role="alert" data-testid="offline-banner">
       <strong>The backend cannot be reached</strong> (since {formatDateTime(status.since)}).{" "}
       {status.lastLive !== null ? `What you see is from ${formatDateTime(status.lastLive)} and may be out of date. ` : "Nothing has loaded yet. "}
-      The console reconnects by itself.
+      The console reconnects by itself.{" "}
+      {typeof client.reconnectNow === "function" && (
+        <button type="button" onClick={() => client.reconnectNow!()}>
+          Reconnect now
+        </button>
+      )}
     </div>
   );
 }

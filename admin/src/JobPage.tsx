@@ -1,5 +1,5 @@
 import { useMutation, useQuery } from "convex/react";
-import { useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
 import { describeError } from "./errors";
 import { formatBytes, formatDateTime, formatMs } from "./format";
@@ -12,11 +12,20 @@ import { ViewHeading } from "./ViewHeading";
 /**
  * A button whose action runs once per click burst: a second click while the
  * first is in flight does nothing. Its note stays once the button goes (e.g.
- * the job is no longer failed), so it is always mounted.
+ * the job is no longer failed), so it is always mounted; if the button had
+ * focus when it went, focus moves to the note rather than to the page's body.
  */
-function ActionButton({ label, shown, busyNote, run, testId }: { label: string; shown: boolean; busyNote: string; run: () => Promise<string>; testId: string }) {
+function ActionButton({ label, shown, busyNote, run, testId, note: shownNote }: { label: string; shown: boolean; busyNote: string; run: () => Promise<string>; testId: string; note?: (note: string) => string }) {
   const inFlight = useRef(false);
+  const hadFocus = useRef(false);
+  const noteRef = useRef<HTMLSpanElement>(null);
   const [state, setState] = useState<{ busy: boolean; note: string }>({ busy: false, note: "" });
+  useEffect(() => {
+    if (!shown && hadFocus.current) {
+      hadFocus.current = false;
+      if (document.activeElement === null || document.activeElement === document.body) noteRef.current?.focus();
+    }
+  }, [shown]);
   const onClick = async () => {
     if (inFlight.current) return;
     inFlight.current = true;
@@ -32,15 +41,29 @@ function ActionButton({ label, shown, busyNote, run, testId }: { label: string; 
   return (
     <>
       {shown && (
-        <button type="button" onClick={onClick} disabled={state.busy}>
+        <button type="button" onClick={onClick} disabled={state.busy} onFocus={() => (hadFocus.current = true)} onBlur={() => (hadFocus.current = false)}>
           {label}
         </button>
       )}
-      <span role="status" className="muted" data-testid={testId}>
-        {state.note}
+      <span role="status" className="muted" data-testid={testId} tabIndex={-1} ref={noteRef}>
+        {shownNote ? shownNote(state.note) : state.note}
       </span>
     </>
   );
+}
+
+/** Cancels a pending or requested job, or discards a failed one: it ends `cancelled`, its events kept. */
+function CancelButton({ jobId, status }: { jobId: string; status: string }) {
+  const cancel = useMutation(api.admin.cancelJob);
+  const discard = status === "failed";
+  const run = async () =>
+    (await cancel({ jobId })) === "cancelled"
+      ? discard
+        ? "Discarded: the job leaves the failure views; its events stay."
+        : "Cancelled: nothing more is sent for this attempt; its events stay."
+      : "The job can no longer be cancelled: it has moved on.";
+  const shown = status === "pending" || status === "requested" || status === "failed";
+  return <ActionButton label={discard ? "Discard" : "Cancel job"} shown={shown} busyNote={discard ? "Discarding…" : "Cancelling…"} run={run} testId="cancel-note" />;
 }
 
 function RetryButton({ jobId, failed }: { jobId: string; failed: boolean }) {
@@ -50,16 +73,37 @@ function RetryButton({ jobId, failed }: { jobId: string; failed: boolean }) {
   return <ActionButton label="Retry job" shown={failed} busyNote="Re-queueing…" run={run} testId="retry-note" />;
 }
 
-/** A new portrait for a stored job: the story keeps its current one until the new one is stored. */
-function RegenerateButton({ storyId, stored }: { storyId: string; stored: boolean }) {
+type JobView = { status: string; attempt: number; error?: { code: string } };
+
+/**
+ * A new portrait for a stored job: the story keeps its current one until the
+ * new one is stored. The note follows the attempt it queued: once that
+ * attempt has failed or been stored, the note says so.
+ */
+function RegenerateButton({ storyId, stored, job, portraitAttempt }: { storyId: string; stored: boolean; job: JobView; portraitAttempt: number | null }) {
   const regenerate = useMutation(api.admin.regenerate);
+  const [queuedAttempt, setQueuedAttempt] = useState<number | null>(null);
   const notes = {
     queued: "Queued: the current portrait stays until the new one is stored.",
     busy: "An attempt is already under way.",
     story_missing: "The story is gone.",
   };
-  const run = async () => notes[await regenerate({ storyId })];
-  return <ActionButton label="Regenerate portrait" shown={stored} busyNote="Queueing a new portrait…" run={run} testId="regenerate-note" />;
+  const run = async () => {
+    const next = job.attempt + 1;
+    const result = await regenerate({ storyId });
+    if (result === "queued") setQueuedAttempt(next);
+    return notes[result];
+  };
+  const note = (text: string) => {
+    if (queuedAttempt === null || job.attempt !== queuedAttempt) return text;
+    if (job.status === "failed") {
+      const kept = portraitAttempt !== null ? `the portrait from attempt ${portraitAttempt} stays` : "no portrait is kept";
+      return `Attempt ${queuedAttempt} failed (${job.error?.code ?? "error"}): ${kept}.`;
+    }
+    if (job.status === "stored") return `Attempt ${queuedAttempt} stored the new portrait.`;
+    return text;
+  };
+  return <ActionButton label="Regenerate portrait" shown={stored} busyNote="Queueing a new portrait…" run={run} testId="regenerate-note" note={note} />;
 }
 
 export function JobPage({ jobId }: { jobId: string }) {
@@ -83,7 +127,7 @@ export function JobPage({ jobId }: { jobId: string }) {
       </section>
     );
   }
-  const { job, story, portraitUrl, events } = data;
+  const { job, story, portraitUrl, portraitAttempt, portraitStoredAt, events } = data;
   const title = story?.title ?? "(story deleted)";
 
   return (
@@ -97,8 +141,9 @@ export function JobPage({ jobId }: { jobId: string }) {
         <span className="muted">attempt {job.attempt}</span>
         <span className="muted mono break">{job._id}</span>
         {/* Always mounted, so its note stays once the button goes (the job is no longer failed). */}
-        <RetryButton jobId={job._id} failed={job.status === "failed"} />
-        <RegenerateButton storyId={job.storyId} stored={job.status === "stored" && story !== null} />
+        <RetryButton jobId={job._id} failed={job.status === "failed" || job.status === "cancelled"} />
+        <CancelButton jobId={job._id} status={job.status} />
+        <RegenerateButton storyId={job.storyId} stored={job.status === "stored" && story !== null} job={job} portraitAttempt={portraitAttempt} />
       </header>
       <dl className="job-times">
         <div>
@@ -121,15 +166,30 @@ export function JobPage({ jobId }: { jobId: string }) {
       )}
 
       <div className="job-grid">
-        <figure className="portrait">
+        <figure className={portraitUrl ? "portrait" : "portrait portrait-none"}>
           {portraitUrl ? (
             <img src={portraitUrl} alt={`Portrait of ${story?.patientName ?? "the patient"}`} width={256} height={256} />
           ) : (
-            <div className="portrait-empty">{job.status === "failed" ? "No portrait: the job failed." : job.status === "stored" ? "Portrait deleted." : "Painting…"}</div>
+            <div className="portrait-empty">{job.status === "failed" ? "No portrait: the job failed." : job.status === "cancelled" ? "No portrait: the job was cancelled." : job.status === "stored" ? "Portrait deleted." : "Painting…"}</div>
           )}
-          {story && (
+          {(story || portraitAttempt !== null) && (
             <figcaption>
-              {story.patientName} · <span className="mono">{story.patientNumber}</span>
+              {story && (
+                <>
+                  {story.patientName} · <span className="mono">{story.patientNumber}</span>
+                </>
+              )}
+              {portraitAttempt !== null && (
+                <div className="muted" data-testid="portrait-attempt">
+                  Painted by attempt {portraitAttempt}
+                  {portraitStoredAt !== null && (
+                    <>
+                      , stored <Time at={portraitStoredAt} />
+                    </>
+                  )}
+                  {job.attempt !== portraitAttempt && ` (the job is on attempt ${job.attempt}, ${job.status})`}
+                </div>
+              )}
             </figcaption>
           )}
         </figure>

@@ -1,10 +1,11 @@
-import { usePaginatedQuery } from "convex/react";
+import { usePaginatedQuery, useQuery } from "convex/react";
 import type { FunctionReturnType } from "convex/server";
 import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
 import type { ErrorCode, JobStatus } from "../../convex/validators";
-import { ERROR_CODES, formatMs, STATUSES, useDebounced } from "./format";
-import { patchRoute, type JobsRoute, type SortKey } from "./route";
+import { BulkRetry, type RetryFilter } from "./BulkRetry";
+import { formatMs, STATUSES, useDebounced, useMinute } from "./format";
+import { JOB_RANGES, patchRoute, type JobRange, type JobsRoute, type SortKey } from "./route";
 import { Time } from "./Time";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
@@ -19,6 +20,11 @@ export function LoadMore({ status, onLoad }: { status: string; onLoad: () => voi
       {status === "LoadingMore" ? "Loading…" : "Load more"}
     </button>
   );
+}
+
+/** A small portrait (decorative: the title beside it names the story), or an empty frame. */
+export function Thumb({ url }: { url: string | null }) {
+  return url ? <img className="thumb" src={url} alt="" width={40} height={40} loading="lazy" /> : <span className="thumb thumb-empty" aria-hidden="true" />;
 }
 
 export function StatusBadge({ status }: { status: JobStatus }) {
@@ -41,7 +47,37 @@ const SORT_LABEL: Record<SortKey, string> = { created: "Created", changed: "Last
 /** The order the server returns: creation, or last change once filtered by status or code; search by relevance. */
 function serverOrder(route: JobsRoute): SortKey | undefined {
   if (route.q) return undefined;
-  return route.status || route.code ? "changed" : "created";
+  return route.status || route.code || route.http || route.range || route.msg ? "changed" : "created";
+}
+
+const RANGE_LABEL: Record<JobRange, string> = { "1h": "last hour", "6h": "last 6 hours", "24h": "last 24 hours", "7d": "last 7 days" };
+
+/** Failed jobs' codes and HTTP statuses, with counts (100+ beyond 100), for the filters. */
+function useFacets() {
+  const facets = useQuery(api.admin.failedFacets);
+  const n = (f: { count: number; capped: boolean }) => (f.capped ? `${f.count}+` : `${f.count}`);
+  return {
+    codes: (facets?.codes ?? []).map((f) => ({ value: f.code, label: `${f.code} (${n(f)})` })),
+    httpStatuses: (facets?.httpStatuses ?? []).map((f) => ({ value: String(f.httpStatus), label: `${f.httpStatus} (${n(f)})` })),
+  };
+}
+
+/** A filter's select: its options, plus the current value even when no failed job has it now. */
+function FilterSelect({ id, label, value, any, options, onChange }: { id: string; label: string; value: string; any: string; options: { value: string; label: string }[]; onChange: (value: string) => void }) {
+  const shown = value && !options.some((o) => o.value === value) ? [...options, { value, label: `${value} (0)` }] : options;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value} onChange={(e) => onChange(e.target.value)}>
+        <option value="">{any}</option>
+        {shown.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
 }
 
 function sortRows(rows: Row[], key: SortKey, dir: "asc" | "desc"): Row[] {
@@ -56,11 +92,22 @@ function sortRows(rows: Row[], key: SortKey, dir: "asc" | "desc"): Row[] {
 }
 
 export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route: JobsRoute; pageSize?: number; searchDelayMs?: number }) {
-  const { status, code, q } = route;
-  const [searchInput, setSearchInput] = useState(q ?? "");
-  const search = useDebounced(searchInput.trim(), searchDelayMs);
+  const { status, code, http, range, q, msg } = route;
   const routeRef = useRef(route);
   routeRef.current = route;
+  const [messageInput, setMessageInput] = useState(msg ?? "");
+  const message = useDebounced(messageInput.trim(), searchDelayMs);
+  useEffect(() => {
+    if (message !== (routeRef.current.msg ?? "")) patchRoute(routeRef.current, { msg: message || undefined }, { replace: true });
+  }, [message]);
+  useEffect(() => {
+    if ((msg ?? "") !== message) setMessageInput(msg ?? "");
+  }, [msg]);
+  const minute = useMinute();
+  const since = range ? minute - JOB_RANGES[range] : undefined;
+  const facets = useFacets();
+  const [searchInput, setSearchInput] = useState(q ?? "");
+  const search = useDebounced(searchInput.trim(), searchDelayMs);
   // Typing updates the address in place (no history entry per keystroke)…
   useEffect(() => {
     if (search !== (routeRef.current.q ?? "")) patchRoute(routeRef.current, { q: search || undefined }, { replace: true });
@@ -70,12 +117,16 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
     if ((q ?? "") !== search) setSearchInput(q ?? "");
   }, [q]);
 
-  const filtered = !!(status || code || q);
+  const filtered = !!(status || code || http || range || q || msg);
   const { results, status: loading, loadMore } = usePaginatedQuery(
     api.admin.listJobs,
-    { ...(status && { status }), ...(code && { errorCode: code }), ...(q && { search: q }) },
+    { ...(status && { status }), ...(code && { errorCode: code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }), ...(q && { search: q }), ...(msg && { message: msg }) },
     { initialNumItems: pageSize },
   );
+  // "Retry all matching" re-queues the failed jobs this filter shows (a text search narrows only the list).
+  const retryable = !q && !msg && (status === "failed" || (!status && !!(code || http)));
+  const retryFilter: RetryFilter = { ...(code && { code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }) };
+  const retryWhat = [code && `code ${code}`, http && `HTTP ${http}`, range && `a change in the ${RANGE_LABEL[range]}`].filter(Boolean).join(", ") || "any error";
   const order = serverOrder(route);
   const sortKey = route.sort ?? order;
   const dir = route.dir ?? "desc";
@@ -119,12 +170,16 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
               ))}
             </select>
           </div>
+          <FilterSelect id="filter-code" label="Error code" value={code ?? ""} any="any" options={facets.codes} onChange={(value) => patchRoute(route, { code: (value || undefined) as ErrorCode | undefined })} />
+          <FilterSelect id="filter-http" label="HTTP status" value={http ? String(http) : ""} any="any" options={facets.httpStatuses} onChange={(value) => patchRoute(route, { http: value ? Number(value) : undefined })} />
           <div className="field">
-            <label htmlFor="filter-code">Error code</label>
-            <select id="filter-code" value={code ?? ""} onChange={(e) => patchRoute(route, { code: (e.target.value || undefined) as ErrorCode | undefined })}>
-              <option value="">any</option>
-              {ERROR_CODES.map((c) => (
-                <option key={c}>{c}</option>
+            <label htmlFor="filter-range">Changed</label>
+            <select id="filter-range" value={range ?? ""} onChange={(e) => patchRoute(route, { range: (e.target.value || undefined) as JobRange | undefined })}>
+              <option value="">any time</option>
+              {(Object.keys(JOB_RANGES) as JobRange[]).map((r) => (
+                <option key={r} value={r}>
+                  {RANGE_LABEL[r]}
+                </option>
               ))}
             </select>
           </div>
@@ -132,8 +187,18 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
             <label htmlFor="filter-search">Search</label>
             <input id="filter-search" type="search" value={searchInput} onChange={(e) => setSearchInput(e.target.value)} placeholder="title, patient, number or job id" />
           </div>
+          <div className="field">
+            <label htmlFor="filter-message">Error message</label>
+            <input id="filter-message" type="search" value={messageInput} onChange={(e) => setMessageInput(e.target.value)} placeholder="words in a failure's message" />
+          </div>
         </div>
       </div>
+
+      {retryable && (
+        <div className="action-row bulk">
+          <BulkRetry filter={retryFilter} label="Retry all matching" ariaLabel="Retry all matching" what={retryWhat} />
+        </div>
+      )}
 
       {loading === "LoadingFirstPage" ? (
         <Loading what="jobs" />
@@ -168,12 +233,17 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
                   <StatusBadge status={row.status} />
                 </td>
                 <td data-label="Story" className="story-cell">
-                  <a href={`#/jobs/${row.jobId}`}>{row.story?.title ?? "(story deleted)"}</a>
-                  {row.story && (
-                    <div className="muted">
-                      {row.story.patientName} <span className="mono">{row.story.patientNumber}</span>
+                  <div className="story-line">
+                    <Thumb url={row.portraitUrl} />
+                    <div>
+                      <a href={`#/jobs/${row.jobId}`}>{row.story?.title ?? "(story deleted)"}</a>
+                      {row.story && (
+                        <div className="muted">
+                          {row.story.patientName} <span className="mono">{row.story.patientNumber}</span>
+                        </div>
+                      )}
                     </div>
-                  )}
+                  </div>
                 </td>
                 <td data-label="Attempt" className="num">
                   {row.attempt}

@@ -3,7 +3,7 @@ import { api } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import type { StoryRunStatus } from "../../convex/validators";
 import { formatDateTime, RUN_STATUSES } from "./format";
-import { LoadMore, StatusBadge } from "./JobTable";
+import { LoadMore, StatusBadge, Thumb } from "./JobTable";
 import { patchRoute, type StoriesRoute } from "./route";
 import { Time } from "./Time";
 import { ViewHeading } from "./ViewHeading";
@@ -92,9 +92,12 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
               <th scope="col">Status</th>
               <th scope="col">Case file</th>
               <th scope="col">Portrait</th>
-              <th scope="col">Attempt</th>
+              <th scope="col" className="num">
+                Attempt
+              </th>
               <th scope="col">Created</th>
               <th scope="col">Error</th>
+              <th scope="col">Run</th>
             </tr>
           </thead>
           <tbody>
@@ -104,11 +107,14 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
                   <RunBadge status={row.status} />
                 </td>
                 <td data-label="Case file" className="story-cell">
-                  {row.job ? (
-                    <a href={`#/jobs/${row.job.jobId}`}>{row.story?.title ?? "(story deleted)"}</a>
-                  ) : (
-                    <span className="muted">{row.hint ? `theme: ${row.hint}` : "—"}</span>
-                  )}
+                  <div className="story-line">
+                    <Thumb url={row.job?.portraitUrl ?? null} />
+                    <div>
+                      {row.job ? <a href={`#/jobs/${row.job.jobId}`}>{row.story?.title ?? "(story deleted)"}</a> : !row.hint && <span className="muted">—</span>}
+                      {/* The theme stays once the story is written: it is what the operator asked for. */}
+                      {row.hint && <div className="muted break">theme: {row.hint}</div>}
+                    </div>
+                  </div>
                 </td>
                 <td data-label="Portrait">{row.job ? <StatusBadge status={row.job.status} /> : <span className="muted">—</span>}</td>
                 <td data-label="Attempt" className="num">{row.attempt}</td>
@@ -123,6 +129,11 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
                   ) : row.status === "pending" && row.attempt > 1 ? (
                     <span className="muted">retry at {formatDateTime(row.runAt)}</span>
                   ) : null}
+                </td>
+                <td data-label="Run">
+                  <a href={`#/stories/${row.runId}`} aria-label={`Story run ${row.story?.title ?? row.hint ?? ""} (${row.status}, attempt ${row.attempt})`.replace("  ", " ")}>
+                    Details
+                  </a>
                 </td>
               </tr>
             ))}

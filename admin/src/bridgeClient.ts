@@ -286,6 +286,19 @@ export class BridgeClient {
     };
   }
 
+  /**
+   * Reconnects at once rather than at the next backed-off attempt (the
+   * console's "Reconnect now"): a fresh subscription connects immediately.
+   */
+  reconnectNow() {
+    if (this.closed || !this.stopWatching) return;
+    this.stopWatching();
+    this.stopWatching = this.transport.subscribe(
+      () => void this.refresh(),
+      (link) => this.setLink(link),
+    );
+  }
+
   connectionState(): BridgeConnectionState {
     return this.link;
   }

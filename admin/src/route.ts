@@ -2,10 +2,11 @@
  * Every view's state lives in the address (hash routing), so a view can be
  * shared, reloaded and left with Back:
  *
- *   #/?status=failed&code=unauthorized&q=0470&sort=total&dir=desc   the job list
+ *   #/?status=failed&code=unauthorized&http=401&range=24h&q=0470&sort=total&dir=desc   the job list
  *   #/jobs/<jobId>                                                    one job
  *   #/audit?range=7d&code=unauthorized                                activity and failures
  *   #/stories?status=failed                                           story runs
+ *   #/stories/<runId>                                                 one story run
  *
  * A link that cannot be read (a malformed escape, an unknown page) is a
  * "not found" route, never an exception.
@@ -19,13 +20,28 @@ export type SortKey = (typeof SORT_KEYS)[number];
 export const RANGES = ["6h", "24h", "7d", "30d"] as const;
 export type Range = (typeof RANGES)[number];
 
-export type JobsRoute = { page: "jobs"; status?: JobStatus; code?: ErrorCode; q?: string; sort?: SortKey; dir?: "asc" | "desc" };
+/** The job list's time range: jobs whose last change is within it. */
+export const JOB_RANGES = { "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000, "7d": 604_800_000 } as const;
+export type JobRange = keyof typeof JOB_RANGES;
+
+export type JobsRoute = {
+  page: "jobs";
+  status?: JobStatus;
+  code?: ErrorCode;
+  http?: number;
+  range?: JobRange;
+  q?: string;
+  msg?: string;
+  sort?: SortKey;
+  dir?: "asc" | "desc";
+};
 export type StoriesRoute = { page: "stories"; status?: StoryRunStatus };
 export type Route =
   | JobsRoute
   | { page: "job"; id: string }
   | { page: "audit"; range: Range; code?: ErrorCode }
   | StoriesRoute
+  | { page: "storyRun"; id: string }
   | { page: "notFound"; hash: string };
 
 const pick = <T extends string>(options: readonly T[], value: string | null): T | undefined => options.find((o) => o === value);
@@ -38,6 +54,11 @@ function safeDecode(text: string): string | undefined {
   }
 }
 
+function httpStatus(text: string | null): number | undefined {
+  const n = Number(text);
+  return text && Number.isInteger(n) && n >= 100 && n <= 599 ? n : undefined;
+}
+
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "");
   const [path, query = ""] = raw.split("?");
@@ -48,6 +69,11 @@ export function parseRoute(hash: string): Route {
     const id = safeDecode(job[1]);
     return id === undefined ? { page: "notFound", hash: raw } : { page: "job", id };
   }
+  const run = path.match(/^\/stories\/([^/]+)$/);
+  if (run) {
+    const id = safeDecode(run[1]);
+    return id === undefined ? { page: "notFound", hash: raw } : { page: "storyRun", id };
+  }
   if (path === "/audit") return { page: "audit", range: pick(RANGES, params.get("range")) ?? "24h", code: pick(ERROR_CODES, params.get("code")) };
   if (path === "/stories") return { page: "stories", status: pick(RUN_STATUSES, params.get("status")) };
   if (path !== "" && path !== "/") return { page: "notFound", hash: raw };
@@ -55,7 +81,10 @@ export function parseRoute(hash: string): Route {
     page: "jobs",
     status: pick(STATUSES, params.get("status")),
     code: pick(ERROR_CODES, params.get("code")),
+    http: httpStatus(params.get("http")),
+    range: pick(Object.keys(JOB_RANGES) as JobRange[], params.get("range")),
     q: params.get("q")?.trim() || undefined,
+    msg: params.get("msg")?.trim() || undefined,
     sort: pick(SORT_KEYS, params.get("sort")),
     dir: pick(["asc", "desc"] as const, params.get("dir")),
   };
@@ -74,16 +103,18 @@ export function formatRoute(route: Route): string {
       return `#/audit${query({ range: route.range === "24h" ? undefined : route.range, code: route.code })}`;
     case "stories":
       return `#/stories${query({ status: route.status })}`;
+    case "storyRun":
+      return `#/stories/${encodeURIComponent(route.id)}`;
     case "notFound":
       return `#${route.hash}`;
     case "jobs":
-      return `#/${query({ status: route.status, code: route.code, q: route.q, sort: route.sort, dir: route.dir })}`;
+      return `#/${query({ status: route.status, code: route.code, http: route.http?.toString(), range: route.range, q: route.q, msg: route.msg, sort: route.sort, dir: route.dir })}`;
   }
 }
 
 /** A view's identity: moving to another one moves focus to its heading; changing a filter does not. */
 export function viewKey(route: Route): string {
-  return route.page === "job" ? `job:${route.id}` : route.page;
+  return route.page === "job" || route.page === "storyRun" ? `${route.page}:${route.id}` : route.page;
 }
 
 let focusRequested = false;

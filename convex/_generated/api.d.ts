@@ -14,11 +14,13 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as admin from "../admin.js";
+import type * as bulkRetries from "../bulkRetries.js";
 import type * as crons from "../crons.js";
 import type * as lib_activity from "../lib/activity.js";
 import type * as lib_adminFunctions from "../lib/adminFunctions.js";
 import type * as lib_backfill from "../lib/backfill.js";
 import type * as lib_backoff from "../lib/backoff.js";
+import type * as lib_bulkRetry from "../lib/bulkRetry.js";
 import type * as lib_caseFile from "../lib/caseFile.js";
 import type * as lib_config from "../lib/config.js";
 import type * as lib_counts from "../lib/counts.js";
@@ -26,6 +28,7 @@ import type * as lib_crons from "../lib/crons.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
 import type * as lib_pacing from "../lib/pacing.js";
+import type * as lib_queueControl from "../lib/queueControl.js";
 import type * as lib_recovery from "../lib/recovery.js";
 import type * as lib_recraft from "../lib/recraft.js";
 import type * as lib_recraftModels from "../lib/recraftModels.js";
@@ -37,6 +40,7 @@ import type * as lib_tinify from "../lib/tinify.js";
 import type * as lib_transitionRetry from "../lib/transitionRetry.js";
 import type * as lib_voiceTypes from "../lib/voiceTypes.js";
 import type * as portraits from "../portraits.js";
+import type * as queueMetrics from "../queueMetrics.js";
 import type * as stories from "../stories.js";
 import type * as storyRuns from "../storyRuns.js";
 import type * as tables from "../tables.js";
@@ -53,11 +57,13 @@ import type * as voice from "../voice.js";
  */
 declare const fullApi: ApiFromModules<{
   admin: typeof admin;
+  bulkRetries: typeof bulkRetries;
   crons: typeof crons;
   "lib/activity": typeof lib_activity;
   "lib/adminFunctions": typeof lib_adminFunctions;
   "lib/backfill": typeof lib_backfill;
   "lib/backoff": typeof lib_backoff;
+  "lib/bulkRetry": typeof lib_bulkRetry;
   "lib/caseFile": typeof lib_caseFile;
   "lib/config": typeof lib_config;
   "lib/counts": typeof lib_counts;
@@ -65,6 +71,7 @@ declare const fullApi: ApiFromModules<{
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
   "lib/pacing": typeof lib_pacing;
+  "lib/queueControl": typeof lib_queueControl;
   "lib/recovery": typeof lib_recovery;
   "lib/recraft": typeof lib_recraft;
   "lib/recraftModels": typeof lib_recraftModels;
@@ -76,6 +83,7 @@ declare const fullApi: ApiFromModules<{
   "lib/transitionRetry": typeof lib_transitionRetry;
   "lib/voiceTypes": typeof lib_voiceTypes;
   portraits: typeof portraits;
+  queueMetrics: typeof queueMetrics;
   stories: typeof stories;
   storyRuns: typeof storyRuns;
   tables: typeof tables;

@@ -25,3 +25,9 @@ export function registerStoryRunCrons(crons: Crons): Crons {
   crons.interval("sweep stalled story runs", { minutes: 1 }, internal.storyRuns.sweep, {});
   return crons;
 }
+
+/** The admin console's queue metrics: jobs waiting and in flight, every 5 minutes (convex/queueMetrics.ts). */
+export function registerConsoleCrons(crons: Crons): Crons {
+  crons.interval("snapshot the portrait queue", { minutes: 5 }, internal.queueMetrics.snapshot, {});
+  return crons;
+}

@@ -35,6 +35,7 @@ import type { MutationCtx } from "../_generated/server";
 import { queueConfig, type QueueConfig } from "./config";
 import { foldCounts } from "./counts";
 import { allowedInFlight as littleLaw, reserveStart, sustainedSpacingMs } from "./pacing";
+import { queueControl } from "./queueControl";
 
 const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
@@ -144,7 +145,10 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   observe(state, releases, config);
   await foldCounts(ctx, "portrait", { settledMs: FOLD_SETTLED_MS });
 
-  const free = Math.min(allowedInFlight(state, config) - state.holding, MAX_DISPATCH);
+  // HOOK (issue 16, lib/queueControl.ts): an operator's pause starts nothing; their ceiling caps the limit.
+  const control = await queueControl(ctx);
+  const limit = control.paused ? 0 : Math.min(allowedInFlight(state, config), control.maxConcurrency ?? Infinity);
+  const free = Math.min(limit - state.holding, MAX_DISPATCH);
   let dispatched = 0;
   if (free > 0) {
     const ready = await ctx.db

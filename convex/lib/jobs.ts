@@ -20,14 +20,15 @@ import { adjustCounts, readCounts as readKindCounts } from "./counts";
 import { kickDispatcher, releaseSlot } from "./dispatch";
 import { redact } from "./redact";
 
-export const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed"];
+export const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed", "cancelled"];
 
 const NEXT: Record<JobStatus, JobStatus[]> = {
-  pending: ["requested", "failed"],
-  requested: ["downloaded", "failed"],
+  pending: ["requested", "failed", "cancelled"],
+  requested: ["downloaded", "failed", "cancelled"],
   downloaded: ["stored", "failed"],
   stored: ["pending"],
-  failed: ["pending"],
+  failed: ["pending", "cancelled"],
+  cancelled: ["pending"],
 };
 
 export function canMove(from: JobStatus | null, to: JobStatus): boolean {
@@ -207,9 +208,9 @@ async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: strin
   await ctx.db.patch(queued._id, { runAt: queued.updatedAt });
 }
 
-/** A manual retry: a failed job goes back to the queue as a new attempt. */
+/** A manual retry: a failed (or cancelled) job goes back to the queue as a new attempt. */
 export async function retryOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null, reason: string) {
-  if (!job || job.status !== "failed") return "not_failed" as const;
+  if (!job || (job.status !== "failed" && job.status !== "cancelled")) return "not_failed" as const;
   await requeue(ctx, job, reason);
   await kickDispatcher(ctx);
   return "queued" as const;
@@ -230,7 +231,7 @@ export async function regenerateOne(ctx: MutationCtx, storyId: Id<"stories">, re
     .withIndex("by_story", (q) => q.eq("storyId", storyId))
     .first();
   if (!job) await createJob(ctx, story, { at: Date.now(), reason });
-  else if (job.status === "stored" || job.status === "failed") await requeue(ctx, job, reason);
+  else if (job.status === "stored" || job.status === "failed" || job.status === "cancelled") await requeue(ctx, job, reason);
   else return "busy" as const;
   await kickDispatcher(ctx);
   return "queued" as const;
@@ -251,4 +252,17 @@ export async function retryBatch(ctx: MutationCtx, code: ErrorCode, reason: stri
   if (batch.length === RETRY_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.retryFailedByCode, { code });
   await kickDispatcher(ctx);
   return batch.length;
+}
+
+/**
+ * An operator's stop (issue 16): a pending or requested job is cancelled (its
+ * slot is freed; its action is refused at its next transition, so its request
+ * is neither finished nor retried), a failed one is discarded from the failure
+ * views. Either way the job ends `cancelled` with its events kept; a retry or
+ * a regeneration starts it again.
+ */
+export async function cancelOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null, reason: string) {
+  if (!job || !canMove(job.status, "cancelled")) return "not_cancellable" as const;
+  await move(ctx, job, "cancelled", { details: { reason } });
+  return "cancelled" as const;
 }

@@ -31,7 +31,7 @@ export function canMoveRun(from: StoryRunStatus | null, to: StoryRunStatus): boo
   return from === null ? to === "pending" : NEXT[from].includes(to);
 }
 
-const MAX_HINT_CHARS = 200;
+export const MAX_HINT_CHARS = 200;
 const MAX_RETRY_DELAY_MS = 60 * 60_000;
 const MAX_PROBLEMS = 20;
 
@@ -131,4 +131,16 @@ const TRANSIENT = new Set(["rate_limited", "overloaded", "timeout", "network_err
  */
 export function isTransientStoryError(error: StoryRunError): boolean {
   return TRANSIENT.has(error.code) || (error.code === "http_error" && (error.httpStatus ?? 0) >= 500);
+}
+
+/**
+ * An admin's retry of a failed run (issue 16): back to `pending` as the next
+ * attempt, its action scheduled now. "not_failed" for anything else.
+ */
+export async function retryRun(ctx: MutationCtx, run: Doc<"storyRuns"> | null, reason: string): Promise<"queued" | "not_failed"> {
+  if (!run || run.status !== "failed") return "not_failed";
+  const pending = await move(ctx, run, "pending", { details: { reason } });
+  const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.storyRuns.writeStory, { runId: pending._id });
+  await ctx.db.patch(pending._id, { runAt: pending.updatedAt, scheduledFunctionId });
+  return "queued";
 }

@@ -419,7 +419,7 @@ export async function failureIsolation(size: BenchSize): Promise<Row> {
       goal: "100%",
       met: rate === 1,
       notes: [
-        `internal.storyRuns.generateStory × ${size.stories} (one story run each) against the fake Claude while the fake Recraft fails every generation request (429, 500, 503, image 404, wrong content type in rotation).`,
+        `internal.storyRuns.generateStory × ${size.stories} (one story run each) against the fake Claude while the fake Recraft fails every generation request (429, 500, 503, 401, image 404, wrong content type in rotation).`,
       ],
     };
   } finally {
