@@ -394,7 +394,7 @@ describe("bounded transactions", () => {
     expect(afterSweep).toHaveLength(rows - FOLD_BATCH);
     await settle(stack.t, { timeoutMs: 60_000 });
     const after = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), rows: (await ctx.db.query("countDeltas").collect()).length }));
-    expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0 }, rows: 0 });
+    expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0, cancelled: 0 }, rows: 0 });
   }, 120_000);
 });
 
