@@ -4,12 +4,11 @@
  * `import.meta.glob`, so the modules map is built from the convex/ directory;
  * convex-test finds the functions root from the key that contains `_generated`.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
 import schema from "../../convex/schema.ts";
-import { SetupError } from "./cli.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
 
@@ -28,16 +27,7 @@ export function convexModules(dir = CONVEX_DIR): Record<string, () => Promise<un
 
 export type Backend = ReturnType<typeof newBackend>;
 
-/** The install step the embedded backend depends on (skipped by `npm install --ignore-scripts`). */
-export function checkSetup() {
-  const convexTestMain = fileURLToPath(new URL("../../node_modules/convex-test/dist/index.js", import.meta.url));
-  if (existsSync(convexTestMain) && !readFileSync(convexTestMain, "utf8").includes("patched: convex-test PR 151")) {
-    throw new SetupError("convex-test is not patched for concurrent storage writes: run `node scripts/patch-convex-test.mjs` (npm install runs it)");
-  }
-}
-
 export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules()) {
-  checkSetup();
   return convexTest(schema, modules);
 }
 
