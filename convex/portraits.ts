@@ -13,11 +13,14 @@ import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
 import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
+import { logger } from "./lib/log";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { errorCode, jobError, stepDetails, type JobError, type StepDetails } from "./validators";
+
+const log = logger("portraits");
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
@@ -40,9 +43,7 @@ async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "
   const job = await ctx.db.get(jobId);
   const current = job && job.status === status && job.holdsSlot && (attempt === undefined || job.attempt === attempt);
   if (!current) {
-    console.warn(
-      JSON.stringify({ event: "portrait.refused", jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" }),
-    );
+    log.warn("portrait.refused", { jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" });
   }
   return current ? job : null;
 }
@@ -82,7 +83,7 @@ export const claim = internalMutation({
     const config = queueConfig();
     if (job.slotAt !== undefined && Date.now() > job.slotAt + lateStartMs(config)) {
       // Started too late for its slot to keep the provider's windows: back to the head of the queue.
-      console.warn(JSON.stringify({ event: "portrait.late_start", jobId, slotAt: job.slotAt, lateMs: Date.now() - job.slotAt }));
+      log.warn("portrait.late_start", { jobId, slotAt: job.slotAt, lateMs: Date.now() - job.slotAt });
       await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
       await dispatch(ctx, Date.now(), { stored: false });
       return null;
@@ -215,7 +216,7 @@ async function transition<T>(name: string, jobId: Id<"portraitJobs">, run: () =>
     } catch (error) {
       if (attempt >= TRANSITION_ATTEMPTS) throw error;
       const delayMs = TRANSITION_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-      console.warn(JSON.stringify({ event: "portrait.transition_retry", transition: name, jobId, attempt, delayMs: Math.round(delayMs), message: describeError(error) }));
+      log.warn("portrait.transition_retry", { transition: name, jobId, attempt, delayMs: Math.round(delayMs), message: describeError(error) });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }

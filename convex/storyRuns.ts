@@ -15,6 +15,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
 import { ACTION_LIMIT_MS, dailyStoryEnabled, storyConfig, type StoryConfig } from "./lib/config";
+import { logger } from "./lib/log";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
@@ -23,6 +24,8 @@ import { insertCaseFile } from "./stories";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
 
 // Convex stops an action after 10 minutes (ACTION_LIMIT_MS); a run in flight longer than this has no live action.
+const log = logger("storyRuns");
+
 const RUN_STALL_MS = ACTION_LIMIT_MS + 5 * 60_000;
 
 /**
@@ -42,7 +45,7 @@ export const dailyStory = internalMutation({
   returns: v.union(v.id("storyRuns"), v.null()),
   handler: async (ctx) => {
     if (!dailyStoryEnabled()) {
-      console.log(JSON.stringify({ event: "story.daily_skipped", reason: "STORY_DAILY is off" }));
+      log.info("story.daily_skipped", { reason: "STORY_DAILY is off" });
       return null;
     }
     return startRun(ctx);

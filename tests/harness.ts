@@ -4,6 +4,7 @@
  * and the Convex environment variables pointing at them.
  */
 import { convexTest } from "convex-test";
+import { onTestFinished, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import schema from "../convex/schema";
@@ -74,6 +75,25 @@ export async function startStack(
       }
     },
   };
+}
+
+/**
+ * Turns the backend's logger on for the current test (LOG_LEVEL, restored when
+ * the test ends) and collects every line it writes, for a test that checks what
+ * is logged. Call it in the test or its beforeEach.
+ */
+export function captureLogs(level = "DEBUG"): string[] {
+  const saved = process.env.LOG_LEVEL;
+  process.env.LOG_LEVEL = level;
+  onTestFinished(() => {
+    if (saved === undefined) delete process.env.LOG_LEVEL;
+    else process.env.LOG_LEVEL = saved;
+  });
+  const lines: string[] = [];
+  for (const method of ["debug", "log", "info", "warn", "error"] as const) {
+    vi.spyOn(console, method).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
+  }
+  return lines;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

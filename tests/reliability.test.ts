@@ -9,7 +9,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -168,8 +168,7 @@ describe("pacing at the provider's limits", () => {
 
 describe("a start later than its slot allows", () => {
   test("is refused by the claim and goes back to the head of the queue; the job still ends stored", async () => {
-    const warnings: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    const warnings = captureLogs("WARN");
     // Make the loop hand out a slot a minute away, so this job's own action cannot run first.
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
@@ -192,8 +191,7 @@ describe("a start later than its slot allows", () => {
 
 describe("transitions that throw", () => {
   test("the action retries a transition that throws once; the job still ends stored, each step recorded once", async () => {
-    const warnings: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    const warnings = captureLogs("WARN");
     stack.setEnv({ PORTRAIT_FAULT_ONCE: "claim,markDownloaded,markStored" });
     const storyIds = await insertMany(3);
     await settle(stack.t);

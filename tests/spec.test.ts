@@ -9,7 +9,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
+import { captureLogs, caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -45,14 +45,6 @@ async function storedBytes(storyId: Id<"stories">) {
     return blob!.arrayBuffer();
   });
   return new Uint8Array(buffer);
-}
-
-function captureLogs() {
-  const lines: string[] = [];
-  for (const level of ["log", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-  }
-  return lines;
 }
 
 /** Prompts a model could write: any Unicode, non-blank, within Recraft's 1000 bytes. */

@@ -10,17 +10,14 @@ import { api, internal } from "../convex/_generated/api";
 import { DEFAULT_STORY_MODEL, MAX_NONSTREAMING_TOKENS } from "../convex/lib/config";
 import { move, startRun } from "../convex/lib/storyRunMachine";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
-import { ANTHROPIC_KEY, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
+import { ANTHROPIC_KEY, captureLogs, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
 let lines: string[];
 beforeEach(async () => {
   stack = await startStack();
-  lines = [];
-  for (const level of ["log", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-  }
+  lines = captureLogs();
 });
 afterEach(async () => {
   try {

@@ -25,6 +25,7 @@ import type * as lib_counts from "../lib/counts.js";
 import type * as lib_crons from "../lib/crons.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
+import type * as lib_log from "../lib/log.js";
 import type * as lib_recovery from "../lib/recovery.js";
 import type * as lib_recraft from "../lib/recraft.js";
 import type * as lib_recraftModels from "../lib/recraftModels.js";
@@ -59,6 +60,7 @@ declare const fullApi: ApiFromModules<{
   "lib/crons": typeof lib_crons;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
+  "lib/log": typeof lib_log;
   "lib/recovery": typeof lib_recovery;
   "lib/recraft": typeof lib_recraft;
   "lib/recraftModels": typeof lib_recraftModels;

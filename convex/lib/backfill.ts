@@ -18,6 +18,9 @@ import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { dispatch } from "./dispatch";
 import { createJob } from "./jobs";
+import { logger } from "./log";
+
+const log = logger("backfill");
 
 /** Stories read per batch mutation. */
 export const BACKFILL_BATCH = 100;
@@ -35,7 +38,7 @@ export async function startBackfill(ctx: MutationCtx): Promise<Id<"portraitBackf
     hadJob: 0,
   });
   await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
-  console.log(JSON.stringify({ event: "portrait.backfill.started", backfillId }));
+  log.info("portrait.backfill.started", { backfillId });
   return backfillId;
 }
 
@@ -78,7 +81,7 @@ export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portrai
     hadPortrait: run.hadPortrait + hadPortrait,
     hadJob: run.hadJob + hadJob,
   });
-  if (done) console.log(JSON.stringify({ event: "portrait.backfill.done", backfillId, scanned: run.scanned + page.page.length, created: run.created + created }));
+  if (done) log.info("portrait.backfill.done", { backfillId, scanned: run.scanned + page.page.length, created: run.created + created });
   else await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
   if (created > 0) await dispatch(ctx);
   return created;

@@ -6,6 +6,9 @@
  * it (an insert must never fail because of a typo in an operator's setting).
  */
 import { DEFAULT_RECRAFT_MODEL } from "./recraftModels";
+import { logger } from "./log";
+
+const log = logger("config");
 
 /** The prompt budget a case file must fit: Recraft V2/V3's 1000 bytes, so it suits every model. */
 const MAX_PROMPT_BYTES = 1000;
@@ -44,12 +47,12 @@ export function integer(name: string, fallback: number, min: number, max: number
   if (!raw) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value)) {
-    console.warn(`config: ${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}`);
+    log.warn("config.not_an_integer", { variable: name, value: raw, using: fallback, message: `${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}` });
     return fallback;
   }
   if (value < min || value > max) {
     const bound = value < min ? min : max;
-    console.warn(`config: ${name}=${value} is outside ${min}..${max}; using ${bound}`);
+    log.warn("config.out_of_range", { variable: name, value, min, max, using: bound, message: `${name}=${value} is outside ${min}..${max}; using ${bound}` });
     return bound;
   }
   return value;
@@ -133,7 +136,12 @@ export type StoryConfig = ReturnType<typeof storyConfig>;
 export function storyConfig() {
   let plan = parseChapterPlan(text("STORY_CHAPTER_PLAN", DEFAULT_CHAPTER_PLAN));
   if (!plan) {
-    console.warn(`config: STORY_CHAPTER_PLAN=${JSON.stringify(process.env.STORY_CHAPTER_PLAN)} is not like "${DEFAULT_CHAPTER_PLAN}" (1 to 30 chapters); using the default`);
+    log.warn("config.bad_chapter_plan", {
+      variable: "STORY_CHAPTER_PLAN",
+      value: process.env.STORY_CHAPTER_PLAN,
+      using: DEFAULT_CHAPTER_PLAN,
+      message: `STORY_CHAPTER_PLAN=${JSON.stringify(process.env.STORY_CHAPTER_PLAN)} is not like "${DEFAULT_CHAPTER_PLAN}" (1 to 30 chapters); using the default`,
+    });
     plan = parseChapterPlan(DEFAULT_CHAPTER_PLAN)!;
   }
   return {

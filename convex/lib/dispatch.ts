@@ -30,6 +30,7 @@ import type { Doc } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { queueConfig, type QueueConfig } from "./config";
 import { foldCounts } from "./counts";
+import { logger } from "./log";
 
 const HEADROOM = 1.5;
 const RECOVERY_STEP = 0.5;
@@ -172,6 +173,6 @@ export async function reconcileHolding(ctx: MutationCtx, holders: number): Promi
   if (!doc) return;
   const unread = (await ctx.db.query("portraitWakes").collect()).filter((wake) => wake.release).length;
   if (doc.holding - unread === holders) return;
-  console.warn(JSON.stringify({ event: "portrait.dispatcher_drift", counted: doc.holding - unread, holders }));
+  logger("dispatch").warn("portrait.dispatcher_drift", { counted: doc.holding - unread, holders });
   await ctx.db.patch(doc._id, { holding: holders + unread });
 }

@@ -13,6 +13,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { StoryRunDetails, StoryRunError } from "../validators";
 import { describePlan, type Difficulty } from "./caseFile";
 import { MAX_PROMPT_BYTES, type StoryConfig } from "./config";
+import { logger } from "./log";
 import { describeError } from "./redact";
 
 /**
@@ -31,12 +32,9 @@ export const DEPRECATED_MODELS: Record<string, string> = {
 export function warnIfDeprecated(model: string): boolean {
   const endOfLife = DEPRECATED_MODELS[model];
   if (endOfLife) {
-    console.warn(
-      JSON.stringify({
-        event: "story.deprecated_model",
-        message: `STORY_MODEL=${model} is deprecated by Anthropic (end of life ${endOfLife}); set STORY_MODEL to a current model`,
-      }),
-    );
+    logger("storyWriter").warn("story.deprecated_model", {
+      message: `STORY_MODEL=${model} is deprecated by Anthropic (end of life ${endOfLife}); set STORY_MODEL to a current model`,
+    });
   }
   return !!endOfLife;
 }
