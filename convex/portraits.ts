@@ -24,20 +24,6 @@ const log = logger("portraits");
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
-const injectedFaults = new Set<string>();
-
-/**
- * Test hook: PORTRAIT_FAULT_ONCE lists transitions (e.g. "markStored") that
- * throw the first time they run for each job, as a write conflict that
- * outlasted Convex's own retries would. Unset in production.
- */
-function injectFault(transition: string, jobId: Id<"portraitJobs">) {
-  const names = process.env.PORTRAIT_FAULT_ONCE?.split(",").map((name) => name.trim());
-  if (!names?.includes(transition) || injectedFaults.has(`${transition}:${jobId}`)) return;
-  injectedFaults.add(`${transition}:${jobId}`);
-  throw new Error(`injected fault: ${transition} for ${jobId} (PORTRAIT_FAULT_ONCE)`);
-}
-
 /** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
 async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
   const job = await ctx.db.get(jobId);
@@ -77,7 +63,6 @@ export const claim = internalMutation({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string() })),
   handler: async (ctx, { jobId }) => {
-    injectFault("claim", jobId);
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
     const config = queueConfig();
@@ -104,7 +89,6 @@ export const markDownloaded = internalMutation({
   args: { ...attemptArgs, details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, details }) => {
-    injectFault("markDownloaded", jobId);
     const job = await currentJob(ctx, jobId, "requested", attempt);
     if (!job) return alreadyAt(ctx, jobId, attempt, "downloaded");
     await move(ctx, job, "downloaded", { details });
@@ -121,7 +105,6 @@ export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
-    injectFault("markStored", jobId);
     const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
       const stored = await ctx.db.get(jobId);
@@ -191,7 +174,6 @@ export const markFailed = internalMutation({
   args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
-    injectFault("markFailed", jobId);
     const job = await currentJob(ctx, jobId, from, attempt);
     if (!job) return false;
     await fail(ctx, job, error, details);

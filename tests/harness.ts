@@ -14,7 +14,7 @@ import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
 export type Backend = ReturnType<typeof newBackend>;
-export const newBackend = () => convexTest(schema, modules);
+export const newBackend = (functions: Record<string, () => Promise<unknown>> = modules) => convexTest(schema, functions);
 
 export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
 export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
@@ -28,7 +28,12 @@ export type Stack = {
 };
 
 export async function startStack(
-  options: { env?: Record<string, string | undefined>; recraft?: RecraftServerOptions } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    recraft?: RecraftServerOptions;
+    /** The Convex modules to run (e.g. wrapped by scripts/fakes/busyBackend.ts); default: convex/ as it is. */
+    modules?: Record<string, () => Promise<unknown>>;
+  } = {},
 ): Promise<Stack> {
   const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
   const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
@@ -63,7 +68,7 @@ export async function startStack(
     ...options.env,
   });
   return {
-    t: newBackend(),
+    t: newBackend(options.modules),
     recraft,
     anthropic,
     setEnv,

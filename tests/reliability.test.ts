@@ -9,7 +9,8 @@ import type { Id } from "../convex/_generated/dataModel";
 import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
-import { captureLogs, caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { throwingOnce } from "../scripts/fakes/busyBackend";
+import { captureLogs, caseFile, eventsOf, jobOf, modules, pathOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -191,8 +192,9 @@ describe("a start later than its slot allows", () => {
 
 describe("transitions that throw", () => {
   test("the action retries a transition that throws once; the job still ends stored, each step recorded once", async () => {
+    await stack.close();
+    stack = await startStack({ modules: throwingOnce(modules, ["portraits:claim", "portraits:markDownloaded", "portraits:markStored"]) });
     const warnings = captureLogs("WARN");
-    stack.setEnv({ PORTRAIT_FAULT_ONCE: "claim,markDownloaded,markStored" });
     const storyIds = await insertMany(3);
     await settle(stack.t);
     for (const storyId of storyIds) {

@@ -51,6 +51,8 @@ describe("a story run", () => {
     expect(body.output_config).toMatchObject({ format: { type: "json_schema", schema: { type: "object", additionalProperties: false } } });
     expect(lastUserTurn(body)).toContain("a lighthouse keeper");
     expect(lastUserTurn(body)).toContain("exactly 8 chapters: 4 easy, then 2 medium, then 2 hard");
+    // A server-side client: the SDK's browser-access opt-in is never sent.
+    expect(stack.anthropic.requests[0].headers).not.toHaveProperty("anthropic-dangerous-direct-browser-access");
 
     const served = stack.anthropic.servedCaseFiles[0];
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));

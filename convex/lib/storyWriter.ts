@@ -126,9 +126,8 @@ export type Answer =
 export async function askClaude(config: StoryConfig, turns: Turn[], stage: "request" | "repair"): Promise<Answer> {
   const started = Date.now();
   // This runs in a Convex action, never in a browser (the modules behind the game's and the
-  // admin's functions bundle without it: tests/storySetup.test.ts). The flag only skips the SDK's window/document sniffing, which
-  // the admin console's component tests trip because they run the backend next to happy-dom.
-  const client = new Anthropic({ apiKey: config.apiKey, dangerouslyAllowBrowser: true });
+  // admin's functions bundle without it: tests/storySetup.test.ts).
+  const client = new Anthropic({ apiKey: config.apiKey });
   const base = { model: config.model };
   let message: Anthropic.Message;
   try {

@@ -8,6 +8,7 @@ import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
+import { internalMutationGeneric } from "convex/server";
 import schema from "../../convex/schema.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
@@ -32,3 +33,35 @@ export function newBackend(modules: Record<string, () => Promise<unknown>> = con
 }
 
 export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };
+
+export type Modules = Record<string, () => Promise<unknown>>;
+type MutationHandler = (ctx: unknown, args: Record<string, unknown>) => Promise<unknown>;
+type RegisteredFunction = ((...args: unknown[]) => unknown) & Record<string, unknown>;
+
+/**
+ * A modules map whose mutations run through `wrap` (given the function's name,
+ * e.g. "portraits:claim", and its own handler), registered with the same
+ * validators; everything else is left as it is. The bench meters mutations
+ * this way, and the fakes make them fail.
+ */
+export function wrapMutations(modules: Modules, wrap: (fnName: string, handler: MutationHandler) => MutationHandler): Modules {
+  return Object.fromEntries(
+    Object.entries(modules).map(([path, load]) => [
+      path,
+      async () => {
+        const mod = (await load()) as Record<string, RegisteredFunction>;
+        if (path.includes("_generated")) return mod;
+        const file = path.replace(/^.*convex\//, "").replace(/\.(ts|js)$/, "");
+        return Object.fromEntries(
+          Object.entries(mod).map(([name, fn]) => {
+            if (!fn || typeof fn !== "function" || !fn.isMutation || typeof fn._handler !== "function") return [name, fn];
+            const handler = wrap(`${file}:${name}`, fn._handler as MutationHandler);
+            const wrapped = internalMutationGeneric({ handler }) as unknown as RegisteredFunction;
+            Object.assign(wrapped, { exportArgs: fn.exportArgs, exportReturns: fn.exportReturns, isInternal: fn.isInternal, isPublic: fn.isPublic });
+            return [name, wrapped];
+          }),
+        );
+      },
+    ]),
+  );
+}
