@@ -61,12 +61,18 @@ describe("admin identities", () => {
 describe("downloads", () => {
   test("a host that merely ends with a listed host is refused", () => {
     expect(checkImageUrl("https://img.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({ ok: true });
-    expect(checkImageUrl("https://evilimg.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({ ok: false, message: expect.stringMatching(/not in RECRAFT_IMAGE_HOSTS/) });
+    expect(checkImageUrl("https://evilimg.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/not in RECRAFT_IMAGE_HOSTS/),
+    });
     expect(checkImageUrl("https://cdn.img.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({ ok: false });
   });
 
   test("plain http: is refused for a listed host that is not loopback, and allowed for loopback", () => {
-    expect(checkImageUrl("http://img.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({ ok: false, message: expect.stringMatching(/scheme http: is not allowed/) });
+    expect(checkImageUrl("http://img.recraft.ai/a.png", ["img.recraft.ai"])).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/scheme http: is not allowed/),
+    });
     expect(checkImageUrl("http://127.0.0.1:8080/a.png", ["127.0.0.1"])).toMatchObject({ ok: true });
     expect(checkImageUrl("http://localhost:8080/a.png", ["localhost"])).toMatchObject({ ok: true });
   });
@@ -122,11 +128,18 @@ describe("secrets", () => {
 
 describe("settings", () => {
   test("PORTRAIT_MAX_PER_SECOND=0 is clamped to 1 (a zero would make the slot spacing infinite), with a warning", async () => {
-    const s = await withEnv({ PORTRAIT_MAX_PER_SECOND: "0" });
+    await withEnv({ PORTRAIT_MAX_PER_SECOND: "0" });
     const lines = captureLogs();
     expect(queueConfig().maxPerSecond).toBe(1);
     expect(lines.map((line) => JSON.parse(line))).toEqual([
-      expect.objectContaining({ level: "WARN", source: "config", event: "config.out_of_range", variable: "PORTRAIT_MAX_PER_SECOND", value: 0, using: 1 }),
+      expect.objectContaining({
+        level: "WARN",
+        source: "config",
+        event: "config.out_of_range",
+        variable: "PORTRAIT_MAX_PER_SECOND",
+        value: 0,
+        using: 1,
+      }),
     ]);
   });
 });
@@ -145,7 +158,9 @@ describe("sha256", () => {
     const sizes: number[] = [];
     fc.assert(
       fc.property(
-        fc.integer({ min: 0, max: 600 }).chain((n) => fc.tuple(fc.uint8Array({ minLength: n, maxLength: n }), fc.array(fc.nat(130), { size: "max", maxLength: 12 }))),
+        fc
+          .integer({ min: 0, max: 600 })
+          .chain((n) => fc.tuple(fc.uint8Array({ minLength: n, maxLength: n }), fc.array(fc.nat(130), { size: "max", maxLength: 12 }))),
         ([bytes, cuts]) => {
           sizes.push(bytes.length);
           const hash = new Sha256();
