@@ -114,6 +114,11 @@ export function queueConfig() {
   };
 }
 
+/** Stories a backfill batch mutation reads (PORTRAIT_BACKFILL_BATCH): each batch is one bounded transaction. */
+export function backfillBatchSize(): number {
+  return integer("PORTRAIT_BACKFILL_BATCH", 100, 1, 1000);
+}
+
 /** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
 export const DEFAULT_STORY_MODEL = "claude-sonnet-5-5";
 /** The game's prompt: four easy chapters, two medium, two hard. */
