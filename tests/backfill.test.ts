@@ -9,7 +9,7 @@ import { api, internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { startBackfill } from "../convex/lib/backfill";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, numberedCaseFile, pathOf, settle, startStack, type Backend, type Stack } from "./harness";
+import { caseFile, eventsOf, jobOf, until, numberedCaseFile, pathOf, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 const ADMIN_EMAIL = "warden@asylum.test";
@@ -68,13 +68,9 @@ async function storedBytes(t: Backend, storageId: Id<"_storage">) {
 }
 
 async function waitForJob(storyId: Id<"stories">, ready: (job: Doc<"portraitJobs">) => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await jobOf(stack.t, storyId);
-    if (ready(job)) return job;
-    if (Date.now() > deadline) throw new Error(`job of ${storyId} never got ready; it is ${job.status}#${job.attempt}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  let job = await jobOf(stack.t, storyId);
+  await until(async () => ready((job = await jobOf(stack.t, storyId))), { timeoutMs, message: `the job of ${storyId} to get ready` });
+  return job;
 }
 
 describe("backfill", () => {

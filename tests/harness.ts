@@ -106,11 +106,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Waits (on real timers: the pipeline's fetch needs them) until no scheduled
  * function is running or due within `horizonMs` (a dispatcher wakeup a minute
- * away, for the rate window, is not waited for).
+ * away, for the rate window, is not waited for). Running functions are awaited
+ * (convex-test's own promises), and the next due one is waited for until its
+ * time, so `_scheduled_functions` is read once per step, not every few ms.
  */
 export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000 } = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    await t.finishInProgressScheduledFunctions();
     const busy = await t.run(async (ctx) =>
       (await ctx.db.system.query("_scheduled_functions").collect()).filter(
         (fn) => fn.state.kind === "inProgress" || (fn.state.kind === "pending" && fn.scheduledTime <= Date.now() + horizonMs),
@@ -120,7 +123,18 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
     if (Date.now() > deadline) {
       throw new Error(`settle: still busy after ${timeoutMs} ms: ${busy.map((fn) => `${fn.name} ${fn.state.kind}`).join(", ")}`);
     }
-    await sleep(5);
+    // Nothing in flight: the earliest due function's timer fires at its time (a late timer: soon after).
+    const nextDue = Math.min(...busy.map((fn) => (fn.state.kind === "inProgress" ? Date.now() : fn.scheduledTime)));
+    await sleep(Math.min(50, Math.max(1, nextDue - Date.now() + 1)));
+  }
+}
+
+/** Polls `condition` (sync or async) until it holds; throws `message` after `timeoutMs`. For waits no event marks. */
+export async function until(condition: () => boolean | Promise<boolean>, { timeoutMs = 5_000, pollMs = 5, message = "condition not reached in time" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`until: ${message} after ${timeoutMs} ms`);
+    await sleep(pollMs);
   }
 }
 

@@ -9,7 +9,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { portraitPng } from "../scripts/fakes/png";
-import { captureLogs, caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
+import { until, captureLogs, caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -504,10 +504,4 @@ describe("Edge cases", () => {
   });
 });
 
-async function until(condition: () => Promise<boolean>, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+
