@@ -10,6 +10,7 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, type MutationCtx } from "./_generated/server";
 import { queueConfig, recraftConfig } from "./lib/config";
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
+import { backoffMs } from "./lib/backoff";
 import { FOLD_BATCH, foldCounts } from "./lib/counts";
 import { dispatch, lateStartMs, reconcileHolding, runDispatcher } from "./lib/dispatch";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
@@ -182,7 +183,8 @@ export const markFailed = internalMutation({
 });
 
 const TRANSITION_ATTEMPTS = 5;
-const TRANSITION_BACKOFF_MS = 100;
+/** 100 ms doubling, with the workpool's jitter: the transitions' own retries (lib/backoff.ts). */
+const TRANSITION_BACKOFF = { initialMs: 100, maxMs: 100 * 2 ** (TRANSITION_ATTEMPTS - 2), jitter: true };
 
 /**
  * Runs a transition, retrying it when it throws (a write conflict that outlasted
@@ -197,7 +199,7 @@ async function transition<T>(name: string, jobId: Id<"portraitJobs">, run: () =>
       return await run();
     } catch (error) {
       if (attempt >= TRANSITION_ATTEMPTS) throw error;
-      const delayMs = TRANSITION_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
+      const delayMs = backoffMs(attempt, TRANSITION_BACKOFF);
       log.warn("portrait.transition_retry", { transition: name, jobId, attempt, delayMs: Math.round(delayMs), message: describeError(error) });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
