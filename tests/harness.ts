@@ -8,8 +8,9 @@ import { onTestFinished, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import schema from "../convex/schema";
-import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
-import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
+import type { FakeAnthropic } from "../scripts/fakes/anthropicServer";
+import type { FakeRecraft, RecraftServerOptions } from "../scripts/fakes/recraftServer";
+import { startStack as startBaseStack, type Stack as BaseStack } from "../scripts/lib/stack";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
@@ -19,14 +20,10 @@ export const newBackend = (functions: Record<string, () => Promise<unknown>> = m
 export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
 export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
 
-export type Stack = {
-  t: Backend;
-  recraft: FakeRecraft;
-  anthropic: FakeAnthropic;
-  setEnv(vars: Record<string, string | undefined>): void;
-  close(): Promise<void>;
-};
+/** The shared stack (scripts/lib/stack.ts) with both fakes. */
+export type Stack = BaseStack<FakeRecraft, FakeAnthropic>;
 
+/** The test preset of the one stack builder (scripts/lib/stack.ts): known keys, fast retries, scaled windows. */
 export async function startStack(
   options: {
     env?: Record<string, string | undefined>;
@@ -35,51 +32,29 @@ export async function startStack(
     modules?: Record<string, () => Promise<unknown>>;
   } = {},
 ): Promise<Stack> {
-  const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
-  const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
-  const saved = new Map<string, string | undefined>();
-  const setEnv = (vars: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(vars)) {
-      if (!saved.has(name)) saved.set(name, process.env[name]);
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  setEnv({
-    RECRAFT_API_KEY: RECRAFT_KEY,
-    RECRAFT_API_URL: recraft.url,
-    RECRAFT_IMAGE_HOSTS: recraft.imageHost,
-    ANTHROPIC_API_KEY: ANTHROPIC_KEY,
-    ANTHROPIC_BASE_URL: anthropic.url,
-    // The default STORY_MODEL: the fake enforces what that model family rejects.
-    STORY_MODEL: undefined,
-    STORY_RETRY_DELAY_MS: "20",
-    PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
-    PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
-    PORTRAIT_RETRY_INITIAL_MS: "10",
-    PORTRAIT_RETRY_MAX_MS: "50",
-    // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
-    // (a start slot every 22 ms); a start 750 ms late is still sent, for a busy machine.
-    PORTRAIT_RATE_SECOND_MS: "100",
-    PORTRAIT_RATE_MINUTE_MS: "6000",
-    PORTRAIT_MAX_PER_SECOND: "50",
-    PORTRAIT_MAX_PER_MINUTE: "3000",
-    PORTRAIT_START_TOLERANCE_MS: "1000",
-    ...options.env,
-  });
-  return {
-    t: newBackend(options.modules),
-    recraft,
-    anthropic,
-    setEnv,
-    async close() {
-      await Promise.all([recraft.close(), anthropic.close()]);
-      for (const [name, value] of saved) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+  const stack = await startBaseStack({
+    recraft: { apiKey: RECRAFT_KEY, ...options.recraft },
+    anthropic: { apiKey: ANTHROPIC_KEY },
+    modules: options.modules ?? modules,
+    env: {
+      // The default STORY_MODEL: the fake enforces what that model family rejects.
+      STORY_MODEL: undefined,
+      STORY_RETRY_DELAY_MS: "20",
+      PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
+      PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
+      PORTRAIT_RETRY_INITIAL_MS: "10",
+      PORTRAIT_RETRY_MAX_MS: "50",
+      // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
+      // (a start slot every 22 ms); a start 750 ms late is still sent, for a busy machine.
+      PORTRAIT_RATE_SECOND_MS: "100",
+      PORTRAIT_RATE_MINUTE_MS: "6000",
+      PORTRAIT_MAX_PER_SECOND: "50",
+      PORTRAIT_MAX_PER_MINUTE: "3000",
+      PORTRAIT_START_TOLERANCE_MS: "1000",
+      ...options.env,
     },
-  };
+  });
+  return stack as Stack;
 }
 
 /**

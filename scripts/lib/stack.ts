@@ -8,9 +8,9 @@ import { internal } from "../../convex/_generated/api.js";
 import type { Id } from "../../convex/_generated/dataModel.js";
 import { readCounts } from "../../convex/lib/jobs.ts";
 import type { JobStatus, StoryRunStatus } from "../../convex/validators.ts";
-import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
+import { startAnthropicServer, type FakeAnthropic, type StartAnthropicServerOptions } from "../fakes/anthropicServer.ts";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
-import { ADMIN_IDENTITY, newBackend, type Backend } from "./backend.ts";
+import { ADMIN_IDENTITY, newBackend, type Backend, type Modules } from "./backend.ts";
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 
 export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
@@ -40,67 +40,99 @@ export interface DemoStackOptions {
   backendLog?: (level: string, line: string) => void;
 }
 
-export interface DemoStack {
-  t: Backend;
+/** A stack whose recraft/anthropic are undefined when the real service is used. */
+export interface DemoStack extends Stack {
   /** The backend as the demo admin, for the admin functions. */
   admin: ReturnType<Backend["withIdentity"]>;
-  /** Undefined when the real service is used. */
-  recraft?: FakeRecraft;
-  anthropic?: FakeAnthropic;
   /** The Convex environment the stack set, secrets masked. */
   env: Record<string, string>;
+}
+
+export interface StackOptions {
+  /** The fake Recraft server's options; false: no fake (the real service, from the environment). */
+  recraft?: RecraftServerOptions | false;
+  /** The fake Anthropic server's options; false: no fake. */
+  anthropic?: StartAnthropicServerOptions | false;
+  /** Convex environment variables, set after those pointing at the fakes (undefined deletes one). */
+  env?: Record<string, string | undefined>;
+  /** The Convex modules to run; default: convex/ as it is. */
+  modules?: Modules;
+  /** Where the backend's console output goes; default: the console. */
+  backendLog?: (level: string, line: string) => void;
+}
+
+export interface Stack<
+  R extends FakeRecraft | undefined = FakeRecraft | undefined,
+  A extends FakeAnthropic | undefined = FakeAnthropic | undefined,
+> {
+  t: Backend;
+  recraft: R;
+  anthropic: A;
+  /** Sets Convex environment variables (undefined deletes one); close() restores them all. */
+  setEnv(vars: Record<string, string | undefined>): void;
   close(): Promise<void>;
 }
 
-export async function startDemoStack(options: DemoStackOptions = {}): Promise<DemoStack> {
-  const recraft = options.real?.recraft
-    ? undefined
-    : await startRecraftServer({
-        apiKey: FAKE_RECRAFT_KEY,
-        paint: painter(options.portraitSize ?? 256),
-        latencyMs: demoLatency,
-        downloadLatencyMs: DEMO_DOWNLOAD_LATENCY_MS,
-        fault: failRatePicker(options.failRate ?? 0),
-        ...options.recraft,
-      });
-  const anthropic = options.real?.anthropic
-    ? undefined
-    : await startAnthropicServer({
-        apiKey: FAKE_ANTHROPIC_KEY,
-        latencyMs: options.storyLatencyMs ?? 0,
-        behavior: claudeFailRate(options.storyFailRate ?? 0),
-      });
-
-  const vars: Record<string, string | undefined> = {
-    ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
-    // The fake answers fast, so a retry need not wait the production five minutes.
-    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_RETRY_DELAY_MS: "1000" }),
-    ...options.env,
+/**
+ * The one stack builder (tests, demo, bench, the admin bridge): the project's own
+ * Convex functions on the embedded backend, the loopback fakes, and the Convex
+ * environment variables pointing at them, all undone by close().
+ */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const recraft = options.recraft === false ? undefined : await startRecraftServer(options.recraft);
+  const anthropic = options.anthropic === false ? undefined : await startAnthropicServer(options.anthropic);
+  const saved = new Map<string, string | undefined>();
+  const setEnv = (vars: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(vars)) {
+      if (!saved.has(name)) saved.set(name, process.env[name]);
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   };
-  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  setEnv(vars);
+  setEnv({
+    ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
+    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url }),
+    ...options.env,
+  });
   const restoreConsole = options.backendLog ? captureConsole(options.backendLog) : () => {};
-
-  const t = newBackend(options.modules);
   return {
-    t,
-    admin: t.withIdentity(ADMIN_IDENTITY),
+    t: newBackend(options.modules),
     recraft,
     anthropic,
-    env: maskedEnv(),
+    setEnv,
     async close() {
       await Promise.all([recraft?.close(), anthropic?.close()]);
       restoreConsole();
-      setEnv(saved);
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     },
   };
 }
 
-function setEnv(vars: Record<string, string | undefined>) {
-  for (const [name, value] of Object.entries(vars)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+/** The demo's stack: its painter, latencies and fault rates on the fakes, and the demo admin. */
+export async function startDemoStack(options: DemoStackOptions = {}): Promise<DemoStack> {
+  const stack = await startStack({
+    recraft: options.real?.recraft
+      ? false
+      : {
+          apiKey: FAKE_RECRAFT_KEY,
+          paint: painter(options.portraitSize ?? 256),
+          latencyMs: demoLatency,
+          downloadLatencyMs: DEMO_DOWNLOAD_LATENCY_MS,
+          fault: failRatePicker(options.failRate ?? 0),
+          ...options.recraft,
+        },
+    anthropic: options.real?.anthropic
+      ? false
+      : { apiKey: FAKE_ANTHROPIC_KEY, latencyMs: options.storyLatencyMs ?? 0, behavior: claudeFailRate(options.storyFailRate ?? 0) },
+    // The fake answers fast, so a retry need not wait the production five minutes.
+    env: { ...(!options.real?.anthropic && { STORY_RETRY_DELAY_MS: "1000" }), ...options.env },
+    modules: options.modules,
+    backendLog: options.backendLog,
+  });
+  return { ...stack, admin: stack.t.withIdentity(ADMIN_IDENTITY), env: maskedEnv() };
 }
 
 const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|STORY_)/;
@@ -263,7 +295,9 @@ export async function generateStories(
       requested: n,
       written: runCounts.inserted,
       storyFailures: runs.flatMap(({ run }, index) =>
-        run.status === "failed" ? [{ index, stage: run.error?.stage ?? "?", code: run.error?.code ?? "?", message: run.error?.message ?? "" }] : [],
+        run.status === "failed"
+          ? [{ index, stage: run.error?.stage ?? "?", code: run.error?.code ?? "?", message: run.error?.message ?? "" }]
+          : [],
       ),
       runs: runCounts,
       storyAttemptFailures: runs.flatMap(({ run, failures }, index) =>
