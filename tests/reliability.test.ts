@@ -447,7 +447,7 @@ describe("the dispatcher's count of held slots", () => {
     await settle(stack.t);
     const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
     await stack.t.run((ctx) => ctx.db.patch(state._id, { holding: 2 })); // two slots leaked
-    vi.spyOn(console, "warn").mockImplementation(() => {});
+    captureLogs("WARN");
     const [storyId] = await insertMany(1, "b");
     await settle(stack.t);
     expect((await jobOf(stack.t, storyId)).status).toBe("pending");
