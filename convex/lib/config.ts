@@ -114,6 +114,20 @@ export function queueConfig() {
   };
 }
 
+/** Who is an admin (lib/adminFunctions.ts): ADMIN_SUBJECTS, ADMIN_EMAILS, and Convex Auth's issuer (CONVEX_SITE_URL). */
+export function adminConfig() {
+  const listed = (name: string) =>
+    (process.env[name] ?? "")
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean);
+  return {
+    subjects: listed("ADMIN_SUBJECTS"),
+    emails: listed("ADMIN_EMAILS"),
+    convexAuthIssuer: process.env.CONVEX_SITE_URL?.replace(/\/+$/, ""),
+  };
+}
+
 /** Stories a backfill batch mutation reads (PORTRAIT_BACKFILL_BATCH): each batch is one bounded transaction. */
 export function backfillBatchSize(): number {
   return integer("PORTRAIT_BACKFILL_BATCH", 100, 1, 1000);
