@@ -5,6 +5,9 @@ export default defineConfig({
   test: {
     server: { deps: { inline: ["convex-test"] } },
     silent: "passed-only",
+    // The backend's logger (convex/lib/log.ts) is quiet in tests unless asked: `LOG_LEVEL=DEBUG npx vitest run ...`,
+    // or captureLogs() in a test that checks a line.
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "OFF" },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [

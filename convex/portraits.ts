@@ -14,6 +14,7 @@ import { FOLD_BATCH, foldCounts, type CountKind } from "./lib/counts";
 import { kickDispatcher, reconcileHolding, reserveRequestStart, runDispatcher } from "./lib/dispatch";
 import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
 import { maxStartWaitMs } from "./lib/pacing";
+import { logger } from "./lib/log";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
@@ -23,30 +24,16 @@ import { retryTransition } from "./lib/transitionRetry";
 import { errorCode, jobError, stepDetails, storyDocument, type JobError, type StepDetails } from "./validators";
 import voice from "./voice";
 
+const log = logger("portraits");
+
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
-
-const injectedFaults = new Set<string>();
-
-/**
- * Test hook: PORTRAIT_FAULT_ONCE lists transitions (e.g. "markStored") that
- * throw the first time they run for each job, as a write conflict that
- * outlasted Convex's own retries would. Unset in production.
- */
-function injectFault(transition: string, jobId: Id<"portraitJobs">) {
-  const names = process.env.PORTRAIT_FAULT_ONCE?.split(",").map((name) => name.trim());
-  if (!names?.includes(transition) || injectedFaults.has(`${transition}:${jobId}`)) return;
-  injectedFaults.add(`${transition}:${jobId}`);
-  throw new Error(`injected fault: ${transition} for ${jobId} (PORTRAIT_FAULT_ONCE)`);
-}
 
 /** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
 async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
   const job = await ctx.db.get(jobId);
   const current = job && job.status === status && job.holdsSlot && (attempt === undefined || job.attempt === attempt);
   if (!current) {
-    console.warn(
-      JSON.stringify({ event: "portrait.refused", jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" }),
-    );
+    log.warn("portrait.refused", { jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" });
   }
   return current ? job : null;
 }
@@ -113,7 +100,6 @@ export const claim = internalMutation({
   },
   returns: v.union(v.null(), v.object({ attempt: v.number(), prompt: v.string(), startAt: v.number() })),
   handler: async (ctx, { jobId, claimId, prompt: voicePrompt, voiceError }) => {
-    injectFault("claim", jobId);
     const again = claimId ? await ownClaim(ctx, jobId, claimId, voicePrompt) : null;
     if (again) return again; // a retry of this action's claim that did commit (its reply was lost)
     const job = await currentJob(ctx, jobId, "pending");
@@ -129,7 +115,7 @@ export const claim = internalMutation({
     if (!reserved) {
       const scheduledFunctionId = await ctx.scheduler.runAt(start, internal.portraits.generatePatientPortrait, { jobId });
       await ctx.db.patch(job._id, { slotAt: start, scheduledFunctionId });
-      console.warn(JSON.stringify({ event: "portrait.start_deferred", jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() }));
+      log.info("portrait.start_deferred", { jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() });
       return null;
     }
     await move(ctx, job, "requested", { startedAt: start });
@@ -151,7 +137,6 @@ export const markDownloaded = internalMutation({
   args: { ...attemptArgs, details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, details }) => {
-    injectFault("markDownloaded", jobId);
     const job = await currentJob(ctx, jobId, "requested", attempt);
     if (!job) return alreadyAt(ctx, jobId, attempt, "downloaded");
     await move(ctx, job, "downloaded", { details });
@@ -168,7 +153,6 @@ export const markStored = internalMutation({
   args: { ...attemptArgs, storageId: v.id("_storage"), details: stepDetails },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
-    injectFault("markStored", jobId);
     const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
       const stored = await ctx.db.get(jobId);
@@ -238,7 +222,6 @@ export const markFailed = internalMutation({
   args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
-    injectFault("markFailed", jobId);
     const job = await currentJob(ctx, jobId, from, attempt);
     if (!job) return false;
     await fail(ctx, job, error, details);

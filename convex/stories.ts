@@ -4,8 +4,11 @@ import { internalMutation, query, type MutationCtx, type QueryCtx } from "./_gen
 import { normalizeStory, playabilityProblems, slugify } from "./lib/caseFile";
 import { kickDispatcher } from "./lib/dispatch";
 import { createJob } from "./lib/jobs";
+import { logger } from "./lib/log";
 import { startRun } from "./lib/storyRunMachine";
 import { caseFileFields, storyFields, type StoryInput } from "./validators";
+
+const log = logger("stories");
 
 /**
  * Inserts a story, its portrait job (`pending`) and the job's first event, and
@@ -151,7 +154,7 @@ export const generateStory = internalMutation({
   args: { retryCount: v.optional(v.number()) },
   returns: v.id("storyRuns"),
   handler: async (ctx, { retryCount }) => {
-    console.log(JSON.stringify({ event: "story.handover", from: "stories:generateStory", retryCount: retryCount ?? 0 }));
+    log.info("story.handover", { from: "stories:generateStory", retryCount: retryCount ?? 0 });
     return startRun(ctx);
   },
 });

@@ -15,6 +15,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { blocking, checkCaseFile, type Checked, type Problem } from "./lib/caseFile";
 import { dailyStoryEnabled, storyConfig, storyRunBackstopMs, type StoryConfig } from "./lib/config";
+import { logger } from "./lib/log";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { retryTransition } from "./lib/transitionRetry";
@@ -24,6 +25,8 @@ import { insertCaseFile, slugTakenMessage, storyWithSlug } from "./stories";
 import { slugify } from "./lib/caseFile";
 import voice from "./voice";
 import { storyInput, storyRunDetails, storyRunError, type StoryInput, type StoryRunDetails, type StoryRunError } from "./validators";
+
+const log = logger("storyRuns");
 
 /**
  * The entry point of a story run (the daily cron, the admin console, scripts:
@@ -42,7 +45,7 @@ export const dailyStory = internalMutation({
   returns: v.union(v.id("storyRuns"), v.null()),
   handler: async (ctx) => {
     if (!dailyStoryEnabled()) {
-      console.log(JSON.stringify({ event: "story.daily_skipped", reason: "STORY_DAILY is off" }));
+      log.info("story.daily_skipped", { reason: "STORY_DAILY is off" });
       return null;
     }
     return startRun(ctx);

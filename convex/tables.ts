@@ -8,7 +8,7 @@
  */
 import { defineTable } from "convex/server";
 import { v } from "convex/values";
-import { errorCode, eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
+import { backfillCounters, errorCode, eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
 
 export const portraitTables = {
   stories: defineTable({
@@ -137,11 +137,7 @@ export const portraitTables = {
     // The pagination cursor of the next batch; null before the first.
     cursor: v.union(v.string(), v.null()),
     done: v.boolean(),
-    scanned: v.number(),
-    created: v.number(),
-    // Stories skipped because they already had a portrait or a job.
-    hadPortrait: v.number(),
-    hadJob: v.number(),
+    ...backfillCounters,
   }).index("by_startedAt", ["startedAt"]),
 
   // One row per requested story (the daily cron, an admin, a script); a retry

@@ -202,3 +202,12 @@ export const storyRunTransitionFields = {
   error: v.optional(storyRunError),
   details: v.optional(storyRunDetails),
 };
+
+/** What a backfill run has counted so far: the one list of its progress fields (table, progress query, batches). */
+export const backfillCounters = {
+  scanned: v.number(),
+  created: v.number(),
+  // Stories skipped because they already had a portrait or a job.
+  hadPortrait: v.number(),
+  hadJob: v.number(),
+};

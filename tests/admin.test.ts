@@ -301,7 +301,7 @@ describe("audit", () => {
     let summary = await admin().query(api.admin.failureSummary, { now });
     expect(summary.truncated).toBe(false);
     expect(summary).toMatchObject({ since: now - 24 * 60 * 60 * 1000, until: now });
-    expect(summary.codes.map(({ recentJobs, ...row }) => row)).toEqual([
+    expect(summary.codes.map(({ recentJobs: _recentJobs, ...row }) => row)).toEqual([
       { code: "unauthorized", count: 6, jobs: 6, stillFailed: 6, latestMessage: expect.stringContaining("401"), latestAt: expect.any(Number) },
       { code: "bad_content_type", count: 4, jobs: 4, stillFailed: 4, latestMessage: expect.stringContaining("text/html"), latestAt: expect.any(Number) },
     ]);

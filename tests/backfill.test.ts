@@ -7,12 +7,15 @@
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
-import { BACKFILL_BATCH, startBackfill } from "../convex/lib/backfill";
+import { startBackfill } from "../convex/lib/backfill";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, numberedCaseFile, pathOf, settle, startStack, type Backend, type Stack } from "./harness";
+import { caseFile, eventsOf, jobOf, until, numberedCaseFile, pathOf, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 const ADMIN_EMAIL = "warden@asylum.test";
+// Backfill batches of 10 stories (PORTRAIT_BACKFILL_BATCH), so tens of stories make several batches:
+// convex-test walks every document for each index read, and hundreds would take most of a minute.
+const BATCH = 10;
 let stack: Stack;
 let paintings: number;
 // How long the fake takes to answer a generation request: long enough, when set,
@@ -24,7 +27,7 @@ beforeEach(async () => {
   requestLatencyMs = 0;
   // Every painting differs, so a regenerated portrait is told apart by its bytes.
   stack = await startStack({
-    env: { ADMIN_EMAILS: ADMIN_EMAIL, PORTRAIT_REQUEST_TIMEOUT_MS: "10000" },
+    env: { ADMIN_EMAILS: ADMIN_EMAIL, PORTRAIT_REQUEST_TIMEOUT_MS: "10000", PORTRAIT_BACKFILL_BATCH: String(BATCH) },
     recraft: { paint: (prompt) => portraitPng(`${prompt} #painting${++paintings}`), latencyMs: () => requestLatencyMs },
   });
 });
@@ -65,21 +68,18 @@ async function storedBytes(t: Backend, storageId: Id<"_storage">) {
 }
 
 async function waitForJob(storyId: Id<"stories">, ready: (job: Doc<"portraitJobs">) => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await jobOf(stack.t, storyId);
-    if (ready(job)) return job;
-    if (Date.now() > deadline) throw new Error(`job of ${storyId} never got ready; it is ${job.status}#${job.attempt}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  let job = await jobOf(stack.t, storyId);
+  await until(async () => ready((job = await jobOf(stack.t, storyId))), { timeoutMs, message: `the job of ${storyId} to get ready` });
+  return job;
 }
 
 describe("backfill", () => {
-  test("320 existing stories, some with jobs or portraits, some deleted mid-way, two runs at once: exactly one job per story", async () => {
+  test("existing stories (6.4 batches), some with jobs or portraits, some deleted mid-way, two runs at once: exactly one job per story", async () => {
+    const N = 64; // one story in 16 of each kind below; 52 plain
     // The windows are the harness's scaled ones (lib/dispatch.ts spreads starts); this run holds
     // the backfill to 20 starts per scaled second, so pacing shows while every job still ends.
     stack.setEnv({ PORTRAIT_MAX_PER_SECOND: "20" });
-    const kinds = Array.from({ length: 320 }, (_, i) =>
+    const kinds = Array.from({ length: N }, (_, i) =>
       i % 16 === 3 ? "withJob" : i % 16 === 7 ? "withFailedJob" : i % 16 === 11 ? "withPortrait" : "plain",
     );
     const storyIds: Id<"stories">[] = [];
@@ -96,18 +96,20 @@ describe("backfill", () => {
     }
     await settle(stack.t);
     const plain = storyIds.filter((_, i) => kinds[i] === "plain");
-    expect(plain).toHaveLength(260);
-    expect(stack.recraft.requests).toHaveLength(20);
+    const special = N / 16; // stories of each special kind
+    const PLAIN = N - 3 * special;
+    expect(plain).toHaveLength(PLAIN);
+    expect(stack.recraft.requests).toHaveLength(special);
     const legacyStories = storyIds.filter((_, i) => kinds[i] === "withPortrait");
     const legacyFiles = await stack.t.run(async (ctx) => Promise.all(legacyStories.map(async (id) => (await ctx.db.get(id))!.storageId!)));
 
     // Two runs start in one transaction, so both exist before either's first
     // batch; then deleteStory, scheduled behind their first batches, removes
     // stories the first page has already given jobs and stories no page has reached.
-    const firstPage = plain.filter((id) => storyIds.indexOf(id) < BACKFILL_BATCH);
-    const lastPage = plain.filter((id) => storyIds.indexOf(id) >= 320 - BACKFILL_BATCH);
-    const deletedEarly = firstPage.slice(-10);
-    const deletedLate = lastPage.slice(-10);
+    const firstPage = plain.filter((id) => storyIds.indexOf(id) < BATCH);
+    const lastPage = plain.filter((id) => storyIds.indexOf(id) >= N - BATCH);
+    const deletedEarly = firstPage.slice(-3);
+    const deletedLate = lastPage.slice(-3);
     const [runA, runB] = await stack.t.run(async (ctx) => {
       const runs = [await startBackfill(ctx), await startBackfill(ctx)];
       for (const storyId of [...deletedEarly, ...deletedLate]) await ctx.scheduler.runAfter(0, internal.stories.deleteStory, { storyId });
@@ -118,17 +120,17 @@ describe("backfill", () => {
     const runs = await stack.t.run(async (ctx) => [(await ctx.db.get(runA))!, (await ctx.db.get(runB))!]);
     for (const run of runs) {
       expect(run.done).toBe(true);
-      expect(run.scanned).toBe(320 - deletedLate.length);
+      expect(run.scanned).toBe(N - deletedLate.length);
       expect(run.hadPortrait + run.hadJob + run.created).toBe(run.scanned);
     }
     // The runs overlapped, and between them created each missing job once.
     expect(runs[0].startedAt).toBeLessThanOrEqual(runs[1].finishedAt!);
     expect(runs[1].startedAt).toBeLessThanOrEqual(runs[0].finishedAt!);
-    expect(runs[0].created + runs[1].created).toBe(260 - deletedLate.length);
+    expect(runs[0].created + runs[1].created).toBe(PLAIN - deletedLate.length);
 
     const { stories, jobs, files } = await snapshot(stack.t);
-    expect(stories).toHaveLength(320 - 20);
-    expect(jobs).toHaveLength(40 + 260 - deletedLate.length);
+    expect(stories).toHaveLength(N - deletedEarly.length - deletedLate.length);
+    expect(jobs).toHaveLength(2 * special + PLAIN - deletedLate.length);
     for (const story of stories) {
       const own = jobs.filter((job) => job.storyId === story._id);
       expect(own.length, `jobs of ${story.slug}`).toBe(legacyStories.includes(story._id) ? 0 : 1);
@@ -145,12 +147,12 @@ describe("backfill", () => {
     // one request each, never more starts in a window than the limits allow, and no request
     // was made for a story deleted before the scan reached it.
     const backfilled = jobs.filter((job) => plain.includes(job.storyId));
-    expect(backfilled).toHaveLength(260 - deletedLate.length);
+    expect(backfilled).toHaveLength(PLAIN - deletedLate.length);
     const live = backfilled.filter((job) => !deletedEarly.includes(job.storyId));
     expect(live.map((job) => job.status)).toEqual(live.map(() => "stored"));
     const requested = [];
     for (const job of backfilled) if ((await eventsOf(stack.t, job._id)).some((e) => e.to === "requested")) requested.push(job);
-    expect(stack.recraft.requests).toHaveLength(20 + requested.length);
+    expect(stack.recraft.requests).toHaveLength(special + requested.length);
     expect(stack.recraft.startsOverLimit(100, 20)).toBe(0);
     const lateCases = deletedLate.map((id) => storyIds.indexOf(id));
     expect(stack.recraft.requests.filter((r) => lateCases.some((i) => r.prompt === `portrait of patient #${i}`))).toEqual([]);
@@ -168,15 +170,17 @@ describe("backfill", () => {
     const third = await stack.t.mutation(internal.portraits.backfill, {});
     await settle(stack.t);
     const after = await stack.t.run(async (ctx) => (await ctx.db.get(third))!);
-    expect(after).toMatchObject({ done: true, scanned: 300, created: 0 });
+    expect(after).toMatchObject({ done: true, scanned: N - deletedEarly.length - deletedLate.length, created: 0 });
     expect((await snapshot(stack.t)).jobs).toEqual(before.jobs);
-  }, 120_000); // 320 stories and their jobs on the embedded engine, whose index reads walk every document
+  });
 
   test("the admin starts a run and watches its progress; the dispatcher paces the portraits", async () => {
-    // At most 100 starts per (scaled) minute, spread: the run ends with every portrait stored.
-    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "100" });
+    // At most 25 starts per (scaled) 1.5 s "minute", which the run's 40 jobs exceed, spread: the run ends
+    // with every portrait stored.
+    const STORIES = 3 * BATCH + 10;
+    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "25", PORTRAIT_RATE_MINUTE_MS: "1500" });
     const storyIds = [];
-    for (let i = 0; i < BACKFILL_BATCH + 30; i++) storyIds.push(await insertGameStory(stack.t, i));
+    for (let i = 0; i < STORIES; i++) storyIds.push(await insertGameStory(stack.t, i));
     expect(await admin().query(api.admin.backfillProgress, {})).toBeNull();
     const runId = await admin().mutation(api.admin.backfill, {});
     const started = await admin().query(api.admin.backfillProgress, {});
@@ -185,21 +189,21 @@ describe("backfill", () => {
     expect(await admin().query(api.admin.backfillProgress, {})).toMatchObject({
       _id: runId,
       done: true,
-      scanned: BACKFILL_BATCH + 30,
-      created: BACKFILL_BATCH + 30,
+      scanned: STORIES,
+      created: STORIES,
       hadPortrait: 0,
       hadJob: 0,
       finishedAt: expect.any(Number),
     });
-    // Jobs start in queue order (story creation), never more than 100 in a minute window. Starts
-    // planned for one instant (a second window's burst of 50) may reach the provider in any order,
-    // so the order is checked at the minute's grain: its budget goes to the first 100 in the queue.
-    expect(stack.recraft.requests).toHaveLength(BACKFILL_BATCH + 30);
-    expect(stack.recraft.startsOverLimit(6_000, 100)).toBe(0);
+    // Jobs start in queue order (story creation), never more than 25 in a (scaled) minute window.
+    // Starts planned for one instant (a second window's burst) may reach the provider in any order,
+    // so the order is checked at the minute's grain: its budget goes to the first 25 in the queue.
+    expect(stack.recraft.requests).toHaveLength(STORIES);
+    expect(stack.recraft.startsOverLimit(1_500, 25)).toBe(0);
     const prompts = stack.recraft.requests.map((r) => r.prompt);
     const queued = storyIds.map((_, i) => `portrait of patient #${i}`);
-    expect(prompts.slice(0, 100).sort()).toEqual(queued.slice(0, 100).sort());
-    expect(prompts.slice(100).sort()).toEqual(queued.slice(100).sort());
+    expect(prompts.slice(0, 25).sort()).toEqual(queued.slice(0, 25).sort());
+    expect(prompts.slice(25).sort()).toEqual(queued.slice(25).sort());
     for (const storyId of storyIds) {
       const story = await stack.t.query(api.stories.getStory, { storyId });
       expect(story?.imageUrl, story?.slug).toMatch(/^https?:\/\//);

@@ -4,92 +4,89 @@
  * and the Convex environment variables pointing at them.
  */
 import { convexTest } from "convex-test";
+import { onTestFinished, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { slugify } from "../convex/lib/caseFile";
 import schema from "../convex/schema";
-import { startAnthropicServer, type FakeAnthropic } from "../scripts/fakes/anthropicServer";
-import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../scripts/fakes/recraftServer";
-import { startTinifyServer, type FakeTinify } from "../scripts/fakes/tinifyServer";
+import type { FakeAnthropic } from "../scripts/fakes/anthropicServer";
+import type { FakeRecraft, RecraftServerOptions } from "../scripts/fakes/recraftServer";
+import type { FakeTinify } from "../scripts/fakes/tinifyServer";
+import { startStack as startBaseStack, type Stack as BaseStack } from "../scripts/lib/stack";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
 export type Backend = ReturnType<typeof newBackend>;
-export const newBackend = () => convexTest(schema, modules);
+export const newBackend = (functions: Record<string, () => Promise<unknown>> = modules) => convexTest(schema, functions);
 
 export const RECRAFT_KEY = "rk-test-5ecret-recraft-key";
 export const ANTHROPIC_KEY = "sk-ant-test-5ecret-anthropic-key";
 /** The fake TinyPNG's key; TINIFY_API_KEY is unset unless a test sets it, as in a deployment without compression. */
 export const TINIFY_KEY = "tinify-test-5ecret-key";
 
-export type Stack = {
-  t: Backend;
-  recraft: FakeRecraft;
-  anthropic: FakeAnthropic;
-  tinify: FakeTinify;
-  setEnv(vars: Record<string, string | undefined>): void;
-  close(): Promise<void>;
-};
+/** The shared stack (scripts/lib/stack.ts) with its three fakes. */
+export type Stack = BaseStack<FakeRecraft, FakeAnthropic, FakeTinify>;
 
+/** The test preset of the one stack builder (scripts/lib/stack.ts): known keys, fast retries, scaled windows. */
 export async function startStack(
-  options: { env?: Record<string, string | undefined>; recraft?: RecraftServerOptions } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    recraft?: RecraftServerOptions;
+    /** The Convex modules to run (e.g. wrapped by scripts/fakes/busyBackend.ts); default: convex/ as it is. */
+    modules?: Record<string, () => Promise<unknown>>;
+  } = {},
 ): Promise<Stack> {
-  const recraft = await startRecraftServer({ apiKey: RECRAFT_KEY, ...options.recraft });
-  const anthropic = await startAnthropicServer({ apiKey: ANTHROPIC_KEY });
-  const tinify = await startTinifyServer({ apiKey: TINIFY_KEY });
-  const saved = new Map<string, string | undefined>();
-  const setEnv = (vars: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(vars)) {
-      if (!saved.has(name)) saved.set(name, process.env[name]);
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  setEnv({
-    RECRAFT_API_KEY: RECRAFT_KEY,
-    RECRAFT_API_URL: recraft.url,
-    RECRAFT_IMAGE_HOSTS: recraft.imageHost,
-    RECRAFT_MODEL: undefined,
-    RECRAFT_STYLE: undefined,
-    RECRAFT_STYLE_ID: undefined,
-    RECRAFT_SIZE: undefined,
-    TINIFY_API_KEY: undefined,
-    TINIFY_API_URL: tinify.url,
-    PORTRAIT_MAX_SIDE: undefined,
-    ANTHROPIC_API_KEY: ANTHROPIC_KEY,
-    CLAUDE_API_KEY: undefined,
-    ANTHROPIC_BASE_URL: anthropic.url,
-    // The default STORY_MODEL: the fake enforces what that model family rejects.
-    STORY_MODEL: undefined,
-    STORY_RETRY_DELAY_MS: "20",
-    PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
-    PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
-    PORTRAIT_RETRY_INITIAL_MS: "10",
-    PORTRAIT_RETRY_MAX_MS: "50",
-    // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
-    // (50 starts per 1.1 s); the 1 s margin added to each window covers this process's event loop,
-    // which the fakes share with every function under test (lib/pacing.ts).
-    PORTRAIT_RATE_SECOND_MS: "100",
-    PORTRAIT_RATE_MINUTE_MS: "6000",
-    PORTRAIT_MAX_PER_SECOND: "50",
-    PORTRAIT_MAX_PER_MINUTE: "3000",
-    PORTRAIT_START_TOLERANCE_MS: "1000",
-    ...options.env,
-  });
-  return {
-    t: newBackend(),
-    recraft,
-    anthropic,
-    tinify,
-    setEnv,
-    async close() {
-      await Promise.all([recraft.close(), anthropic.close(), tinify.close()]);
-      for (const [name, value] of saved) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
+  const stack = await startBaseStack({
+    recraft: { apiKey: RECRAFT_KEY, ...options.recraft },
+    anthropic: { apiKey: ANTHROPIC_KEY },
+    tinify: { apiKey: TINIFY_KEY },
+    modules: options.modules ?? modules,
+    env: {
+      // The defaults of what a test may change, whatever the shell running the tests has set.
+      RECRAFT_MODEL: undefined,
+      RECRAFT_STYLE: undefined,
+      RECRAFT_STYLE_ID: undefined,
+      RECRAFT_SIZE: undefined,
+      PORTRAIT_MAX_SIDE: undefined,
+      CLAUDE_API_KEY: undefined,
+      // The default STORY_MODEL: the fake enforces what that model family rejects.
+      STORY_MODEL: undefined,
+      STORY_RETRY_DELAY_MS: "20",
+      PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
+      PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
+      PORTRAIT_RETRY_INITIAL_MS: "10",
+      PORTRAIT_RETRY_MAX_MS: "50",
+      // Recraft's windows scaled x10 with generous limits, so suites that do not test pacing run fast
+      // (50 starts per 1.1 s); the 1 s margin added to each window covers this process's event loop,
+      // which the fakes share with every function under test (lib/pacing.ts).
+      PORTRAIT_RATE_SECOND_MS: "100",
+      PORTRAIT_RATE_MINUTE_MS: "6000",
+      PORTRAIT_MAX_PER_SECOND: "50",
+      PORTRAIT_MAX_PER_MINUTE: "3000",
+      PORTRAIT_START_TOLERANCE_MS: "1000",
+      ...options.env,
     },
-  };
+  });
+  return stack as Stack;
+}
+
+/**
+ * Turns the backend's logger on for the current test (LOG_LEVEL, restored when
+ * the test ends) and collects every line it writes, for a test that checks what
+ * is logged. Call it in the test or its beforeEach.
+ */
+export function captureLogs(level = "DEBUG"): string[] {
+  const saved = process.env.LOG_LEVEL;
+  process.env.LOG_LEVEL = level;
+  onTestFinished(() => {
+    if (saved === undefined) delete process.env.LOG_LEVEL;
+    else process.env.LOG_LEVEL = saved;
+  });
+  const lines: string[] = [];
+  for (const method of ["debug", "log", "info", "warn", "error"] as const) {
+    vi.spyOn(console, method).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
+  }
+  return lines;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -97,11 +94,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Waits (on real timers: the pipeline's fetch needs them) until no scheduled
  * function is running or due within `horizonMs` (a dispatcher wakeup a minute
- * away, for the rate window, is not waited for).
+ * away, for the rate window, is not waited for). Running functions are awaited
+ * (convex-test's own promises), and the next due one is waited for until its
+ * time, so `_scheduled_functions` is read once per step, not every few ms.
  */
 export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000 } = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    await t.finishInProgressScheduledFunctions();
     const busy = await t.run(async (ctx) =>
       (await ctx.db.system.query("_scheduled_functions").collect()).filter(
         (fn) => fn.state.kind === "inProgress" || (fn.state.kind === "pending" && fn.scheduledTime <= Date.now() + horizonMs),
@@ -111,7 +111,18 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
     if (Date.now() > deadline) {
       throw new Error(`settle: still busy after ${timeoutMs} ms: ${busy.map((fn) => `${fn.name} ${fn.state.kind}`).join(", ")}`);
     }
-    await sleep(5);
+    // Nothing in flight: the earliest due function's timer fires at its time (a late timer: soon after).
+    const nextDue = Math.min(...busy.map((fn) => (fn.state.kind === "inProgress" ? Date.now() : fn.scheduledTime)));
+    await sleep(Math.min(50, Math.max(1, nextDue - Date.now() + 1)));
+  }
+}
+
+/** Polls `condition` (sync or async) until it holds; throws `message` after `timeoutMs`. For waits no event marks. */
+export async function until(condition: () => boolean | Promise<boolean>, { timeoutMs = 5_000, pollMs = 5, message = "condition not reached in time" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`until: ${message} after ${timeoutMs} ms`);
+    await sleep(pollMs);
   }
 }
 

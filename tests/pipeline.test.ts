@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { decodePngSize, portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, pathOf, RECRAFT_KEY, runPortrait, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, eventsOf, jobOf, pathOf, RECRAFT_KEY, runPortrait, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -138,10 +138,7 @@ describe("the generation request fails", () => {
   });
 
   test("an echoed API key never reaches the job, its events or the logs", async () => {
-    const lines: string[] = [];
-    for (const level of ["log", "warn", "error", "info"] as const) {
-      vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-    }
+    const lines = captureLogs();
     stack.recraft.setFault({ kind: "echoKey" });
     const job = await expectFailed({ code: "unauthorized", step: "request" });
     expect(job.error!.message).toContain("[redacted]");
@@ -150,10 +147,7 @@ describe("the generation request fails", () => {
   });
 
   test("a provider echoing the bare key (no Bearer, no known key shape) is scrubbed by the exact-secret match", async () => {
-    const lines: string[] = [];
-    for (const level of ["log", "warn", "error", "info"] as const) {
-      vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-    }
+    const lines = captureLogs();
     stack.recraft.setFault({ kind: "echoBareKey" });
     const job = await expectFailed({ code: "http_error", step: "request" });
     expect(job.error!.message).toMatch(/token \[redacted\] may not use style/);

@@ -9,7 +9,8 @@ import type { Id } from "../convex/_generated/dataModel";
 import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { throwingOnce } from "../scripts/fakes/busyBackend";
+import { captureLogs, caseFile, eventsOf, jobOf, modules, pathOf, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -191,9 +192,9 @@ describe("pacing at the provider's limits", () => {
 
 describe("transitions that throw", () => {
   test("the action retries a transition that throws once; the job still ends stored, each step recorded once", async () => {
-    const warnings: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
-    stack.setEnv({ PORTRAIT_FAULT_ONCE: "claim,markDownloaded,markStored" });
+    await stack.close();
+    stack = await startStack({ modules: throwingOnce(modules, ["portraits:claim", "portraits:markDownloaded", "portraits:markStored"]) });
+    const warnings = captureLogs("WARN");
     const storyIds = await insertMany(3);
     await settle(stack.t);
     for (const storyId of storyIds) {
@@ -480,7 +481,7 @@ describe("the dispatcher's count of held slots", () => {
     await settle(stack.t);
     const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
     await stack.t.run((ctx) => ctx.db.patch(state._id, { holding: 2 })); // two slots leaked
-    vi.spyOn(console, "warn").mockImplementation(() => {});
+    captureLogs("WARN");
     const [storyId] = await insertMany(1, "b");
     await settle(stack.t);
     expect((await jobOf(stack.t, storyId)).status).toBe("pending");

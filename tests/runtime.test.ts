@@ -23,7 +23,7 @@ import {
 import { DEFAULT_RECRAFT_MODEL, RECRAFT_MODELS } from "../convex/lib/recraftModels";
 import { Sha256 } from "../convex/lib/sha256";
 import type { Fault, ImageRequest } from "../scripts/fakes/recraftServer";
-import { caseFile, eventsOf, jobOf, pathOf, runPortrait, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, eventsOf, jobOf, pathOf, runPortrait, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -98,7 +98,7 @@ describe("every early exit of the download closes its connection", () => {
 describe("the checksum recovery relies on", () => {
   test("the incremental SHA-256 equals node:crypto's for any input cut into any chunks", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(130), { maxLength: 12 }), (bytes, cuts) => {
+      fc.property(fc.uint8Array({ maxLength: 600, size: "max" }), fc.array(fc.nat(130), { maxLength: 12, size: "max" }), (bytes, cuts) => {
         const hash = new Sha256();
         let offset = 0;
         for (const cut of cuts) {
@@ -251,10 +251,20 @@ describe("a bad model configuration fails the job at the claim with bad_config a
 });
 
 describe("numeric settings are clamped to what the platform and the SDK accept", () => {
+  /** The logger's lines, as the messages of its WARN lines from the config module (anything else fails the test). */
   function warnings() {
-    const lines: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-    return lines;
+    const lines = captureLogs();
+    return {
+      get length() {
+        return lines.length;
+      },
+      messages: () =>
+        lines.map((line) => {
+          const parsed = JSON.parse(line);
+          expect(parsed).toMatchObject({ level: "WARN", source: "config" });
+          return `config: ${parsed.message}`;
+        }),
+    };
   }
 
   const clamps: [string, string, () => number, number][] = [
@@ -279,14 +289,14 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     stack.setEnv({ [name]: value });
     expect(read()).toBe(expected);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^config: ${name}=${value} is outside \\d+\\.\\.\\d+; using ${expected}$`));
+    expect(lines.messages()[0]).toMatch(new RegExp(`^config: ${name}=${value} is outside \\d+\\.\\.\\d+; using ${expected}$`));
   });
 
   test("a malformed number falls back to its default, with a warning naming it", () => {
     const lines = warnings();
     stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "four" });
     expect(queueConfig().maxConcurrency).toBe(DEFAULT_MAX_CONCURRENCY);
-    expect(lines).toEqual([`config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default ${DEFAULT_MAX_CONCURRENCY}`]);
+    expect(lines.messages()).toEqual([`config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default ${DEFAULT_MAX_CONCURRENCY}`]);
   });
 
   test("a value in range is taken as is, silently", () => {
@@ -294,7 +304,7 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "64", STORY_MAX_TOKENS: String(MAX_NONSTREAMING_TOKENS) });
     expect(queueConfig().maxConcurrency).toBe(64);
     expect(storyConfig().maxTokens).toBe(MAX_NONSTREAMING_TOKENS);
-    expect(lines).toEqual([]);
+    expect(lines.messages()).toEqual([]);
   });
 
   test("the largest timeouts (request, download, compression) leave an attempt a minute inside Convex's 10-minute action limit", () => {

@@ -9,7 +9,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
+import { until, captureLogs, caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -45,14 +45,6 @@ async function storedBytes(storyId: Id<"stories">) {
     return blob!.arrayBuffer();
   });
   return new Uint8Array(buffer);
-}
-
-function captureLogs() {
-  const lines: string[] = [];
-  for (const level of ["log", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-  }
-  return lines;
 }
 
 /** Prompts a model could write: any Unicode, non-blank, within Recraft's 1000 bytes. */
@@ -513,10 +505,4 @@ describe("Edge cases", () => {
   });
 });
 
-async function until(condition: () => Promise<boolean>, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+

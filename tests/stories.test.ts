@@ -13,17 +13,14 @@ import { CASE_LIST_LIMIT } from "../convex/stories";
 import { isTransientStoryError, move, startRun } from "../convex/lib/storyRunMachine";
 import { retryTransition } from "../convex/lib/transitionRetry";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
-import { ANTHROPIC_KEY, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
+import { ANTHROPIC_KEY, captureLogs, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
 let lines: string[];
 beforeEach(async () => {
   stack = await startStack();
-  lines = [];
-  for (const level of ["log", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-  }
+  lines = captureLogs();
 });
 afterEach(async () => {
   try {
@@ -57,6 +54,8 @@ describe("a story run", () => {
     expect(body.output_config).toMatchObject({ format: { type: "json_schema", schema: { type: "object", additionalProperties: false } } });
     expect(lastUserTurn(body)).toContain("a lighthouse keeper");
     expect(lastUserTurn(body)).toContain("exactly 8 chapters: 4 easy, then 2 medium, then 2 hard");
+    // A server-side client: the SDK's browser-access opt-in is never sent.
+    expect(stack.anthropic.requests[0].headers).not.toHaveProperty("anthropic-dangerous-direct-browser-access");
 
     const served = stack.anthropic.servedCaseFiles[0];
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));

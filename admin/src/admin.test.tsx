@@ -4,19 +4,18 @@
  * tests/), reached through the bridge client and executor in-process
  * (scripts/lib/bridge.ts localTransport), so no fixture is hand-written.
  */
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
-import { ConvexProvider } from "convex/react";
+import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { localTransport } from "../../scripts/lib/bridge";
 import { jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
+import { bridgeRenderer, type Caller } from "../test/render";
 import { App, Counts } from "./App";
 import { Audit } from "./Audit";
-import { asConvexClient, backoffMs, BridgeClient } from "./bridgeClient";
+import { backoffMs } from "./bridgeClient";
 import { onCaughtError } from "./errors";
 import { formatDateTime } from "./format";
 import { JobPage } from "./JobPage";
@@ -24,7 +23,7 @@ import { JobTable } from "./JobTable";
 import { parseRoute, useRoute } from "./route";
 
 let stack: Stack;
-let clients: BridgeClient[];
+const ui = bridgeRenderer(() => stack.t);
 let jobIds: Id<"portraitJobs">[];
 
 const story = numberedCaseFile;
@@ -37,7 +36,6 @@ beforeEach(async () => {
   window.location.hash = "";
   document.title = "";
   stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  clients = [];
   stack.recraft.setFault(({ prompt }) => {
     const i = Number(prompt.match(/#(\d+)/)![1]);
     if (i < 2) return { kind: "status", status: 401, body: "invalid api key" };
@@ -56,8 +54,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  cleanup();
-  for (const client of clients) client.close();
+  ui.closeAll();
   try {
     await settle(stack.t);
     await expectInvariants(stack.t);
@@ -66,11 +63,7 @@ afterEach(async () => {
   }
 });
 
-function renderAs(as: "admin" | "guest" | "anon", ui: ReactElement) {
-  const client = new BridgeClient(localTransport(stack.t, as, { pollMs: 25 }));
-  clients.push(client);
-  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
-}
+const renderAs = (as: Caller, element: ReactElement) => ui.render(as, element);
 
 /** The job list as the app routes it, with a small page and no search delay. */
 function RoutedTable() {
@@ -365,14 +358,7 @@ describe("admin views on the real backend", () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     await go("#/audit?range=7d");
     for (const as of ["guest", "anon"] as const) {
-      const client = new BridgeClient(localTransport(stack.t, as, { pollMs: 25 }));
-      clients.push(client);
-      const { unmount } = render(
-        <ConvexProvider client={asConvexClient(client)}>
-          <App bridgeAs={as} />
-        </ConvexProvider>,
-        { onCaughtError },
-      );
+      const { unmount } = ui.render(as, <App bridgeAs={as} />, { onCaughtError });
       await screen.findByRole("heading", { name: "Restricted ward" });
       expect(document.body.textContent).not.toMatch(/Whisper|Marrow|stored|failed/);
       expect(screen.queryByRole("table")).toBeNull();

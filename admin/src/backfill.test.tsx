@@ -2,33 +2,29 @@
  * The backfill control and the regenerate button, on the real backend
  * functions (convex-test and the loopback fakes, through the bridge client).
  */
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { ConvexProvider } from "convex/react";
+import { fireEvent, screen, waitFor } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import { portraitPng } from "../../scripts/fakes/png";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { localTransport } from "../../scripts/lib/bridge";
 import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
+import { bridgeRenderer } from "../test/render";
 import { Backfill } from "./Backfill";
-import { asConvexClient, BridgeClient } from "./bridgeClient";
 import { JobPage } from "./JobPage";
 
 let stack: Stack;
-let clients: BridgeClient[];
+const ui = bridgeRenderer(() => stack.t);
 
 beforeEach(async () => {
   let paintings = 0;
   // Every painting differs, so a regenerated portrait has its own URL.
   stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email }, recraft: { paint: (prompt) => portraitPng(`${prompt} #${++paintings}`) } });
-  clients = [];
 });
 
 afterEach(async () => {
-  cleanup();
-  for (const client of clients) client.close();
+  ui.closeAll();
   try {
     await settle(stack.t);
     await expectInvariants(stack.t);
@@ -37,11 +33,7 @@ afterEach(async () => {
   }
 });
 
-function renderAsAdmin(ui: ReactElement) {
-  const client = new BridgeClient(localTransport(stack.t, "admin", { pollMs: 25 }));
-  clients.push(client);
-  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
-}
+const renderAsAdmin = (element: ReactElement) => ui.render("admin", element);
 
 const progressText = () => screen.getByTestId("backfill-progress").textContent;
 

@@ -3,30 +3,26 @@
  * functions (convex-test with the loopback fakes, reached through the bridge
  * client in-process), as in admin.test.tsx.
  */
-import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
-import { ConvexProvider } from "convex/react";
+import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { localTransport } from "../../scripts/lib/bridge";
 import { jobOf, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
+import { bridgeRenderer } from "../test/render";
 import { GenerateStory } from "./App";
-import { asConvexClient, BridgeClient } from "./bridgeClient";
 import { StoryRuns } from "./StoryRuns";
 
 let stack: Stack;
-let clients: BridgeClient[];
+const ui = bridgeRenderer(() => stack.t);
 
 beforeEach(async () => {
   stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  clients = [];
   for (const level of ["log", "warn"] as const) vi.spyOn(console, level).mockImplementation(() => {});
 });
 
 afterEach(async () => {
-  cleanup();
-  for (const client of clients) client.close();
+  ui.closeAll();
   try {
     await settle(stack.t);
     await expectInvariants(stack.t);
@@ -36,11 +32,7 @@ afterEach(async () => {
   }
 });
 
-function renderAsAdmin(ui: ReactElement) {
-  const client = new BridgeClient(localTransport(stack.t, "admin", { pollMs: 25 }));
-  clients.push(client);
-  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
-}
+const renderAsAdmin = (element: ReactElement) => ui.render("admin", element);
 
 const generate = (hint?: string) => {
   if (hint) fireEvent.change(screen.getByLabelText("Theme"), { target: { value: hint } });

@@ -27,6 +27,7 @@ import type * as lib_counts from "../lib/counts.js";
 import type * as lib_crons from "../lib/crons.js";
 import type * as lib_dispatch from "../lib/dispatch.js";
 import type * as lib_jobs from "../lib/jobs.js";
+import type * as lib_log from "../lib/log.js";
 import type * as lib_pacing from "../lib/pacing.js";
 import type * as lib_queueControl from "../lib/queueControl.js";
 import type * as lib_recovery from "../lib/recovery.js";
@@ -70,6 +71,7 @@ declare const fullApi: ApiFromModules<{
   "lib/crons": typeof lib_crons;
   "lib/dispatch": typeof lib_dispatch;
   "lib/jobs": typeof lib_jobs;
+  "lib/log": typeof lib_log;
   "lib/pacing": typeof lib_pacing;
   "lib/queueControl": typeof lib_queueControl;
   "lib/recovery": typeof lib_recovery;

@@ -8,13 +8,7 @@ import type { UserIdentity } from "convex/server";
 import { ConvexError } from "convex/values";
 import { customCtx, customMutation, customQuery } from "convex-helpers/server/customFunctions";
 import { mutation, query, type QueryCtx } from "../_generated/server";
-
-function listed(name: string): string[] {
-  return (process.env[name] ?? "")
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter(Boolean);
-}
+import { adminConfig } from "./config";
 
 /**
  * ADMIN_SUBJECTS entries match a whole subject (Clerk's `user_…`, Auth0's
@@ -27,12 +21,11 @@ function listed(name: string): string[] {
  */
 export function isAdmin(identity: UserIdentity | null): boolean {
   if (!identity) return false;
-  const subjects = listed("ADMIN_SUBJECTS");
+  const { subjects, emails: listedEmails, convexAuthIssuer } = adminConfig();
   if (subjects.includes(identity.subject)) return true;
-  const convexAuthIssuer = process.env.CONVEX_SITE_URL?.replace(/\/+$/, "");
   const issuedByConvexAuth = !!convexAuthIssuer && identity.issuer.replace(/\/+$/, "") === convexAuthIssuer;
   if (issuedByConvexAuth && subjects.includes(identity.subject.split("|")[0])) return true;
-  const emails = listed("ADMIN_EMAILS").map((email) => email.toLowerCase());
+  const emails = listedEmails.map((email) => email.toLowerCase());
   return !!identity.email && identity.emailVerified === true && emails.includes(identity.email.toLowerCase());
 }
 

@@ -12,48 +12,44 @@
  * index range, retries, and finds the job. Jobs enter the queue as pending and
  * the dispatcher (lib/dispatch.ts) starts them at its pace.
  */
-import { v } from "convex/values";
+import { v, type Infer } from "convex/values";
 import { internal } from "../_generated/api";
-import type { Doc, Id } from "../_generated/dataModel";
+import type { Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { kickDispatcher } from "./dispatch";
+import { backfillCounters } from "../validators";
+import { backfillBatchSize } from "./config";
 import { createJob } from "./jobs";
+import { logger } from "./log";
 
-/** Stories read per batch mutation. */
-export const BACKFILL_BATCH = 100;
+const log = logger("backfill");
+
+type Counters = { [K in keyof typeof backfillCounters]: number };
+const COUNTERS = Object.keys(backfillCounters) as (keyof Counters)[];
+const zero = (): Counters => ({ scanned: 0, created: 0, hadPortrait: 0, hadJob: 0 });
 
 export async function startBackfill(ctx: MutationCtx): Promise<Id<"portraitBackfills">> {
   const now = Date.now();
-  const backfillId = await ctx.db.insert("portraitBackfills", {
-    startedAt: now,
-    updatedAt: now,
-    cursor: null,
-    done: false,
-    scanned: 0,
-    created: 0,
-    hadPortrait: 0,
-    hadJob: 0,
-  });
+  const backfillId = await ctx.db.insert("portraitBackfills", { startedAt: now, updatedAt: now, cursor: null, done: false, ...zero() });
   await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
-  console.log(JSON.stringify({ event: "portrait.backfill.started", backfillId }));
+  log.info("portrait.backfill.started", { backfillId });
   return backfillId;
 }
 
 /** One page of the run; returns how many jobs it created. */
 export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portraitBackfills">): Promise<number> {
-  const run = await ctx.db.get(backfillId);
+  const run = await ctx.db.get("portraitBackfills", backfillId);
   if (!run || run.done) return 0;
   const page = await ctx.db
     .query("stories")
     .withIndex("by_creation_time")
-    .paginate({ numItems: BACKFILL_BATCH, cursor: run.cursor });
+    .paginate({ numItems: backfillBatchSize(), cursor: run.cursor });
   const now = Date.now();
-  let created = 0;
-  let hadPortrait = 0;
-  let hadJob = 0;
+  const batch = zero();
+  batch.scanned = page.page.length;
   for (const story of page.page) {
     if (story.storageId !== undefined) {
-      hadPortrait++;
+      batch.hadPortrait++;
       continue;
     }
     const job = await ctx.db
@@ -61,27 +57,19 @@ export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portrai
       .withIndex("by_story", (q) => q.eq("storyId", story._id))
       .first();
     if (job) {
-      hadJob++;
+      batch.hadJob++;
       continue;
     }
     await createJob(ctx, story, { at: now, reason: "backfill" });
-    created++;
+    batch.created++;
   }
   const done = page.isDone;
-  await ctx.db.patch(run._id, {
-    cursor: page.continueCursor,
-    done,
-    updatedAt: now,
-    finishedAt: done ? now : undefined,
-    scanned: run.scanned + page.page.length,
-    created: run.created + created,
-    hadPortrait: run.hadPortrait + hadPortrait,
-    hadJob: run.hadJob + hadJob,
-  });
-  if (done) console.log(JSON.stringify({ event: "portrait.backfill.done", backfillId, scanned: run.scanned + page.page.length, created: run.created + created }));
+  const totals = Object.fromEntries(COUNTERS.map((name) => [name, run[name] + batch[name]])) as Counters;
+  await ctx.db.patch("portraitBackfills", run._id, { cursor: page.continueCursor, done, updatedAt: now, finishedAt: done ? now : undefined, ...totals });
+  if (done) log.info("portrait.backfill.done", { backfillId, scanned: totals.scanned, created: totals.created });
   else await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
-  if (created > 0) await kickDispatcher(ctx);
-  return created;
+  if (batch.created > 0) await kickDispatcher(ctx);
+  return batch.created;
 }
 
 export const backfillProgress = v.object({
@@ -90,20 +78,14 @@ export const backfillProgress = v.object({
   updatedAt: v.number(),
   finishedAt: v.optional(v.number()),
   done: v.boolean(),
-  scanned: v.number(),
-  created: v.number(),
-  hadPortrait: v.number(),
-  hadJob: v.number(),
+  ...backfillCounters,
 });
-export type BackfillProgress = Pick<
-  Doc<"portraitBackfills">,
-  "_id" | "startedAt" | "updatedAt" | "finishedAt" | "done" | "scanned" | "created" | "hadPortrait" | "hadJob"
->;
+export type BackfillProgress = Infer<typeof backfillProgress>;
 
-/** The newest run's progress, or null before the first. */
+/** The newest run's progress (the row without its cursor), or null before the first. */
 export async function latestBackfill(ctx: QueryCtx): Promise<BackfillProgress | null> {
   const run = await ctx.db.query("portraitBackfills").withIndex("by_startedAt").order("desc").first();
   if (!run) return null;
-  const { _id, startedAt, updatedAt, finishedAt, done, scanned, created, hadPortrait, hadJob } = run;
-  return { _id, startedAt, updatedAt, finishedAt, done, scanned, created, hadPortrait, hadJob };
+  const { _creationTime: _created, cursor: _cursor, ...progress } = run;
+  return progress;
 }

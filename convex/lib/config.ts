@@ -6,6 +6,9 @@
  * it (an insert must never fail because of a typo in an operator's setting).
  */
 import { DEFAULT_RECRAFT_MODEL } from "./recraftModels";
+import { logger } from "./log";
+
+const log = logger("config");
 
 /** The prompt budget a case file must fit: Recraft V2/V3's 1000 bytes, so it suits every model. */
 const MAX_PROMPT_BYTES = 1000;
@@ -47,12 +50,12 @@ export function integer(name: string, fallback: number, min: number, max: number
   if (!raw) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value)) {
-    console.warn(`config: ${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}`);
+    log.warn("config.not_an_integer", { variable: name, value: raw, using: fallback, message: `${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}` });
     return fallback;
   }
   if (value < min || value > max) {
     const bound = value < min ? min : max;
-    console.warn(`config: ${name}=${value} is outside ${min}..${max}; using ${bound}`);
+    log.warn("config.out_of_range", { variable: name, value, min, max, using: bound, message: `${name}=${value} is outside ${min}..${max}; using ${bound}` });
     return bound;
   }
   return value;
@@ -147,8 +150,32 @@ export function stallBackstopMs(): number {
   const { requestTimeoutMs, downloadTimeoutMs } = recraftConfig();
   const floor = Math.ceil(1.25 * (requestTimeoutMs + downloadTimeoutMs)) + 2 * secondMs + startToleranceMs;
   if (stallMs >= floor) return stallMs;
-  console.warn(`config: PORTRAIT_STALL_MS=${stallMs} is shorter than a live attempt may take (request and download timeouts, start wait); using ${floor}`);
+  log.warn("config.stall_below_live_attempt", {
+    variable: "PORTRAIT_STALL_MS",
+    value: stallMs,
+    using: floor,
+    message: "shorter than a live attempt may take (request and download timeouts, start wait)",
+  });
   return floor;
+}
+
+/** Who is an admin (lib/adminFunctions.ts): ADMIN_SUBJECTS, ADMIN_EMAILS, and Convex Auth's issuer (CONVEX_SITE_URL). */
+export function adminConfig() {
+  const listed = (name: string) =>
+    (process.env[name] ?? "")
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean);
+  return {
+    subjects: listed("ADMIN_SUBJECTS"),
+    emails: listed("ADMIN_EMAILS"),
+    convexAuthIssuer: process.env.CONVEX_SITE_URL?.replace(/\/+$/, ""),
+  };
+}
+
+/** Stories a backfill batch mutation reads (PORTRAIT_BACKFILL_BATCH): each batch is one bounded transaction. */
+export function backfillBatchSize(): number {
+  return integer("PORTRAIT_BACKFILL_BATCH", 100, 1, 1000);
 }
 
 /** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
@@ -173,7 +200,12 @@ export type StoryConfig = ReturnType<typeof storyConfig>;
 export function storyConfig() {
   let plan = parseChapterPlan(text("STORY_CHAPTER_PLAN", DEFAULT_CHAPTER_PLAN));
   if (!plan) {
-    console.warn(`config: STORY_CHAPTER_PLAN=${JSON.stringify(process.env.STORY_CHAPTER_PLAN)} is not like "${DEFAULT_CHAPTER_PLAN}" (1 to 30 chapters); using the default`);
+    log.warn("config.bad_chapter_plan", {
+      variable: "STORY_CHAPTER_PLAN",
+      value: process.env.STORY_CHAPTER_PLAN,
+      using: DEFAULT_CHAPTER_PLAN,
+      message: `STORY_CHAPTER_PLAN=${JSON.stringify(process.env.STORY_CHAPTER_PLAN)} is not like "${DEFAULT_CHAPTER_PLAN}" (1 to 30 chapters); using the default`,
+    });
     plan = parseChapterPlan(DEFAULT_CHAPTER_PLAN)!;
   }
   return {

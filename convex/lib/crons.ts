@@ -20,6 +20,7 @@ export function registerPortraitCrons(crons: Crons): Crons {
 
 export function registerStoryRunCrons(crons: Crons): Crons {
   // The game's daily case file, at midnight UTC (STORY_DAILY=off switches it off).
+  // eslint-disable-next-line @convex-dev/no-top-of-hour-crons -- the game's own schedule, once a day
   crons.daily("generate daily story", { hourUTC: 0, minuteUTC: 0 }, internal.storyRuns.dailyStory, {});
   // Recovery: a story run whose action died fails as `stalled` (and retries if attempts remain).
   crons.interval("sweep stalled story runs", { minutes: 1 }, internal.storyRuns.sweep, {});

@@ -36,6 +36,7 @@ import { queueConfig, type QueueConfig } from "./config";
 import { foldCounts } from "./counts";
 import { allowedInFlight as littleLaw, reserveStart, sustainedSpacingMs } from "./pacing";
 import { queueControl } from "./queueControl";
+import { logger } from "./log";
 
 const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
@@ -213,6 +214,6 @@ export async function reconcileHolding(ctx: MutationCtx, holders: number): Promi
   if (wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) return;
   const unread = released.length + wakes.filter((wake) => wake.release).length;
   if (doc.holding - unread === holders) return;
-  console.warn(JSON.stringify({ event: "portrait.dispatcher_drift", counted: doc.holding - unread, holders }));
+  logger("dispatch").warn("portrait.dispatcher_drift", { counted: doc.holding - unread, holders });
   await ctx.db.patch(doc._id, { holding: holders + unread });
 }

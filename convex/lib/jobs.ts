@@ -18,6 +18,7 @@ import { internal } from "../_generated/api";
 import { backoffMs } from "./backoff";
 import { adjustCounts, readCounts as readKindCounts } from "./counts";
 import { kickDispatcher, releaseSlot } from "./dispatch";
+import { logger } from "./log";
 import { redact } from "./redact";
 
 export const STATUSES: JobStatus[] = ["pending", "requested", "downloaded", "stored", "failed", "cancelled"];
@@ -69,7 +70,6 @@ function logTransition(
   details?: StepDetails,
 ) {
   const line = {
-    event: "portrait.transition",
     jobId: job._id,
     storyId: job.storyId,
     attempt: job.attempt,
@@ -79,7 +79,7 @@ function logTransition(
     code: error?.code ?? null,
     ...(error ? { step: error.step, message: error.message } : {}),
   };
-  (to === "failed" ? console.warn : console.log)(JSON.stringify(line));
+  logger("jobs")[to === "failed" ? "warn" : "info"]("portrait.transition", line);
 }
 
 /**

@@ -8,6 +8,9 @@
  */
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { kickDispatcher } from "./dispatch";
+import { logger } from "./log";
+
+const log = logger("queueControl");
 
 export type QueueControl = { paused: boolean; maxConcurrency?: number };
 
@@ -41,7 +44,7 @@ export async function changeQueueControl(ctx: MutationCtx, change: Partial<Queue
     maxConcurrency: next.maxConcurrency,
     previous: { paused: previous.paused, maxConcurrency: previous.maxConcurrency },
   });
-  console.log(JSON.stringify({ event: "portrait.queue_control", by, paused: next.paused, maxConcurrency: next.maxConcurrency ?? null }));
+  log.info("portrait.queue_control", { by, paused: next.paused, maxConcurrency: next.maxConcurrency ?? null });
   await kickDispatcher(ctx);
   return true;
 }

@@ -15,7 +15,10 @@ import type { MutationCtx } from "../_generated/server";
 import type { StoryRunDetails, StoryRunError, StoryRunStatus } from "../validators";
 import { backoffMs } from "./backoff";
 import { storyConfig } from "./config";
+import { logger } from "./log";
 import { redact } from "./redact";
+
+const log = logger("storyRunMachine");
 
 export const STORY_RUN_STATUSES: StoryRunStatus[] = ["pending", "writing", "repairing", "inserted", "failed"];
 
@@ -71,7 +74,6 @@ function logTransition(
   storyId?: Id<"stories">,
 ) {
   const line = {
-    event: "story.transition",
     runId,
     attempt,
     from,
@@ -81,7 +83,7 @@ function logTransition(
     ...(error ? { stage: error.stage, message: error.message } : {}),
     ...(storyId ? { storyId } : {}),
   };
-  (to === "failed" ? console.warn : console.log)(JSON.stringify(line));
+  log[to === "failed" ? "warn" : "info"]("story.transition", line);
 }
 
 /** Creates a run in `pending` with its first event and schedules its action, in one transaction. */
@@ -117,7 +119,7 @@ export async function currentRun(ctx: MutationCtx, runId: Id<"storyRuns">, statu
   const run = await ctx.db.get(runId);
   const current = run && run.status === status && (attempt === undefined || run.attempt === attempt);
   if (!current) {
-    console.warn(JSON.stringify({ event: "story.refused", runId, attempt, expected: status, actual: run ? `${run.status}#${run.attempt}` : "missing" }));
+    log.warn("story.refused", { runId, attempt, expected: status, actual: run ? `${run.status}#${run.attempt}` : "missing" });
   }
   return current ? run : null;
 }

@@ -13,6 +13,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { StoryRunDetails, StoryRunError } from "../validators";
 import type { Difficulty } from "./caseFile";
 import { MAX_PROMPT_BYTES, type StoryConfig } from "./config";
+import { logger } from "./log";
 import { describeError } from "./redact";
 
 /**
@@ -31,12 +32,9 @@ export const DEPRECATED_MODELS: Record<string, string> = {
 export function warnIfDeprecated(model: string): boolean {
   const endOfLife = DEPRECATED_MODELS[model];
   if (endOfLife) {
-    console.warn(
-      JSON.stringify({
-        event: "story.deprecated_model",
-        message: `STORY_MODEL=${model} is deprecated by Anthropic (end of life ${endOfLife}); set STORY_MODEL to a current model`,
-      }),
-    );
+    logger("storyWriter").warn("story.deprecated_model", {
+      message: `STORY_MODEL=${model} is deprecated by Anthropic (end of life ${endOfLife}); set STORY_MODEL to a current model`,
+    });
   }
   return !!endOfLife;
 }
@@ -106,11 +104,9 @@ export type Answer =
 export async function askClaude(config: StoryConfig, turns: Turn[], stage: "request" | "repair"): Promise<Answer> {
   const started = Date.now();
   // This runs in a Convex action, never in a browser (the modules behind the game's and the
-  // admin's functions bundle without it: tests/storySetup.test.ts). The flag only skips the SDK's window/document sniffing, which
-  // the admin console's component tests trip because they run the backend next to happy-dom.
+  // admin's functions bundle without it: tests/storySetup.test.ts).
   const client = new Anthropic({
     apiKey: config.apiKey,
-    dangerouslyAllowBrowser: true,
     // Explicit bounds (not the SDK's 10 minutes x 3 tries): the run's sweep backstop is computed from them.
     timeout: config.requestTimeoutMs,
     maxRetries: config.sdkMaxRetries,

@@ -9,7 +9,10 @@
  */
 import { ConvexError } from "convex/values";
 import { backoffMs } from "./backoff";
+import { logger } from "./log";
 import { describeError } from "./redact";
+
+const log = logger("transitions");
 
 const TRANSITION_ATTEMPTS = 5;
 const TRANSITION_BACKOFF = { initialMs: 100, maxMs: 1_600, jitter: true };
@@ -21,7 +24,7 @@ export async function retryTransition<T>(event: string, fields: Record<string, u
     } catch (error) {
       if (attempt >= TRANSITION_ATTEMPTS || error instanceof ConvexError) throw error;
       const delayMs = backoffMs(attempt, TRANSITION_BACKOFF);
-      console.warn(JSON.stringify({ event, ...fields, attempt, delayMs, message: describeError(error) }));
+      log.warn(event, { ...fields, attempt, delayMs, message: describeError(error) });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }

@@ -29,7 +29,8 @@ export type ImageFault =
   | { kind: "imageSlowDrip"; chunkBytes?: number; intervalMs?: number }
   | { kind: "imageReset" }
   | { kind: "imageTruncated" }
-  | { kind: "imageContentType"; contentType: string; body?: string; endless?: boolean }
+  /** contentType null: no content-type header at all. */
+  | { kind: "imageContentType"; contentType: string | null; body?: string; endless?: boolean }
   | { kind: "imageOversize"; bytes: number; withContentLength: boolean }
   | { kind: "imageEndless" }
   /** `location` may contain `{origin}` and `{id}`; `{origin}/raw/{id}.png` serves the real image. */
@@ -438,9 +439,12 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
         return;
       }
       case "imageContentType": {
-        if (f.endless) return endless(200, { "content-type": f.contentType });
-        const body = f.body ?? (f.contentType.startsWith("image/") ? png : "<!doctype html><html><body><h1>Not an image</h1></body></html>");
-        return send(res, 200, body, f.contentType);
+        const typeHeader: Record<string, string> = f.contentType === null ? {} : { "content-type": f.contentType };
+        if (f.endless) return endless(200, typeHeader);
+        const body = f.body ?? (f.contentType?.startsWith("image/") ? png : "<!doctype html><html><body><h1>Not an image</h1></body></html>");
+        const buf = typeof body === "string" ? Buffer.from(body) : body;
+        res.writeHead(200, { ...typeHeader, "content-length": String(buf.length) });
+        return void res.end(buf);
       }
       case "imageOversize":
         res.writeHead(200, { "content-type": "image/png", ...(f.withContentLength ? { "content-length": String(f.bytes) } : {}) });

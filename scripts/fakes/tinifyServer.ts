@@ -113,7 +113,9 @@ function compressPng(input: Uint8Array, size: { width: number; height: number })
   return encodePng(size.width, size.height, out);
 }
 
-export async function startTinifyServer(options: { apiKey?: string; fault?: TinifyFault | TinifyFaultPicker } = {}): Promise<FakeTinify> {
+export type StartTinifyServerOptions = { apiKey?: string; fault?: TinifyFault | TinifyFaultPicker };
+
+export async function startTinifyServer(options: StartTinifyServerOptions = {}): Promise<FakeTinify> {
   const apiKey = options.apiKey ?? "test-tinify-key";
   let fault = options.fault;
   let shrinkCount = 0;

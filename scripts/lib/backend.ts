@@ -4,13 +4,12 @@
  * `import.meta.glob`, so the modules map is built from the convex/ directory;
  * convex-test finds the functions root from the key that contains `_generated`.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
-import type { SchemaDefinition } from "convex/server";
+import { internalMutationGeneric, type SchemaDefinition } from "convex/server";
 import projectSchema from "../../convex/schema.ts";
-import { SetupError } from "./cli.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
 
@@ -29,18 +28,42 @@ export function convexModules(dir = CONVEX_DIR): Record<string, () => Promise<un
 
 export type Backend = ReturnType<typeof newBackend>;
 
-/** The install step the embedded backend depends on (skipped by `npm install --ignore-scripts`). */
-export function checkSetup() {
-  const convexTestMain = fileURLToPath(new URL("../../node_modules/convex-test/dist/index.js", import.meta.url));
-  if (existsSync(convexTestMain) && !readFileSync(convexTestMain, "utf8").includes("patched: convex-test PR 151")) {
-    throw new SetupError("convex-test is not patched for concurrent storage writes: run `node scripts/patch-convex-test.mjs` (npm install runs it)");
-  }
-}
-
 /** `schema` may add tables to the project's (the Convex Auth stack adds `authTables`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules(), schema: SchemaDefinition<any, boolean> = projectSchema) {
-  checkSetup();
   return convexTest(schema as typeof projectSchema, modules);
 }
 
 export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };
+
+export type Modules = Record<string, () => Promise<unknown>>;
+type MutationHandler = (ctx: unknown, args: Record<string, unknown>) => Promise<unknown>;
+type RegisteredFunction = ((...args: unknown[]) => unknown) & Record<string, unknown>;
+
+/**
+ * A modules map whose mutations run through `wrap` (given the function's name,
+ * e.g. "portraits:claim", and its own handler), registered with the same
+ * validators; everything else is left as it is. The bench meters mutations
+ * this way, and the fakes make them fail.
+ */
+export function wrapMutations(modules: Modules, wrap: (fnName: string, handler: MutationHandler) => MutationHandler): Modules {
+  return Object.fromEntries(
+    Object.entries(modules).map(([path, load]) => [
+      path,
+      async () => {
+        const mod = (await load()) as Record<string, RegisteredFunction>;
+        if (path.includes("_generated")) return mod;
+        const file = path.replace(/^.*convex\//, "").replace(/\.(ts|js)$/, "");
+        return Object.fromEntries(
+          Object.entries(mod).map(([name, fn]) => {
+            if (!fn || typeof fn !== "function" || !fn.isMutation || typeof fn._handler !== "function") return [name, fn];
+            const handler = wrap(`${file}:${name}`, fn._handler as MutationHandler);
+            const wrapped = internalMutationGeneric({ handler }) as unknown as RegisteredFunction;
+            Object.assign(wrapped, { exportArgs: fn.exportArgs, exportReturns: fn.exportReturns, isInternal: fn.isInternal, isPublic: fn.isPublic });
+            return [name, wrapped];
+          }),
+        );
+      },
+    ]),
+  );
+}

@@ -7,8 +7,7 @@
  * job's own documents from documents several jobs write. Counts are what a
  * deployment would also do; nothing here measures the emulator's speed.
  */
-import { internalMutationGeneric } from "convex/server";
-import { convexModules } from "./backend.ts";
+import { convexModules, wrapMutations, type Modules } from "./backend.ts";
 
 export interface Access {
   fn: string;
@@ -100,35 +99,13 @@ function wrapCtx(ctx: Record<string, unknown>, log: (op: Access["op"], table: st
 }
 
 /** The bench's modules map with every mutation metered into `accesses`. */
-export function meteredModules(accesses: Access[]): Record<string, () => Promise<unknown>> {
-  const modules = convexModules();
-  return Object.fromEntries(
-    Object.entries(modules).map(([path, load]) => [
-      path,
-      async () => {
-        const mod = (await load()) as Record<string, AnyFn>;
-        if (path.includes("_generated")) return mod;
-        const file = path.replace(/^convex\//, "").replace(/\.(ts|js)$/, "");
-        return Object.fromEntries(
-          Object.entries(mod).map(([name, fn]) => {
-            if (!fn || typeof fn !== "function" || !fn.isMutation || typeof fn._handler !== "function") return [name, fn];
-            const fnName = `${file}:${name}`;
-            const handler = fn._handler as (ctx: unknown, args: unknown) => Promise<unknown>;
-            const metered = internalMutationGeneric({
-              handler: async (ctx, args: Record<string, unknown>) => {
-                const pending: Omit<Access, "owner">[] = [];
-                const call = ++calls;
-                const result = await handler(wrapCtx(ctx as unknown as Record<string, unknown>, (op, table, id) => pending.push({ fn: fnName, call, op, table, id })), args);
-                const owner = typeof args?.jobId === "string" ? `job:${args.jobId}` : name === "insertStory" ? `story:${String(result)}` : "loop";
-                for (const access of pending) accesses.push({ ...access, owner });
-                return result;
-              },
-            }) as unknown as AnyFn;
-            Object.assign(metered, { exportArgs: fn.exportArgs, exportReturns: fn.exportReturns, isInternal: fn.isInternal, isPublic: fn.isPublic });
-            return [name, metered];
-          }),
-        );
-      },
-    ]),
-  );
+export function meteredModules(accesses: Access[]): Modules {
+  return wrapMutations(convexModules(), (fnName, handler) => async (ctx, args) => {
+    const pending: Omit<Access, "owner">[] = [];
+    const call = ++calls;
+    const result = await handler(wrapCtx(ctx as Record<string, unknown>, (op, table, id) => pending.push({ fn: fnName, call, op, table, id })), args);
+    const owner = typeof args?.jobId === "string" ? `job:${args.jobId}` : fnName === "stories:insertStory" ? `story:${String(result)}` : "loop";
+    for (const access of pending) accesses.push({ ...access, owner });
+    return result;
+  });
 }

@@ -91,10 +91,19 @@ export async function insertCost(size: BenchSize): Promise<Row> {
     for (let i = 0; i < warmup + size.inserts; i++) {
       // Alternate which goes first, so drift (the tables grow) hits both alike.
       let a: number, b: number;
-      if (i % 2) (a = await bareInsert()), (b = await fullInsert());
-      else (b = await fullInsert()), (a = await bareInsert());
+      if (i % 2) {
+        a = await bareInsert();
+        b = await fullInsert();
+      } else {
+        b = await fullInsert();
+        a = await bareInsert();
+      }
       const c = await oneLookup();
-      if (i >= warmup) bare.push(a), full.push(b), lookup.push(c);
+      if (i >= warmup) {
+        bare.push(a);
+        full.push(b);
+        lookup.push(c);
+      }
     }
     const ratio = median(full) / median(bare);
     return {

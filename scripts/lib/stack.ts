@@ -1,5 +1,5 @@
 /**
- * The demo stack: the embedded backend, the fake Recraft and Anthropic servers
+ * The demo stack: the embedded backend, the fake Recraft, Anthropic and TinyPNG servers
  * on 127.0.0.1 (or the real services when their keys are set), and the Convex
  * environment variables pointing at them. Reused by the demo, the bench, the
  * admin UI's bridge server and the browser tests.
@@ -8,10 +8,10 @@ import { internal } from "../../convex/_generated/api.js";
 import type { Id } from "../../convex/_generated/dataModel.js";
 import { readCounts } from "../../convex/lib/jobs.ts";
 import type { JobStatus, StoryRunStatus } from "../../convex/validators.ts";
-import { startAnthropicServer, type FakeAnthropic } from "../fakes/anthropicServer.ts";
+import { startAnthropicServer, type FakeAnthropic, type StartAnthropicServerOptions } from "../fakes/anthropicServer.ts";
 import { startRecraftServer, type FakeRecraft, type RecraftServerOptions } from "../fakes/recraftServer.ts";
-import { startTinifyServer, type FakeTinify } from "../fakes/tinifyServer.ts";
-import { ADMIN_IDENTITY, convexModules, newBackend, type Backend } from "./backend.ts";
+import { startTinifyServer, type FakeTinify, type StartTinifyServerOptions } from "../fakes/tinifyServer.ts";
+import { ADMIN_IDENTITY, convexModules, newBackend, type Backend, type Modules } from "./backend.ts";
 import { convexAuthEnv, convexAuthModules, convexAuthSchema } from "./convexAuth.ts";
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 
@@ -48,83 +48,126 @@ export interface DemoStackOptions {
   convexAuth?: boolean;
 }
 
-export interface DemoStack {
-  t: Backend;
+/** A stack whose recraft/anthropic are undefined when the real service is used. */
+export interface DemoStack extends Stack {
   /** The Convex modules the backend runs (the bridge serves their public functions). */
-  modules: Record<string, () => Promise<unknown>>;
+  modules: Modules;
   /** The backend as the demo admin, for the admin functions. */
   admin: ReturnType<Backend["withIdentity"]>;
-  /** Undefined when the real service is used. */
-  recraft?: FakeRecraft;
-  anthropic?: FakeAnthropic;
-  tinify?: FakeTinify;
   /** The Convex environment the stack set, secrets masked. */
   env: Record<string, string>;
+}
+
+export interface StackOptions {
+  /** The fake Recraft server's options; false: no fake (the real service, from the environment). */
+  recraft?: RecraftServerOptions | false;
+  /** The fake Anthropic server's options; false: no fake. */
+  anthropic?: StartAnthropicServerOptions | false;
+  /** The fake TinyPNG server's options; false: no fake. Its key is set only when `tinifyKey` is (compression is opt-in). */
+  tinify?: StartTinifyServerOptions | false;
+  /** Set TINIFY_API_KEY to the fake's key, so every portrait is compressed. */
+  tinifyKey?: boolean;
+  /** Convex environment variables, set after those pointing at the fakes (undefined deletes one). */
+  env?: Record<string, string | undefined>;
+  /** The Convex modules to run; default: convex/ as it is. */
+  modules?: Modules;
+  /** Tables to add to the project's schema (the Convex Auth stack adds `authTables`). */
+  schema?: Parameters<typeof newBackend>[1];
+  /** Where the backend's console output goes; default: the console. */
+  backendLog?: (level: string, line: string) => void;
+}
+
+export interface Stack<
+  R extends FakeRecraft | undefined = FakeRecraft | undefined,
+  A extends FakeAnthropic | undefined = FakeAnthropic | undefined,
+  T extends FakeTinify | undefined = FakeTinify | undefined,
+> {
+  t: Backend;
+  recraft: R;
+  anthropic: A;
+  tinify: T;
+  /** Sets Convex environment variables (undefined deletes one); close() restores them all. */
+  setEnv(vars: Record<string, string | undefined>): void;
   close(): Promise<void>;
 }
 
-export async function startDemoStack(options: DemoStackOptions = {}): Promise<DemoStack> {
-  const recraft = options.real?.recraft
-    ? undefined
-    : await startRecraftServer({
-        apiKey: FAKE_RECRAFT_KEY,
-        paint: painter(options.portraitSize ?? 256),
-        latencyMs: demoLatency,
-        downloadLatencyMs: DEMO_DOWNLOAD_LATENCY_MS,
-        fault: failRatePicker(options.failRate ?? 0),
-        ...options.recraft,
-      });
-  const anthropic = options.real?.anthropic
-    ? undefined
-    : await startAnthropicServer({
-        apiKey: FAKE_ANTHROPIC_KEY,
-        latencyMs: options.storyLatencyMs ?? 0,
-        behavior: claudeFailRate(options.storyFailRate ?? 0),
-      });
-
-  const tinify = options.real?.tinify ? undefined : await startTinifyServer({ apiKey: FAKE_TINIFY_KEY });
-
-  const vars: Record<string, string | undefined> = {
-    ...(tinify && { TINIFY_API_KEY: tinify.apiKey, TINIFY_API_URL: tinify.url }),
-    ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
-    // The fake answers fast, so a retry need not wait the production five minutes.
-    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url, STORY_RETRY_DELAY_MS: "1000" }),
-    ...(options.convexAuth && convexAuthEnv()),
-    ...options.env,
+/**
+ * The one stack builder (tests, demo, bench, the admin bridge): the project's own
+ * Convex functions on the embedded backend, the loopback fakes, and the Convex
+ * environment variables pointing at them, all undone by close().
+ */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const recraft = options.recraft === false ? undefined : await startRecraftServer(options.recraft);
+  const anthropic = options.anthropic === false ? undefined : await startAnthropicServer(options.anthropic);
+  const tinify = options.tinify === false ? undefined : await startTinifyServer(options.tinify);
+  const saved = new Map<string, string | undefined>();
+  const setEnv = (vars: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(vars)) {
+      if (!saved.has(name)) saved.set(name, process.env[name]);
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   };
-  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  setEnv(vars);
+  setEnv({
+    ...(recraft && { RECRAFT_API_KEY: recraft.apiKey, RECRAFT_API_URL: recraft.url, RECRAFT_IMAGE_HOSTS: recraft.imageHost }),
+    ...(anthropic && { ANTHROPIC_API_KEY: anthropic.apiKey, ANTHROPIC_BASE_URL: anthropic.url }),
+    ...(tinify && { TINIFY_API_URL: tinify.url, TINIFY_API_KEY: options.tinifyKey ? tinify.apiKey : undefined }),
+    ...options.env,
+  });
   const restoreConsole = options.backendLog ? captureConsole(options.backendLog) : () => {};
-
-  const modules = { ...(options.modules ?? convexModules()), ...(options.convexAuth && convexAuthModules()) };
-  const t = options.convexAuth ? newBackend(modules, convexAuthSchema) : newBackend(modules);
   return {
-    t,
-    modules,
-    admin: t.withIdentity(ADMIN_IDENTITY),
+    t: newBackend(options.modules, options.schema),
     recraft,
     anthropic,
     tinify,
-    env: maskedEnv(),
+    setEnv,
     async close() {
       await Promise.all([recraft?.close(), anthropic?.close(), tinify?.close()]);
       restoreConsole();
-      setEnv(saved);
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     },
   };
 }
 
-function setEnv(vars: Record<string, string | undefined>) {
-  for (const [name, value] of Object.entries(vars)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+/** The demo's stack: its painter, latencies and fault rates on the fakes, and the demo admin. */
+export async function startDemoStack(options: DemoStackOptions = {}): Promise<DemoStack> {
+  const modules = { ...(options.modules ?? convexModules()), ...(options.convexAuth && convexAuthModules()) };
+  const stack = await startStack({
+    recraft: options.real?.recraft
+      ? false
+      : {
+          apiKey: FAKE_RECRAFT_KEY,
+          paint: painter(options.portraitSize ?? 256),
+          latencyMs: demoLatency,
+          downloadLatencyMs: DEMO_DOWNLOAD_LATENCY_MS,
+          fault: failRatePicker(options.failRate ?? 0),
+          ...options.recraft,
+        },
+    anthropic: options.real?.anthropic
+      ? false
+      : { apiKey: FAKE_ANTHROPIC_KEY, latencyMs: options.storyLatencyMs ?? 0, behavior: claudeFailRate(options.storyFailRate ?? 0) },
+    tinify: options.real?.tinify ? false : { apiKey: FAKE_TINIFY_KEY },
+    tinifyKey: !options.real?.tinify,
+    // The fake answers fast, so a retry need not wait the production five minutes.
+    env: {
+      ...(!options.real?.anthropic && { STORY_RETRY_DELAY_MS: "1000" }),
+      ...(options.convexAuth && convexAuthEnv()),
+      ...options.env,
+    },
+    modules,
+    ...(options.convexAuth && { schema: convexAuthSchema }),
+    backendLog: options.backendLog,
+  });
+  return { ...stack, modules, admin: stack.t.withIdentity(ADMIN_IDENTITY), env: maskedEnv() };
 }
 
 const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|CLAUDE_|TINIFY_|STORY_)/;
 
 // A report names which key is in use, never any of its characters.
-const keyLabel = (key: string) => ([FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY].includes(key) ? "the fake's key" : "set (hidden)");
+const keyLabel = (key: string) => ([FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY, FAKE_TINIFY_KEY].includes(key) ? "the fake's key" : "set (hidden)");
 
 function maskedEnv(): Record<string, string> {
   return Object.fromEntries(
@@ -281,7 +324,9 @@ export async function generateStories(
       requested: n,
       written: runCounts.inserted,
       storyFailures: runs.flatMap(({ run }, index) =>
-        run.status === "failed" ? [{ index, stage: run.error?.stage ?? "?", code: run.error?.code ?? "?", message: run.error?.message ?? "" }] : [],
+        run.status === "failed"
+          ? [{ index, stage: run.error?.stage ?? "?", code: run.error?.code ?? "?", message: run.error?.message ?? "" }]
+          : [],
       ),
       runs: runCounts,
       storyAttemptFailures: runs.flatMap(({ run, failures }, index) =>

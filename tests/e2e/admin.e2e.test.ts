@@ -8,7 +8,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { api } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { cachedAdminBuild, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
 import { launchChromium } from "../../scripts/lib/browser";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 
@@ -21,7 +21,7 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   stack = await startDemoStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email, PORTRAIT_MAX_ATTEMPTS: "1" }, backendLog: () => {} });
-  server = await serveAdmin(stack);
+  server = await serveAdmin(stack, { dist: await cachedAdminBuild() });
   browser = await launchChromium();
 }, 60_000);
 

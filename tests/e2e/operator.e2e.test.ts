@@ -6,12 +6,11 @@
  * starting it again. Screenshots go to out/screenshots/.
  */
 import { mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import type { Browser, BrowserContextOptions, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { buildAdmin, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { cachedAdminBuild, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 import { caseFile, numberedCaseFile, settle } from "../harness";
 import { launchChromium } from "../../scripts/lib/browser";
@@ -47,7 +46,7 @@ beforeAll(async () => {
   await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward", slug: "quiet-ward", imageGenerationPrompt: "portrait of patient #44" }));
   await settle(stack.t, { timeoutMs: 60_000 });
   stack.recraft!.setFault(undefined);
-  dist = await buildAdmin();
+  dist = await cachedAdminBuild(); // shared with the other browser tests, never deleted here
   server = await serveAdmin(stack, { dist });
   browser = await launchChromium();
 }, 120_000);
@@ -56,7 +55,6 @@ afterAll(async () => {
   await browser?.close();
   await server?.close();
   await stack?.close();
-  if (dist) await rm(dist, { recursive: true, force: true });
 });
 
 type Opened = { page: Page; errors: string[]; consoleErrors: string[] };

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decodePngSize, encodePng, portraitPng } from "../../scripts/fakes/png.ts";
 import { startRecraftServer, type FakeRecraft } from "../../scripts/fakes/recraftServer.ts";
+import { until } from "../harness.ts";
 
 let srv: FakeRecraft;
 beforeEach(async () => {
@@ -32,13 +33,7 @@ async function generateUrl(prompt: string): Promise<string> {
 
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
 
-async function until(cond: () => boolean, ms = 2000) {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const waitFor = (condition: () => boolean) => until(condition, { timeoutMs: 2000, pollMs: 10, message: "the fake's state" });
 
 describe("png", () => {
   it("encodes a PNG whose IHDR decodes, and rejects garbage", () => {
@@ -158,7 +153,7 @@ describe("generation", () => {
     expect(all.every((r) => r.status === 200)).toBe(true);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     expect(srv.maxInFlight).toBe(5);
-    await until(() => srv.inFlight === 0);
+    await waitFor(() => srv.inFlight === 0);
     expect(srv.timeline).toHaveLength(5);
     const latestStart = Math.max(...srv.timeline.map((s) => s.start));
     const earliestEnd = Math.min(...srv.timeline.map((s) => s.end!));
@@ -217,7 +212,7 @@ describe("generation faults", () => {
   it("hang: never answers until the client aborts", async () => {
     srv.setFault({ kind: "hang" });
     await expect(generate({ prompt: "x" }, { signal: AbortSignal.timeout(150) })).rejects.toThrow(/timeout|aborted/i);
-    await until(() => srv.inFlight === 0);
+    await waitFor(() => srv.inFlight === 0);
     expect(srv.timeline[0].end).toBeDefined();
     expect(srv.requests[0].status).toBeUndefined();
   });
@@ -310,7 +305,7 @@ describe("image faults", () => {
     const res = await fetch(await generateUrl("x"));
     expect(res.headers.get("content-length")).toBe("50000000");
     await res.body!.cancel();
-    await until(() => srv.inFlight === 0 && srv.oversizeBytesSent > 0);
+    await waitFor(() => srv.inFlight === 0 && srv.oversizeBytesSent > 0);
     await new Promise((r) => setTimeout(r, 100));
     expect(srv.oversizeBytesSent).toBeLessThan(50_000_000 / 5);
   });
@@ -378,7 +373,7 @@ describe("close", () => {
     const dripping = await fetch(await generateUrl("x"));
     srv.setFault({ kind: "hang" });
     const hanging = generate({ prompt: "x" }).catch((e: unknown) => e);
-    await until(() => srv.inFlight === 1 && srv.requests.length === 2);
+    await waitFor(() => srv.inFlight === 1 && srv.requests.length === 2);
     const t0 = Date.now();
     await srv.close();
     expect(Date.now() - t0).toBeLessThan(500);
