@@ -115,7 +115,7 @@ export const claim = internalMutation({
     if (!reserved) {
       const scheduledFunctionId = await ctx.scheduler.runAt(start, internal.portraits.generatePatientPortrait, { jobId });
       await ctx.db.patch(job._id, { slotAt: start, scheduledFunctionId });
-      log.info("portrait.start_deferred", { jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() });
+      log.warn("portrait.start_deferred", { jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() });
       return null;
     }
     await move(ctx, job, "requested", { startedAt: start });

@@ -10,17 +10,14 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { Id } from "../convex/_generated/dataModel";
 import { decodePngSize } from "../scripts/fakes/png";
 import type { TinifyFault } from "../scripts/fakes/tinifyServer";
-import { runPortrait, startStack, TINIFY_KEY, type Stack } from "./harness";
+import { captureLogs, runPortrait, startStack, TINIFY_KEY, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
 let lines: string[];
 beforeEach(async () => {
   stack = await startStack({ env: { TINIFY_API_KEY: TINIFY_KEY } });
-  lines = [];
-  for (const level of ["log", "warn", "error"] as const) {
-    vi.spyOn(console, level).mockImplementation((...args) => void lines.push(args.map(String).join(" ")));
-  }
+  lines = captureLogs(); // every log line, so the secret checks below read them too
 });
 afterEach(async () => {
   try {

@@ -10,7 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
-import { caseFile, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -199,12 +199,8 @@ describe("a burst", () => {
   }, 90_000);
 });
 
-const quiet = () => {
-  const warnings: string[] = [];
-  vi.spyOn(console, "log").mockImplementation(() => {});
-  vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(String(line)));
-  return warnings;
-};
+/** The backend's warnings in this test (and nothing else printed). */
+const quiet = () => captureLogs("WARN");
 
 /** Stories and their pending jobs, written without kicking the loop, so a test runs the loop itself. */
 async function queueJobs(t: Stack["t"], n: number) {

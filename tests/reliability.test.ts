@@ -372,8 +372,7 @@ describe("recovery", () => {
   });
 
   test("PORTRAIT_STALL_MS below what a live attempt may take is raised, with a warning naming it", async () => {
-    const warnings: string[] = [];
-    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(String(line)));
+    const warnings = captureLogs("WARN");
     stack.setEnv({ PORTRAIT_STALL_MS: "100", PORTRAIT_REQUEST_TIMEOUT_MS: "3000" });
     stack.recraft.setFault({ kind: "hang" });
     const [storyId] = await insertMany(1);
@@ -381,7 +380,7 @@ describe("recovery", () => {
     await until(async () => (await jobStatus(job._id)) === "requested");
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0); // alive, and within the request timeout
-    expect(warnings.some((line) => line.includes("PORTRAIT_STALL_MS=100"))).toBe(true);
+    expect(warnings.some((line) => line.includes('"variable":"PORTRAIT_STALL_MS"') && line.includes('"value":100'))).toBe(true);
     await settle(stack.t);
     expect((await jobOf(stack.t, storyId)).error).toMatchObject({ code: "timeout" });
   });
