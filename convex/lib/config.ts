@@ -151,7 +151,7 @@ export function stallBackstopMs(): number {
   return floor;
 }
 
-/** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
+/** The default Claude model: the SDK's current Sonnet (see docs/ARCHITECTURE.md, "Story runs"). */
 export const DEFAULT_STORY_MODEL = "claude-sonnet-5-5";
 /** The game's prompt: four easy chapters, two medium, two hard. */
 export const DEFAULT_CHAPTER_PLAN = "easy:4,medium:2,hard:2";
