@@ -2,7 +2,8 @@
  * The docs match the code: every setting `convex/lib/config.ts` reads has a row
  * in the settings table of docs/OPERATIONS.md, and every relative link (and
  * image) in README.md, CONTRIBUTING.md and docs/*.md points at a file that
- * exists, and at a heading that exists when it names one.
+ * exists, and at a heading that exists when it names one. The README's schema step
+ * lists every table `portraitTables` spreads.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -109,6 +110,13 @@ describe("the settings table", () => {
     const table = read("docs/OPERATIONS.md").replace(/^\| `STORY_DAILY` .*\n/m, "");
     expect(settingsTable(table, "## Settings (Convex environment variables)")).not.toContain("STORY_DAILY");
   });
+});
+
+test("the README's schema step names every table portraitTables spreads", () => {
+  const tables = [...read("convex/tables.ts").matchAll(/^ {2}(\w+): defineTable\(/gm)].map((m) => m[1]!);
+  expect(tables).toContain("stories");
+  const listed = read("README.md").match(/\.\.\.portraitTables, \/\/ (.+)$/m)?.[1]?.split(", ");
+  expect(listed).toEqual(tables);
 });
 
 describe("links in the docs", () => {
