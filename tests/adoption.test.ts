@@ -172,7 +172,7 @@ test("one daily story, never two: this project's crons have one, and the game's 
   const daily = Object.entries(crons.crons).filter(([, job]) => job.schedule.type === "daily");
   expect(daily).toHaveLength(1);
   expect(daily[0]).toMatchObject(["generate daily story", { name: "storyRuns:dailyStory", schedule: { hourUTC: 0, minuteUTC: 0 } }]);
-  expect(Object.keys(crons.crons).sort()).toEqual(["generate daily story", "sweep stalled portrait jobs", "sweep stalled story runs"]);
+  expect(Object.keys(crons.crons).sort()).toEqual(["generate daily story", "snapshot the portrait queue", "sweep stalled portrait jobs", "sweep stalled story runs"]);
 
   const kept = cronJobs();
   kept.daily("generate daily story", { hourUTC: 0, minuteUTC: 0 }, internal.stories.generateStory, {});

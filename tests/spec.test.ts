@@ -1,6 +1,7 @@
 /**
- * One test (or fast-check property) per item of the product spec
- * (../shared/spec/requirements.md and design.md), named after it.
+ * One test (or fast-check property) per item of the product spec (its
+ * requirements R1–R5, non-functional NFR1–3, properties P1–P6 and edge cases E1–E5; the spec itself is not
+ * part of this repository), each named after its item.
  */
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";

@@ -12,7 +12,7 @@ import "./styles.css";
 // Otherwise a Convex deployment (VITE_CONVEX_URL).
 // VITE_AUTH=convex-auth: admins sign in with Convex Auth's Password provider (SignIn.tsx); on the
 // bridge they are then who their token says, not ?as=. For another provider (Clerk, Auth0), wrap
-// App in its Convex provider below (see the README).
+// App in its Convex provider below (see docs/OPERATIONS.md, "Admin identities").
 const convexAuth = import.meta.env.VITE_AUTH === "convex-auth";
 const bridge = import.meta.env.MODE === "bridge";
 const bridgeAs = bridge && !convexAuth ? (new URLSearchParams(window.location.search).get("as") ?? "admin") : undefined;

@@ -178,7 +178,7 @@ export function backfillBatchSize(): number {
   return integer("PORTRAIT_BACKFILL_BATCH", 100, 1, 1000);
 }
 
-/** The default Claude model: the SDK's current Sonnet (see the README's "Story runs"). */
+/** The default Claude model: the SDK's current Sonnet (see docs/ARCHITECTURE.md, "Story runs"). */
 export const DEFAULT_STORY_MODEL = "claude-sonnet-5-5";
 /** The game's prompt: four easy chapters, two medium, two hard. */
 export const DEFAULT_CHAPTER_PLAN = "easy:4,medium:2,hard:2";

@@ -1,10 +1,12 @@
 /**
- * Exact counts (jobs per status, runs per status...) with no document that
- * every transition writes.
+ * Exact counts (portrait jobs per status) with no document that every
+ * transition writes. Counts are kept per `kind`; only portrait jobs use them
+ * today (lib/jobs.ts). The schema and the sweep also know a "story" kind, but
+ * no story-run transition writes one.
  *
  * A transition adds its change to a document of its own: one `countDeltas` row
- * per key (the job's or run's id), so two jobs' transitions never touch the
- * same document. The dispatcher loop (and the sweep cron, every minute) folds
+ * per key (the job's id), so two jobs' transitions never touch the same
+ * document. The dispatcher loop (and the sweep cron, every minute) folds
  * settled rows into the kind's `countTotals` document and deletes them, in one
  * transaction. A read sums the totals and the rows not folded yet:
  *

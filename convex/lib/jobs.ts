@@ -6,6 +6,7 @@
  *
  *   pending ──claim──> requested ──> downloaded ──> stored ──regenerate──> pending (attempt + 1)
  *      └──────────────────┴──────────────┴──> failed ──retry──> pending (attempt + 1)
+ *   pending, requested, failed ──cancel / discard──> cancelled ──retry──> pending (attempt + 1)
  *
  * A job's storageId is the file of its last stored attempt: a regeneration
  * keeps it (and the story keeps its portrait) until the next attempt is stored.

@@ -64,7 +64,7 @@ export const RECRAFT_MODELS: readonly RecraftModel[] = [
   v3("recraftv2", V2_STYLES, 0.022),
 ];
 
-/** The default: photoreal 1K portraits at the lowest price of the current generation (README, "Recraft models"). */
+/** The default: photoreal 1K portraits at the lowest price of the current generation (docs/OPERATIONS.md, "Recraft models"). */
 export const DEFAULT_RECRAFT_MODEL = "recraftv4_1";
 
 /** A model by its `model` value; Recraft also accepts `<model>_raster` for every raster model. */

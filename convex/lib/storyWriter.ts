@@ -19,7 +19,7 @@ import { describeError } from "./redact";
 /**
  * The installed SDK's deprecated models (`DEPRECATED_MODELS` in
  * @anthropic-ai/sdk/internal/data/deprecated-models, which its package
- * exports do not expose). tests/storyModel.test.ts fails when the SDK's list
+ * exports do not expose). tests/storySetup.test.ts fails when the SDK's list
  * and this one differ, so an SDK upgrade cannot leave it stale.
  */
 export const DEPRECATED_MODELS: Record<string, string> = {

@@ -5,7 +5,7 @@
  * that this project's deployment does not require `@convex-dev/auth` of
  * adopters who sign in with Clerk or Auth0: the embedded stack registers it
  * as `convex/auth.ts` when asked (`startDemoStack({ convexAuth: true })`),
- * and the README's "Convex Auth" section says how to add it to a deployment.
+ * and docs/OPERATIONS.md ("Admin identities", Convex Auth) says how to add it to a deployment.
  */
 import { Password } from "@convex-dev/auth/providers/Password";
 import { convexAuth } from "@convex-dev/auth/server";

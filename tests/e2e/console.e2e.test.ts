@@ -3,8 +3,8 @@
  * local bridge: the contrast of every text/background pair in both themes,
  * the phone and desktop layout bugs, and the operator features (queue
  * control, retry all matching, filters with counts, thumbnails) at both
- * widths and both themes. Screenshots go to out/screenshots/ (the README's
- * are copied from there into docs/).
+ * widths and both themes. Screenshots go to out/screenshots/ (docs/OPERATIONS.md's
+ * are copied from there into docs/: CONTRIBUTING.md, "Regenerating the screenshots").
  */
 import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
