@@ -101,7 +101,11 @@ const MESSAGE_SCAN = 500;
 // A text search is ranked here (lib below) over at most this many matches.
 const SEARCH_LIMIT = 50;
 
-const words = (text: string) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+const words = (text: string) =>
+  text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
 
 /**
  * How well `text` answers `query`: a term that is a whole word counts twice a
@@ -163,7 +167,10 @@ export const listJobs = adminQuery({
       const scanned = await failedJobs(ctx, { code, httpStatus, since }).order("desc").take(MESSAGE_SCAN);
       const text = search?.trim() ?? "";
       const found = scanned.filter(
-        (job) => passes(job, filter) && job.error!.message.toLowerCase().includes(needle) && (!text || relevance(job.searchText, text) > 0 || job._id === text),
+        (job) =>
+          passes(job, filter) &&
+          job.error!.message.toLowerCase().includes(needle) &&
+          (!text || relevance(job.searchText, text) > 0 || job._id === text),
       );
       return onePage(await rows(found));
     }
@@ -194,7 +201,9 @@ export const listJobs = adminQuery({
             .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", httpStatus).gt("updatedAt", after))
             .filter((q) => (code ? q.eq(q.field("error.code"), code) : true))
         : code
-          ? ctx.db.query("portraitJobs").withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code).gt("updatedAt", after))
+          ? ctx.db
+              .query("portraitJobs")
+              .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code).gt("updatedAt", after))
           : status
             ? ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", status).gt("updatedAt", after))
             : since !== undefined
@@ -228,7 +237,9 @@ export const failedFacets = adminQuery({
       const after = lastCode;
       const next = await ctx.db
         .query("portraitJobs")
-        .withIndex("by_error_code", (q) => (after === undefined ? q.eq("status", "failed") : q.eq("status", "failed").gt("error.code", after)))
+        .withIndex("by_error_code", (q) =>
+          after === undefined ? q.eq("status", "failed") : q.eq("status", "failed").gt("error.code", after),
+        )
         .first();
       const code = next?.error?.code;
       if (!code) break;
@@ -281,10 +292,7 @@ export const getJob = adminQuery({
         createdAt: v.number(),
         updatedAt: v.number(),
       }),
-      story: v.union(
-        v.null(),
-        v.object({ ...storyFields, createdAt: v.number() }),
-      ),
+      story: v.union(v.null(), v.object({ ...storyFields, createdAt: v.number() })),
       portraitUrl: v.union(v.string(), v.null()),
       // The attempt that painted the portrait shown, and when it was stored (null: none).
       portraitAttempt: v.union(v.number(), v.null()),
@@ -333,7 +341,9 @@ export const getJob = adminQuery({
       portraitUrl: job.storageId ? await ctx.storage.getUrl(job.storageId) : null,
       portraitAttempt: job.storageId ? (painted?.attempt ?? null) : null,
       portraitStoredAt: job.storageId ? (painted?.at ?? null) : null,
-      events: events.slice(0, MAX_EVENTS_PER_JOB).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
+      events: events
+        .slice(0, MAX_EVENTS_PER_JOB)
+        .map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_JOB,
     };
   },
@@ -406,7 +416,15 @@ export const failureSummary = adminQuery({
           recentJobs.push({ jobId, status: job.status, title: story?.title ?? null });
         }
       }
-      codes.push({ code, count: group.count, jobs: group.jobs.size, stillFailed, latestMessage: group.latestMessage, latestAt: group.latestAt, recentJobs });
+      codes.push({
+        code,
+        count: group.count,
+        jobs: group.jobs.size,
+        stillFailed,
+        latestMessage: group.latestMessage,
+        latestAt: group.latestAt,
+        recentJobs,
+      });
     }
     codes.sort((a, b) => b.count - a.count || b.latestAt - a.latestAt);
     return { since, until: now, truncated, codes };
@@ -426,7 +444,9 @@ export const activity = adminQuery({
     now: v.number(),
     bucketMs: v.number(),
     cap: v.number(),
-    buckets: v.array(v.object({ start: v.number(), stored: v.number(), failed: v.number(), storedCapped: v.boolean(), failedCapped: v.boolean() })),
+    buckets: v.array(
+      v.object({ start: v.number(), stored: v.number(), failed: v.number(), storedCapped: v.boolean(), failedCapped: v.boolean() }),
+    ),
   }),
   handler: async (ctx, { range, now }) => readActivity(ctx, range, now),
 });
@@ -664,7 +684,8 @@ export const generateStory = adminMutation({
   returns: v.id("storyRuns"),
   handler: async (ctx, { hint }) => {
     // Refused rather than cut: the operator sees the limit and loses nothing silently.
-    if (hint && hint.trim().length > MAX_HINT_CHARS) throw new ConvexError(`The theme is ${hint.trim().length} characters; at most ${MAX_HINT_CHARS}.`);
+    if (hint && hint.trim().length > MAX_HINT_CHARS)
+      throw new ConvexError(`The theme is ${hint.trim().length} characters; at most ${MAX_HINT_CHARS}.`);
     return startRun(ctx, hint);
   },
 });
@@ -713,9 +734,7 @@ export const listStoryRuns = adminQuery({
   args: { paginationOpts: paginationOptsValidator, status: v.optional(storyRunStatus) },
   returns: paginationResultValidator(storyRunRow),
   handler: async (ctx, { paginationOpts, status }) => {
-    const runs = status
-      ? ctx.db.query("storyRuns").withIndex("by_status", (q) => q.eq("status", status))
-      : ctx.db.query("storyRuns");
+    const runs = status ? ctx.db.query("storyRuns").withIndex("by_status", (q) => q.eq("status", status)) : ctx.db.query("storyRuns");
     const result = await runs.order("desc").paginate(paginationOpts);
     return { ...result, page: await Promise.all(result.page.map((run) => toRunRow(ctx, run))) };
   },
@@ -746,7 +765,9 @@ export const getStoryRun = adminQuery({
       .take(MAX_EVENTS_PER_RUN + 1);
     return {
       run: await toRunRow(ctx, run),
-      events: events.slice(0, MAX_EVENTS_PER_RUN).map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
+      events: events
+        .slice(0, MAX_EVENTS_PER_RUN)
+        .map(({ _id, attempt, from, to, at, error, details }) => ({ _id, attempt, from, to, at, error, details })),
       eventsTruncated: events.length > MAX_EVENTS_PER_RUN,
     };
   },

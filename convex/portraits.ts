@@ -47,8 +47,10 @@ function inputProblem(prompt: string | undefined, voiceError: string | undefined
   if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
   const request = resolveRecraftRequest(config);
   if (!request.ok) return { step: "validate", code: "bad_config", message: `${request.message}; no request was made` };
-  if (voiceError !== undefined) return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
-  if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
+  if (voiceError !== undefined)
+    return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
+  if (prompt.trim() === "")
+    return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
   const { model } = request.value;
   const length = promptLength(model, prompt.trim());
   if (length > model.promptLimit.max) {
@@ -164,7 +166,12 @@ export const markStored = internalMutation({
     const story = await ctx.db.get(job.storyId);
     if (!story) {
       await deleteFileIfPresent(ctx, storageId);
-      await fail(ctx, job, { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" }, details);
+      await fail(
+        ctx,
+        job,
+        { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" },
+        details,
+      );
       return false;
     }
     await move(ctx, job, "stored", { storageId, details });
@@ -219,7 +226,12 @@ async function deleteOrphanedPortrait(ctx: MutationCtx, job: Doc<"portraitJobs">
 
 /** requested|downloaded -> failed (then an automatic retry, when configured and transient). */
 export const markFailed = internalMutation({
-  args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
+  args: {
+    ...attemptArgs,
+    from: v.union(v.literal("requested"), v.literal("downloaded")),
+    error: jobError,
+    details: v.optional(stepDetails),
+  },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
     const job = await currentJob(ctx, jobId, from, attempt);
@@ -294,11 +306,17 @@ export const generatePatientPortrait = internalAction({
     try {
       storageId = await ctx.storage.store(toStore.blob);
     } catch (error) {
-      await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
+      await failed(
+        "downloaded",
+        { step: "store", code: "storage_error", message: describeError(error) },
+        { durationMs: Date.now() - started },
+      );
       return null;
     }
     const stored = { durationMs: Date.now() - started, bytes: toStore.bytes, contentType: toStore.contentType };
-    await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
+    await transition("markStored", jobId, () =>
+      ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }),
+    );
     return null;
   },
 });

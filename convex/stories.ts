@@ -59,7 +59,9 @@ export const insertStory = internalMutation({
   returns: v.id("stories"),
   handler: async (ctx, { slug, ...story }) => {
     if (slug !== undefined && slug !== slugify(story.title)) {
-      throw new ConvexError(`slug "${slug}" is not the game's slug of the title ${JSON.stringify(story.title)} ("${slugify(story.title)}"); leave it out`);
+      throw new ConvexError(
+        `slug "${slug}" is not the game's slug of the title ${JSON.stringify(story.title)} ("${slugify(story.title)}"); leave it out`,
+      );
     }
     return insertCaseFile(ctx, story);
   },

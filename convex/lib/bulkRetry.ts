@@ -28,7 +28,9 @@ export function failedJobs(ctx: QueryCtx, filter: RetryFilter, until = Number.MA
     const status = filter.httpStatus;
     return ctx.db
       .query("portraitJobs")
-      .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", status).gt("updatedAt", since).lte("updatedAt", until));
+      .withIndex("by_http_status", (q) =>
+        q.eq("status", "failed").eq("error.httpStatus", status).gt("updatedAt", since).lte("updatedAt", until),
+      );
   }
   if (filter.code !== undefined) {
     const code = filter.code;
@@ -36,7 +38,9 @@ export function failedJobs(ctx: QueryCtx, filter: RetryFilter, until = Number.MA
       .query("portraitJobs")
       .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code).gt("updatedAt", since).lte("updatedAt", until));
   }
-  return ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", "failed").gt("updatedAt", since).lte("updatedAt", until));
+  return ctx.db
+    .query("portraitJobs")
+    .withIndex("by_status", (q) => q.eq("status", "failed").gt("updatedAt", since).lte("updatedAt", until));
 }
 
 /** What the index could not narrow (a code beside an HTTP status). */
@@ -76,6 +80,10 @@ export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">)
 }
 
 export function describeFilter(filter: RetryFilter): string {
-  const parts = [filter.code && `code ${filter.code}`, filter.httpStatus !== undefined && `HTTP ${filter.httpStatus}`, filter.since !== undefined && `failed since ${new Date(filter.since).toISOString()}`];
+  const parts = [
+    filter.code && `code ${filter.code}`,
+    filter.httpStatus !== undefined && `HTTP ${filter.httpStatus}`,
+    filter.since !== undefined && `failed since ${new Date(filter.since).toISOString()}`,
+  ];
   return parts.filter(Boolean).join(", ") || "every failed job";
 }

@@ -134,7 +134,10 @@ export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Chec
   if (prompt === "") problems.push({ kind: "image_prompt", message: "imageGenerationPrompt is blank: describe the patient's portrait" });
   const bytes = utf8Bytes(prompt);
   if (bytes > MAX_PROMPT_BYTES) {
-    problems.push({ kind: "image_prompt", message: `imageGenerationPrompt is ${bytes} UTF-8 bytes; shorten it to under ${MAX_PROMPT_BYTES}` });
+    problems.push({
+      kind: "image_prompt",
+      message: `imageGenerationPrompt is ${bytes} UTF-8 bytes; shorten it to under ${MAX_PROMPT_BYTES}`,
+    });
   }
 
   const rawChapters = Array.isArray(file.chapters) ? file.chapters : null;

@@ -103,7 +103,8 @@ function observe(state: State, releases: Release[], config: QueueConfig) {
   let rateLimitedUntil: number | undefined;
   for (const release of releases) {
     if (release.heldMs !== undefined) {
-      state.latencyMs = state.latencyMs === undefined ? release.heldMs : state.latencyMs + LATENCY_WEIGHT * (release.heldMs - state.latencyMs);
+      state.latencyMs =
+        state.latencyMs === undefined ? release.heldMs : state.latencyMs + LATENCY_WEIGHT * (release.heldMs - state.latencyMs);
     }
     if (release.stored) state.limit = Math.min(config.maxConcurrency, state.limit + RECOVERY_STEP);
     if (release.rateLimitedUntil !== undefined) rateLimitedUntil = Math.max(rateLimitedUntil ?? 0, release.rateLimitedUntil);

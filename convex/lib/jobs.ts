@@ -133,12 +133,7 @@ type Change = { error?: JobError; details?: StepDetails; storageId?: Id<"_storag
  * job is in the state they expected (compare-and-set); this refuses an
  * impossible edge outright. Returns the job as it now is.
  */
-export async function move(
-  ctx: MutationCtx,
-  job: Doc<"portraitJobs">,
-  to: JobStatus,
-  change: Change = {},
-): Promise<Doc<"portraitJobs">> {
+export async function move(ctx: MutationCtx, job: Doc<"portraitJobs">, to: JobStatus, change: Change = {}): Promise<Doc<"portraitJobs">> {
   if (!canMove(job.status, to)) throw new Error(`portrait job ${job._id}: no transition ${job.status} -> ${to}`);
   const now = Date.now();
   const error = change.error && sanitize(change.error);

@@ -90,7 +90,14 @@ function logTransition(
 export async function startRun(ctx: MutationCtx, hint?: string): Promise<Id<"storyRuns">> {
   const now = Date.now();
   const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
-  const runId = await ctx.db.insert("storyRuns", { status: "pending", attempt: 1, hint: theme, createdAt: now, updatedAt: now, runAt: now });
+  const runId = await ctx.db.insert("storyRuns", {
+    status: "pending",
+    attempt: 1,
+    hint: theme,
+    createdAt: now,
+    updatedAt: now,
+    runAt: now,
+  });
   await ctx.db.insert("storyRunEvents", { runId, attempt: 1, from: null, to: "pending", at: now });
   logTransition(runId, 1, null, "pending", 0);
   const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.storyRuns.writeStory, { runId });
