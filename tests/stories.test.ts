@@ -575,7 +575,7 @@ describe("titles and links", () => {
     expect(run.status).toBe("inserted");
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
     expect(lastUserTurn(bodies()[1])).toMatch(
-      /the title "The Quiet  Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/,
+      /the title "The Quiet {2}Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/,
     );
     expect(await stack.t.query(api.stories.getStoryBySlug, { slug: "the-loud-ward" })).toMatchObject({ _id: run.storyId });
   });

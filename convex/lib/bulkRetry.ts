@@ -65,7 +65,7 @@ export async function startBulkRetry(ctx: MutationCtx, filter: RetryFilter, by: 
 
 /** One batch of a run. Returns how many jobs it re-queued. */
 export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">): Promise<number> {
-  const run = await ctx.db.get(id);
+  const run = await ctx.db.get("bulkRetries", id);
   if (!run || run.done) return 0;
   const page = await failedJobs(ctx, run.filter, run.until).paginate({ numItems: BATCH, cursor: run.cursor });
   const reason = `bulk retry from the admin console (${describeFilter(run.filter)})`;
@@ -74,7 +74,12 @@ export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">)
     if (matches(job, run.filter) && (await retryOne(ctx, job, reason)) === "queued") queued++;
   }
   const done = page.isDone;
-  await ctx.db.patch(id, { cursor: page.continueCursor, queued: run.queued + queued, done, ...(done && { finishedAt: Date.now() }) });
+  await ctx.db.patch("bulkRetries", id, {
+    cursor: page.continueCursor,
+    queued: run.queued + queued,
+    done,
+    ...(done && { finishedAt: Date.now() }),
+  });
   if (!done) await ctx.scheduler.runAfter(0, internal.bulkRetries.continueRetry, { id });
   return queued;
 }

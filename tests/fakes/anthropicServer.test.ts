@@ -484,15 +484,16 @@ describe("fake Anthropic server: structured outputs and current models", () => {
   });
 
   /** The JSON-schema subset structured outputs accept: every object closed. */
-  const closed = (schema: Record<string, any>): Record<string, unknown> =>
+  type Schema = Record<string, unknown>;
+  const closed = (schema: Schema): Schema =>
     schema.type === "object"
       ? {
           ...schema,
           additionalProperties: false,
-          properties: Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, closed(v as any)])),
+          properties: Object.fromEntries(Object.entries(schema.properties as Record<string, Schema>).map(([k, v]) => [k, closed(v)])),
         }
       : schema.type === "array"
-        ? { ...schema, items: closed(schema.items) }
+        ? { ...schema, items: closed(schema.items as Schema) }
         : schema;
 
   const structured = (
