@@ -30,7 +30,7 @@ const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
 
 /** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
 async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
-  const job = await ctx.db.get(jobId);
+  const job = await ctx.db.get("portraitJobs", jobId);
   const current = job && job.status === status && job.holdsSlot && (attempt === undefined || job.attempt === attempt);
   if (!current) {
     log.warn("portrait.refused", { jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" });
@@ -47,8 +47,10 @@ function inputProblem(prompt: string | undefined, voiceError: string | undefined
   if (!config.apiKey) return { step: "validate", code: "missing_api_key", message: "RECRAFT_API_KEY is not set; no request was made" };
   const request = resolveRecraftRequest(config);
   if (!request.ok) return { step: "validate", code: "bad_config", message: `${request.message}; no request was made` };
-  if (voiceError !== undefined) return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
-  if (prompt.trim() === "") return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
+  if (voiceError !== undefined)
+    return { step: "validate", code: "bad_config", message: `voice.portraitPrompt threw: ${voiceError}; no request was made` };
+  if (prompt.trim() === "")
+    return { step: "validate", code: "empty_prompt", message: "imageGenerationPrompt is blank; no request was made" };
   const { model } = request.value;
   const length = promptLength(model, prompt.trim());
   if (length > model.promptLimit.max) {
@@ -64,8 +66,8 @@ export const storyOfJob = internalQuery({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.null(), storyDocument),
   handler: async (ctx, { jobId }) => {
-    const job = await ctx.db.get(jobId);
-    return job && (await ctx.db.get(job.storyId));
+    const job = await ctx.db.get("portraitJobs", jobId);
+    return job && (await ctx.db.get("stories", job.storyId));
   },
 });
 
@@ -104,7 +106,7 @@ export const claim = internalMutation({
     if (again) return again; // a retry of this action's claim that did commit (its reply was lost)
     const job = await currentJob(ctx, jobId, "pending");
     if (!job) return null;
-    const story = await ctx.db.get(job.storyId);
+    const story = await ctx.db.get("stories", job.storyId);
     const prompt = story ? (voicePrompt ?? story.imageGenerationPrompt) : undefined;
     const problem = inputProblem(prompt, voiceError);
     if (problem) {
@@ -114,21 +116,21 @@ export const claim = internalMutation({
     const { start, reserved } = await reserveRequestStart(ctx, maxStartWaitMs(queueConfig()));
     if (!reserved) {
       const scheduledFunctionId = await ctx.scheduler.runAt(start, internal.portraits.generatePatientPortrait, { jobId });
-      await ctx.db.patch(job._id, { slotAt: start, scheduledFunctionId });
+      await ctx.db.patch("portraitJobs", job._id, { slotAt: start, scheduledFunctionId });
       log.warn("portrait.start_deferred", { jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() });
       return null;
     }
     await move(ctx, job, "requested", { startedAt: start });
-    if (claimId) await ctx.db.patch(job._id, { claimId });
+    if (claimId) await ctx.db.patch("portraitJobs", job._id, { claimId });
     return { attempt: job.attempt, prompt: prompt!.trim(), startAt: start };
   },
 });
 
 /** The claim this action already made, if the job is still in it (same claim id, still requested). */
 async function ownClaim(ctx: MutationCtx, jobId: Id<"portraitJobs">, claimId: string, voicePrompt: string | undefined) {
-  const job = await ctx.db.get(jobId);
+  const job = await ctx.db.get("portraitJobs", jobId);
   if (!job || job.status !== "requested" || job.claimId !== claimId || job.startedAt === undefined) return null;
-  const story = await ctx.db.get(job.storyId);
+  const story = await ctx.db.get("stories", job.storyId);
   return story ? { attempt: job.attempt, prompt: (voicePrompt ?? story.imageGenerationPrompt).trim(), startAt: job.startedAt } : null;
 }
 
@@ -155,20 +157,25 @@ export const markStored = internalMutation({
   handler: async (ctx, { jobId, attempt, storageId, details }) => {
     const job = await currentJob(ctx, jobId, "downloaded", attempt);
     if (!job) {
-      const stored = await ctx.db.get(jobId);
+      const stored = await ctx.db.get("portraitJobs", jobId);
       // A retry of a call that did commit: the file is the story's portrait now.
       if (stored?.status === "stored" && stored.attempt === attempt && stored.storageId === storageId) return true;
       await deleteFileIfPresent(ctx, storageId); // recovery may have deleted it already
       return false;
     }
-    const story = await ctx.db.get(job.storyId);
+    const story = await ctx.db.get("stories", job.storyId);
     if (!story) {
       await deleteFileIfPresent(ctx, storageId);
-      await fail(ctx, job, { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" }, details);
+      await fail(
+        ctx,
+        job,
+        { step: "finish", code: "story_missing", message: "the story was deleted before its portrait was stored" },
+        details,
+      );
       return false;
     }
     await move(ctx, job, "stored", { storageId, details });
-    await ctx.db.patch(story._id, { storageId });
+    await ctx.db.patch("stories", story._id, { storageId });
     if (story.storageId && story.storageId !== storageId) await deleteFileIfPresent(ctx, story.storageId);
     return true;
   },
@@ -176,7 +183,7 @@ export const markStored = internalMutation({
 
 /** A retried call whose first try committed: the job is already where the call would have moved it. */
 async function alreadyAt(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "downloaded") {
-  const job = await ctx.db.get(jobId);
+  const job = await ctx.db.get("portraitJobs", jobId);
   return !!job && job.status === status && job.attempt === attempt && job.holdsSlot;
 }
 
@@ -219,7 +226,12 @@ async function deleteOrphanedPortrait(ctx: MutationCtx, job: Doc<"portraitJobs">
 
 /** requested|downloaded -> failed (then an automatic retry, when configured and transient). */
 export const markFailed = internalMutation({
-  args: { ...attemptArgs, from: v.union(v.literal("requested"), v.literal("downloaded")), error: jobError, details: v.optional(stepDetails) },
+  args: {
+    ...attemptArgs,
+    from: v.union(v.literal("requested"), v.literal("downloaded")),
+    error: jobError,
+    details: v.optional(stepDetails),
+  },
   returns: v.boolean(),
   handler: async (ctx, { jobId, attempt, from, error, details }) => {
     const job = await currentJob(ctx, jobId, from, attempt);
@@ -294,11 +306,17 @@ export const generatePatientPortrait = internalAction({
     try {
       storageId = await ctx.storage.store(toStore.blob);
     } catch (error) {
-      await failed("downloaded", { step: "store", code: "storage_error", message: describeError(error) }, { durationMs: Date.now() - started });
+      await failed(
+        "downloaded",
+        { step: "store", code: "storage_error", message: describeError(error) },
+        { durationMs: Date.now() - started },
+      );
       return null;
     }
     const stored = { durationMs: Date.now() - started, bytes: toStore.bytes, contentType: toStore.contentType };
-    await transition("markStored", jobId, () => ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }));
+    await transition("markStored", jobId, () =>
+      ctx.runMutation(internal.portraits.markStored, { jobId, attempt, storageId, details: stored }),
+    );
     return null;
   },
 });
@@ -314,7 +332,7 @@ export const dispatchQueue = internalMutation({
 export const retryJob = internalMutation({
   args: { jobId: v.id("portraitJobs") },
   returns: v.union(v.literal("queued"), v.literal("not_failed")),
-  handler: async (ctx, { jobId }) => retryOne(ctx, await ctx.db.get(jobId), "manual retry"),
+  handler: async (ctx, { jobId }) => retryOne(ctx, await ctx.db.get("portraitJobs", jobId), "manual retry"),
 });
 
 /** Retries every failed job with the given error code, in batches of 100. */

@@ -28,7 +28,7 @@ export const snapshot = internalMutation({
       .query("queueSnapshots")
       .withIndex("by_at", (q) => q.lt("at", at - KEEP_MS))
       .take(PRUNE_BATCH);
-    for (const row of old) await ctx.db.delete(row._id);
+    for (const row of old) await ctx.db.delete("queueSnapshots", row._id);
     return null;
   },
 });

@@ -32,7 +32,7 @@ export async function insertCaseFile(ctx: MutationCtx, input: StoryInput): Promi
   if (owner) throw new ConvexError(slugTakenMessage(story.title, slug, owner));
   const now = Date.now();
   const storyId = await ctx.db.insert("stories", { ...story, slug, createdAt: now });
-  await createJob(ctx, (await ctx.db.get(storyId))!);
+  await createJob(ctx, (await ctx.db.get("stories", storyId))!);
   await kickDispatcher(ctx);
   return storyId;
 }
@@ -59,7 +59,9 @@ export const insertStory = internalMutation({
   returns: v.id("stories"),
   handler: async (ctx, { slug, ...story }) => {
     if (slug !== undefined && slug !== slugify(story.title)) {
-      throw new ConvexError(`slug "${slug}" is not the game's slug of the title ${JSON.stringify(story.title)} ("${slugify(story.title)}"); leave it out`);
+      throw new ConvexError(
+        `slug "${slug}" is not the game's slug of the title ${JSON.stringify(story.title)} ("${slugify(story.title)}"); leave it out`,
+      );
     }
     return insertCaseFile(ctx, story);
   },
@@ -73,10 +75,10 @@ export const deleteStory = internalMutation({
   args: { storyId: v.id("stories") },
   returns: v.boolean(),
   handler: async (ctx, { storyId }) => {
-    const story = await ctx.db.get(storyId);
+    const story = await ctx.db.get("stories", storyId);
     if (!story) return false;
     if (story.storageId) await ctx.storage.delete(story.storageId);
-    await ctx.db.delete(storyId);
+    await ctx.db.delete("stories", storyId);
     return true;
   },
 });
@@ -102,7 +104,7 @@ export const getStory = query({
   args: { storyId: v.optional(v.id("stories")) },
   returns: v.union(publicStory, v.null()),
   handler: async (ctx, { storyId }) => {
-    const story = storyId ? await ctx.db.get(storyId) : await newest(ctx).first();
+    const story = storyId ? await ctx.db.get("stories", storyId) : await newest(ctx).first();
     return story && withImageUrl(ctx, story);
   },
 });
@@ -168,7 +170,7 @@ export const generatePatientPortrait = internalMutation({
   args: { storyId: v.id("stories"), imageGenerationPrompt: v.optional(v.string()) },
   returns: v.union(v.literal("queued"), v.literal("has_job"), v.literal("has_portrait"), v.literal("story_missing")),
   handler: async (ctx, { storyId }) => {
-    const story = await ctx.db.get(storyId);
+    const story = await ctx.db.get("stories", storyId);
     if (!story) return "story_missing";
     if (story.storageId) return "has_portrait";
     const job = await ctx.db

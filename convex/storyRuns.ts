@@ -74,12 +74,20 @@ export const claim = internalMutation({
     if (!run) return null;
     const config = storyConfig();
     if (!config.apiKey) {
-      await fail(ctx, run, { stage: "config", code: "missing_api_key", message: "neither ANTHROPIC_API_KEY nor CLAUDE_API_KEY is set; no request was made" });
+      await fail(ctx, run, {
+        stage: "config",
+        code: "missing_api_key",
+        message: "neither ANTHROPIC_API_KEY nor CLAUDE_API_KEY is set; no request was made",
+      });
       return null;
     }
     const recent = await ctx.db.query("stories").withIndex("by_createdAt").order("desc").take(config.recentStories);
     await move(ctx, run, "writing");
-    return { attempt: run.attempt, hint: run.hint, recent: recent.map(({ title, patientName, patientNumber }) => ({ title, patientName, patientNumber })) };
+    return {
+      attempt: run.attempt,
+      hint: run.hint,
+      recent: recent.map(({ title, patientName, patientNumber }) => ({ title, patientName, patientNumber })),
+    };
   },
 });
 
@@ -150,7 +158,8 @@ export const slugTaken = internalQuery({
 
 /** The checks of lib/caseFile.ts, plus the one that needs the database: a title whose slug is taken. */
 async function problemsOf(ctx: ActionCtx, answer: { json: unknown }, plan: Parameters<typeof checkCaseFile>[1]): Promise<Checked> {
-  if (answer.json === undefined) return { story: null, problems: [{ kind: "shape", message: "the answer is not valid JSON" }], normalized: 0 };
+  if (answer.json === undefined)
+    return { story: null, problems: [{ kind: "shape", message: "the answer is not valid JSON" }], normalized: 0 };
   const checked = checkCaseFile(answer.json, plan);
   if (checked.story) {
     const { title } = checked.story;
@@ -186,7 +195,9 @@ async function write(
   claimed: { attempt: number; hint?: string; recent: RecentStory[] },
   config: StoryConfig,
 ): Promise<Outcome | null> {
-  const turns: Turn[] = [{ role: "user", content: voice.storyPrompt({ recent: claimed.recent, chapters: [...config.plan], hint: claimed.hint }) }];
+  const turns: Turn[] = [
+    { role: "user", content: voice.storyPrompt({ recent: claimed.recent, chapters: [...config.plan], hint: claimed.hint }) },
+  ];
   const first = await askClaude(config, turns, "request");
   if (!first.ok) return { from: "writing", error: first.error, details: first.details };
   const checked = await problemsOf(ctx, first, config.plan);
@@ -194,20 +205,34 @@ async function write(
   if (checked.problems.length === 0) return { from: "writing", story: checked.story!, details: firstDetails };
 
   const problems = checked.problems.map((p) => p.message);
-  const repairing = await ctx.runMutation(internal.storyRuns.markRepairing, { runId, attempt: claimed.attempt, details: { ...firstDetails, problems } });
+  const repairing = await ctx.runMutation(internal.storyRuns.markRepairing, {
+    runId,
+    attempt: claimed.attempt,
+    details: { ...firstDetails, problems },
+  });
   if (!repairing) return null;
   // A story whose only problem is its image prompt stands whatever the repair turn brings:
   // its portrait job will fail with empty_prompt or prompt_too_long and say why.
   const fallback = checked.story && blocking(checked.problems).length === 0 ? checked.story : null;
-  const repair = await askClaude(config, [...turns, { role: "assistant", content: first.text }, { role: "user", content: repairRequest(problems) }], "repair");
+  const repair = await askClaude(
+    config,
+    [...turns, { role: "assistant", content: first.text }, { role: "user", content: repairRequest(problems) }],
+    "repair",
+  );
   if (!repair.ok) {
-    if (fallback) return { from: "repairing", story: fallback, details: { ...repair.details, reason: `repair failed (${repair.error.code}); kept the first answer` } };
+    if (fallback)
+      return {
+        from: "repairing",
+        story: fallback,
+        details: { ...repair.details, reason: `repair failed (${repair.error.code}); kept the first answer` },
+      };
     return { from: "repairing", error: repair.error, details: repair.details };
   }
   const rechecked = await problemsOf(ctx, repair, config.plan);
   const details = { ...repair.details, normalized: rechecked.normalized, problems: rechecked.problems.map((p) => p.message) };
   if (rechecked.story && blocking(rechecked.problems).length === 0) return { from: "repairing", story: rechecked.story, details };
-  if (fallback) return { from: "repairing", story: fallback, details: { ...details, reason: "the repair was worse; kept the first answer" } };
+  if (fallback)
+    return { from: "repairing", story: fallback, details: { ...details, reason: "the repair was worse; kept the first answer" } };
   return { from: "repairing", error: unfixed(rechecked.problems), details };
 }
 

@@ -8,7 +8,17 @@
  */
 import { defineTable } from "convex/server";
 import { v } from "convex/values";
-import { backfillCounters, errorCode, eventFields, jobError, jobStatus, storyFields, storyRunError, storyRunStatus, storyRunTransitionFields } from "./validators";
+import {
+  backfillCounters,
+  errorCode,
+  eventFields,
+  jobError,
+  jobStatus,
+  storyFields,
+  storyRunError,
+  storyRunStatus,
+  storyRunTransitionFields,
+} from "./validators";
 
 export const portraitTables = {
   stories: defineTable({
@@ -64,9 +74,7 @@ export const portraitTables = {
     .searchIndex("search_text", { searchField: "searchText", filterFields: ["status"] }),
 
   // Append-only: one row per transition, written by the mutation that makes it.
-  portraitJobEvents: defineTable(eventFields)
-    .index("by_job", ["jobId", "at"])
-    .index("by_to", ["to", "at"]),
+  portraitJobEvents: defineTable(eventFields).index("by_job", ["jobId", "at"]).index("by_to", ["to", "at"]),
 
   // Counts (lib/counts.ts): each key's (job's, run's) unfolded changes in a row
   // of its own, and per kind the totals the dispatcher loop folds them into.

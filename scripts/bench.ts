@@ -70,7 +70,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     });
     const known = FIGURES.map(([name]) => name.split(" ")[0]);
     for (const name of flags.only?.split(",") ?? []) {
-      if (!known.includes(name.trim())) throw new UsageError(`--only: unknown figure ${JSON.stringify(name)}; choose from ${known.join(", ")}`);
+      if (!known.includes(name.trim()))
+        throw new UsageError(`--only: unknown figure ${JSON.stringify(name)}; choose from ${known.join(", ")}`);
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

@@ -126,13 +126,26 @@ export async function main(argv: string[], io: Io): Promise<number> {
     });
     say("Hollowell Asylum · case files demo");
     say("  backend    the project's Convex functions on an embedded backend (convex-test), in this process");
-    say(`  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? DEFAULT_STORY_MODEL})`}, one story run each`);
-    say(`  portraits  ${stack.recraft ? `fake Recraft at ${stack.recraft.url}, 1–3 s per portrait (set RECRAFT_API_KEY for the real one)` : `Recraft at ${stack.env.RECRAFT_API_URL ?? "https://external.api.recraft.ai/v1"}`}`);
-    say(`  compress   ${stack.tinify ? `fake TinyPNG at ${stack.tinify.url} (set TINIFY_API_KEY for the real one)` : `TinyPNG at ${stack.env.TINIFY_API_URL ?? "https://api.tinify.com"}`}, fit to PORTRAIT_MAX_SIDE=${stack.env.PORTRAIT_MAX_SIDE ?? 1024}`);
-    say(`  queue      at most ${stack.env.PORTRAIT_MAX_CONCURRENCY ?? 4} portraits in flight; PORTRAIT_MAX_ATTEMPTS=${options.maxAttempts}`);
+    say(
+      `  stories    ${stack.anthropic ? `fake Claude at ${stack.anthropic.url} (set ANTHROPIC_API_KEY for the real one)` : `Claude (${stack.env.STORY_MODEL ?? DEFAULT_STORY_MODEL})`}, one story run each`,
+    );
+    say(
+      `  portraits  ${stack.recraft ? `fake Recraft at ${stack.recraft.url}, 1–3 s per portrait (set RECRAFT_API_KEY for the real one)` : `Recraft at ${stack.env.RECRAFT_API_URL ?? "https://external.api.recraft.ai/v1"}`}`,
+    );
+    say(
+      `  compress   ${stack.tinify ? `fake TinyPNG at ${stack.tinify.url} (set TINIFY_API_KEY for the real one)` : `TinyPNG at ${stack.env.TINIFY_API_URL ?? "https://api.tinify.com"}`}, fit to PORTRAIT_MAX_SIDE=${stack.env.PORTRAIT_MAX_SIDE ?? 1024}`,
+    );
+    say(
+      `  queue      at most ${stack.env.PORTRAIT_MAX_CONCURRENCY ?? 4} portraits in flight; PORTRAIT_MAX_ATTEMPTS=${options.maxAttempts}`,
+    );
     if (options.failRate > 0) {
-      say(`  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`);
-      if (stack.anthropic) say(`             and ${Math.min(options.failRate, 0.5)} of Claude attempts fail with 529/500; the story run retries (STORY_RETRY_DELAY_MS=${stack.env.STORY_RETRY_DELAY_MS})`);
+      say(
+        `  faults     --fail-rate ${options.failRate}: that share of generation requests fail; transient ones retry (PORTRAIT_RETRY_INITIAL_MS=500)`,
+      );
+      if (stack.anthropic)
+        say(
+          `             and ${Math.min(options.failRate, 0.5)} of Claude attempts fail with 529/500; the story run retries (STORY_RETRY_DELAY_MS=${stack.env.STORY_RETRY_DELAY_MS})`,
+        );
     }
     say(`  logs       ${logPath}`);
     if (options.serve) {
@@ -157,22 +170,40 @@ export async function main(argv: string[], io: Io): Promise<number> {
       generatedAt: new Date(),
       env: stack.env,
       storyRuns,
-      notes: options.failRate > 0 ? [`--fail-rate ${options.failRate}: the fake Recraft server failed that share of generation requests.`] : [],
+      notes:
+        options.failRate > 0 ? [`--fail-rate ${options.failRate}: the fake Recraft server failed that share of generation requests.`] : [],
     });
     const summary = summarize(snapshots);
     say();
     const retried = storyRuns.filter(({ run }) => run.attempt > 1).length;
-    say(`story runs ${Object.entries(result.progress.runs).map(([s, n]) => `${s} ${n}`).join(" · ")}${retried ? ` (${retried} retried)` : ""}`);
-    for (const { run } of storyRuns.filter(({ run }) => run.status === "failed")) say(`failed     story run ${run._id}: ${run.error?.code} ${run.error?.message ?? ""}`);
-    say(`jobs       ${Object.entries(summary.counts).map(([s, n]) => `${s} ${n}`).join(" · ")}`);
-    for (const s of summary.steps) say(`step       ${s.step.padEnd(24)} n=${String(s.n).padEnd(3)} p50 ${formatMs(s.p50).padStart(7)}  p95 ${formatMs(s.p95).padStart(7)}`);
+    say(
+      `story runs ${Object.entries(result.progress.runs)
+        .map(([s, n]) => `${s} ${n}`)
+        .join(" · ")}${retried ? ` (${retried} retried)` : ""}`,
+    );
+    for (const { run } of storyRuns.filter(({ run }) => run.status === "failed"))
+      say(`failed     story run ${run._id}: ${run.error?.code} ${run.error?.message ?? ""}`);
+    say(
+      `jobs       ${Object.entries(summary.counts)
+        .map(([s, n]) => `${s} ${n}`)
+        .join(" · ")}`,
+    );
+    for (const s of summary.steps)
+      say(
+        `step       ${s.step.padEnd(24)} n=${String(s.n).padEnd(3)} p50 ${formatMs(s.p50).padStart(7)}  p95 ${formatMs(s.p95).padStart(7)}`,
+      );
     for (const { story, job } of snapshots.filter((s) => s.job?.status === "failed")) {
-      say(`failed     ${story.slug}: ${job!.error?.code}${job!.error?.httpStatus ? ` (HTTP ${job!.error.httpStatus})` : ""} ${job!.error?.message ?? ""}`);
+      say(
+        `failed     ${story.slug}: ${job!.error?.code}${job!.error?.httpStatus ? ` (HTTP ${job!.error.httpStatus})` : ""} ${job!.error?.message ?? ""}`,
+      );
     }
     for (const { story, events } of snapshots) {
       const compression = events.find((e) => e.to === "downloaded" && e.details?.compression)?.details?.compression;
       if (!compression) continue;
-      const sizes = compression.compressedBytes === undefined ? "" : ` ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
+      const sizes =
+        compression.compressedBytes === undefined
+          ? ""
+          : ` ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
       say(`compressed ${story.slug}: ${compression.outcome}${sizes}${compression.reason ? ` (${compression.reason})` : ""}`);
     }
     say(`portraits  ${outputs.portraits.length} written to ${join(options.out, "portraits")}`);

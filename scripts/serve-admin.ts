@@ -9,7 +9,11 @@ import { serveAdmin } from "./lib/bridge.ts";
 import { generateStories, startDemoStack } from "./lib/stack.ts";
 
 const { values } = parseArgs({
-  options: { port: { type: "string", default: "5178" }, stories: { type: "string", default: "0" }, "fail-rate": { type: "string", default: "0" } },
+  options: {
+    port: { type: "string", default: "5178" },
+    stories: { type: "string", default: "0" },
+    "fail-rate": { type: "string", default: "0" },
+  },
 });
 const stack = await startDemoStack({
   failRate: Number(values["fail-rate"]),

@@ -46,12 +46,7 @@ async function thirtyJobs() {
   });
   const storyIds: Id<"stories">[] = [];
   for (let i = 0; i < 30; i++) {
-    storyIds.push(
-      await stack.t.mutation(
-        internal.stories.insertStory,
-        numberedCaseFile(i),
-      ),
-    );
+    storyIds.push(await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i)));
   }
   await settle(stack.t);
   stack.recraft.setFault(undefined);
@@ -64,7 +59,10 @@ async function allPages(args: Record<string, unknown>, numItems = 7) {
   const rows = [];
   let cursor: string | null = null;
   for (let pages = 0; pages < 20; pages++) {
-    const result: FunctionReturnType<typeof api.admin.listJobs> = await admin().query(api.admin.listJobs, { ...args, paginationOpts: page(numItems, cursor) });
+    const result: FunctionReturnType<typeof api.admin.listJobs> = await admin().query(api.admin.listJobs, {
+      ...args,
+      paginationOpts: page(numItems, cursor),
+    });
     rows.push(...result.page);
     if (result.isDone) return rows;
     cursor = result.continueCursor;
@@ -152,7 +150,9 @@ describe("access", () => {
     await stack.t.mutation(internal.stories.insertStory, caseFile());
     await settle(stack.t);
     for (const t of [admin(), adminBySubject()]) {
-      for (const [name, call] of calls.filter(([name]) => !["generateStory", "retryMatching", "setQueuePaused", "setConcurrencyCeiling", "retryStoryRun"].includes(name))) {
+      for (const [name, call] of calls.filter(
+        ([name]) => !["generateStory", "retryMatching", "setQueuePaused", "setConcurrencyCeiling", "retryStoryRun"].includes(name),
+      )) {
         await expect(call(t), name).resolves.toBeDefined();
       }
     }
@@ -162,9 +162,19 @@ describe("access", () => {
 
   test("each provider's identity shape: Convex Auth (user id of userId|sessionId), Clerk, Auth0", async () => {
     const convexAuthIssuer = "https://happy-otter-123.convex.site";
-    stack.setEnv({ CONVEX_SITE_URL: convexAuthIssuer, ADMIN_SUBJECTS: "k17warden0000000000000000000000a, user_2clerkwarden, auth0|65f0warden", ADMIN_EMAILS: "warden@asylum.test" });
+    stack.setEnv({
+      CONVEX_SITE_URL: convexAuthIssuer,
+      ADMIN_SUBJECTS: "k17warden0000000000000000000000a, user_2clerkwarden, auth0|65f0warden",
+      ADMIN_EMAILS: "warden@asylum.test",
+    });
     const count = (identity: Parameters<Stack["t"]["withIdentity"]>[0]) =>
-      stack.t.withIdentity(identity).query(api.admin.statusCounts, {}).then(() => "admin", (e: ConvexError<string>) => e.data);
+      stack.t
+        .withIdentity(identity)
+        .query(api.admin.statusCounts, {})
+        .then(
+          () => "admin",
+          (e: ConvexError<string>) => e.data,
+        );
     // Convex Auth: a new session id at every sign-in, no email in the token.
     expect(await count({ issuer: convexAuthIssuer, subject: "k17warden0000000000000000000000a|sessionA" })).toBe("admin");
     expect(await count({ issuer: convexAuthIssuer, subject: "k17warden0000000000000000000000a|sessionB" })).toBe("admin");
@@ -172,8 +182,12 @@ describe("access", () => {
     expect(await count({ issuer: "https://elsewhere.test", subject: "k17warden0000000000000000000000a|sessionA" })).toBe("forbidden");
     // Clerk: subject user_…, the "convex" JWT template carries email and email_verified.
     expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2clerkwarden" })).toBe("admin");
-    expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: true })).toBe("admin");
-    expect(await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: false })).toBe("forbidden");
+    expect(
+      await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: true }),
+    ).toBe("admin");
+    expect(
+      await count({ issuer: "https://clerk.asylum.test", subject: "user_2other", email: "warden@asylum.test", emailVerified: false }),
+    ).toBe("forbidden");
     // Auth0: subject provider|id, matched whole only.
     expect(await count({ issuer: "https://tenant.auth0.test/", subject: "auth0|65f0warden" })).toBe("admin");
     expect(await count({ issuer: "https://tenant.auth0.test/", subject: "auth0|65f0other" })).toBe("forbidden");
@@ -189,15 +203,36 @@ describe("access", () => {
 
 describe("reading the job table", () => {
   test("statusCounts is exact and moves with the jobs", async () => {
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 0, failed: 0, cancelled: 0 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({
+      pending: 0,
+      requested: 0,
+      downloaded: 0,
+      stored: 0,
+      failed: 0,
+      cancelled: 0,
+    });
     await thirtyJobs();
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 20, failed: 10, cancelled: 0 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({
+      pending: 0,
+      requested: 0,
+      downloaded: 0,
+      stored: 20,
+      failed: 10,
+      cancelled: 0,
+    });
     await admin().mutation(api.admin.retryMatching, { filter: { code: "bad_content_type" } });
     const during = await admin().query(api.admin.statusCounts, {});
     expect(during.failed).toBe(6);
     expect(during.pending + during.requested + during.downloaded + during.stored).toBe(24);
     await settle(stack.t);
-    expect(await admin().query(api.admin.statusCounts, {})).toEqual({ pending: 0, requested: 0, downloaded: 0, stored: 24, failed: 6, cancelled: 0 });
+    expect(await admin().query(api.admin.statusCounts, {})).toEqual({
+      pending: 0,
+      requested: 0,
+      downloaded: 0,
+      stored: 24,
+      failed: 6,
+      cancelled: 0,
+    });
   });
 
   test("listJobs pages through every job newest first, filters by status and code, and searches", async () => {
@@ -222,7 +257,8 @@ describe("reading the job table", () => {
     expect(await allPages({ errorCode: "bad_content_type", status: "failed" })).toHaveLength(4);
     expect(await allPages({ errorCode: "unauthorized", status: "stored" })).toEqual([]);
 
-    const search = async (text: string, extra: Record<string, unknown> = {}) => (await allPages({ search: text, ...extra })).map((row) => row.jobId);
+    const search = async (text: string, extra: Record<string, unknown> = {}) =>
+      (await allPages({ search: text, ...extra })).map((row) => row.jobId);
     expect(await search("Whisper12")).toEqual([jobIds[12]]);
     expect(await search("marrow7")).toEqual([jobIds[7]]);
     expect(await search("Whisper3", { status: "failed" })).toEqual([jobIds[3]]);
@@ -262,7 +298,10 @@ describe("reading the job table", () => {
     await settle(stack.t);
     const jobId = (await jobOf(stack.t, storyId))._id;
     const failed = await admin().query(api.admin.getJob, { jobId });
-    expect(failed).toMatchObject({ job: { status: "failed", attempt: 1, error: { code: "unauthorized", httpStatus: 401 } }, portraitUrl: null });
+    expect(failed).toMatchObject({
+      job: { status: "failed", attempt: 1, error: { code: "unauthorized", httpStatus: 401 } },
+      portraitUrl: null,
+    });
 
     stack.recraft.setFault(undefined);
     expect(await admin().mutation(api.admin.retryJob, { jobId })).toBe("queued");
@@ -302,8 +341,22 @@ describe("audit", () => {
     expect(summary.truncated).toBe(false);
     expect(summary).toMatchObject({ since: now - 24 * 60 * 60 * 1000, until: now });
     expect(summary.codes.map(({ recentJobs: _recentJobs, ...row }) => row)).toEqual([
-      { code: "unauthorized", count: 6, jobs: 6, stillFailed: 6, latestMessage: expect.stringContaining("401"), latestAt: expect.any(Number) },
-      { code: "bad_content_type", count: 4, jobs: 4, stillFailed: 4, latestMessage: expect.stringContaining("text/html"), latestAt: expect.any(Number) },
+      {
+        code: "unauthorized",
+        count: 6,
+        jobs: 6,
+        stillFailed: 6,
+        latestMessage: expect.stringContaining("401"),
+        latestAt: expect.any(Number),
+      },
+      {
+        code: "bad_content_type",
+        count: 4,
+        jobs: 4,
+        stillFailed: 4,
+        latestMessage: expect.stringContaining("text/html"),
+        latestAt: expect.any(Number),
+      },
     ]);
     const failedAt = await stack.t.run(async (ctx) => Promise.all(jobIds.slice(0, 6).map(async (id) => (await ctx.db.get(id))!.updatedAt)));
     expect(summary.codes[0].latestAt).toBe(Math.max(...failedAt));
@@ -315,7 +368,10 @@ describe("audit", () => {
     await settle(stack.t);
     // A failure older than a day drops out of the window.
     await stack.t.run(async (ctx) => {
-      const events = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[9])).collect();
+      const events = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]))
+        .collect();
       for (const e of events) await ctx.db.patch(e._id, { at: e.at - 25 * 60 * 60 * 1000 });
     });
     summary = await admin().query(api.admin.failureSummary, { now: Date.now() });
@@ -351,7 +407,10 @@ describe("audit", () => {
 
     // Job 9's events move two days back: out of the 24 hours, in the 7 days' buckets.
     await stack.t.run(async (ctx) => {
-      const events = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[9])).collect();
+      const events = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]))
+        .collect();
       for (const e of events) await ctx.db.patch(e._id, { at: e.at - 2 * 24 * 60 * 60 * 1000 });
     });
     expect(total("failed", await admin().query(api.admin.activity, { range: "24h", now }))).toBe(9);
@@ -367,7 +426,13 @@ describe("audit", () => {
 
   test("activity reports a full bucket as capped ('at least') and reads a bounded number of events", async () => {
     await thirtyJobs();
-    const template = await stack.t.run(async (ctx) => (await ctx.db.query("portraitJobEvents").withIndex("by_to", (q) => q.eq("to", "stored")).first())!);
+    const template = await stack.t.run(
+      async (ctx) =>
+        (await ctx.db
+          .query("portraitJobEvents")
+          .withIndex("by_to", (q) => q.eq("to", "stored"))
+          .first())!,
+    );
     const { _id, _creationTime, ...event } = template;
     const now = Date.now() + 60_000;
     // 400 more stored events in the last 15 minutes: past the 6h range's per-bucket cap.
@@ -427,7 +492,11 @@ describe("actions", () => {
 
   test("retryMatching re-queues every job failed with a code; all end stored", async () => {
     const { jobIds } = await thirtyJobs();
-    expect(await admin().query(api.admin.countRetryable, { filter: { code: "unauthorized" } })).toEqual({ count: 6, exact: true, cap: 2000 });
+    expect(await admin().query(api.admin.countRetryable, { filter: { code: "unauthorized" } })).toEqual({
+      count: 6,
+      exact: true,
+      cap: 2000,
+    });
     const id = await admin().mutation(api.admin.retryMatching, { filter: { code: "unauthorized" } });
     expect(await admin().query(api.admin.bulkRetry, { id })).toEqual({ queued: 6, done: true });
     await settle(stack.t);
@@ -447,7 +516,10 @@ describe("actions", () => {
     await settle(stack.t);
     expect((await admin().query(api.admin.statusCounts, {})).failed).toBe(105);
     stack.setEnv({ RECRAFT_API_KEY: stack.recraft.apiKey });
-    expect(await admin().query(api.admin.countRetryable, { filter: { code: "missing_api_key" } })).toMatchObject({ count: 105, exact: true });
+    expect(await admin().query(api.admin.countRetryable, { filter: { code: "missing_api_key" } })).toMatchObject({
+      count: 105,
+      exact: true,
+    });
     const id = await admin().mutation(api.admin.retryMatching, { filter: { code: "missing_api_key" } });
     expect(await admin().query(api.admin.bulkRetry, { id })).toEqual({ queued: 100, done: false });
     await settle(stack.t, { timeoutMs: 30_000 });
@@ -469,7 +541,14 @@ describe("actions", () => {
     const { page: rows } = await admin().query(api.admin.listStoryRuns, { paginationOpts: page(10) });
     const served = stack.anthropic.servedCaseFiles[0];
     expect(rows).toMatchObject([
-      { runId, status: "inserted", attempt: 1, hint: "a drowned lighthouse keeper", story: { title: served.title }, job: { status: "stored" } },
+      {
+        runId,
+        status: "inserted",
+        attempt: 1,
+        hint: "a drowned lighthouse keeper",
+        story: { title: served.title },
+        job: { status: "stored" },
+      },
     ]);
     const detail = await admin().query(api.admin.getStoryRun, { runId });
     expect(detail!.events.map((e) => e.to)).toEqual(["pending", "writing", "inserted"]);

@@ -59,9 +59,15 @@ function frontendSlugify(title: string): string {
 
 /** The README's migration section, and its shell lines. */
 const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-const migration = README.slice(README.indexOf("## Moving the game over"), README.indexOf("\n## ", README.indexOf("## Moving the game over") + 1));
+const migration = README.slice(
+  README.indexOf("## Moving the game over"),
+  README.indexOf("\n## ", README.indexOf("## Moving the game over") + 1),
+);
 const envLines = [...migration.matchAll(/^\s*npx convex env set (\w+) (\S+)/gm)].map(([, name, value]) => ({ name, value }));
-const runLines = [...migration.matchAll(/^\s*npx convex run ([\w/]+:\w+)(?: '(.*)')?$/gm)].map(([, name, args]) => ({ name, args: args ? JSON.parse(args) : {} }));
+const runLines = [...migration.matchAll(/^\s*npx convex run ([\w/]+:\w+)(?: '(.*)')?$/gm)].map(([, name, args]) => ({
+  name,
+  args: args ? JSON.parse(args) : {},
+}));
 
 const GAME_STYLE_ID = "1f9a9d70-2d71-4b85-9106-646bbddf1fd0";
 
@@ -100,23 +106,54 @@ test("the game, moved over: its scheduled calls hand over, its frontend's querie
     const player = await ctx.db.insert("users", { username: "nightnurse", email: "nurse@asylum.test" });
     const admin = await ctx.db.insert("users", { username: "warden", email: "warden@asylum.test" });
     const { slug: _slug, ...file } = caseFile();
-    const older = await ctx.db.insert("stories", { ...file, title: "The Brother's Ward", slug: frontendSlugify("The Brother's Ward"), createdAt: Date.UTC(2025, 5, 1) });
-    const painting = await ctx.db.insert("stories", { ...file, title: "Room 9: The Return", slug: frontendSlugify("Room 9: The Return"), createdAt: Date.UTC(2025, 5, 2) });
-    await ctx.db.insert("highscores", { storyId: older, userId: player, wordPerMinute: 61, accuracy: 0.97, timeTaken: 312, score: 5917, createdAt: Date.now() });
+    const older = await ctx.db.insert("stories", {
+      ...file,
+      title: "The Brother's Ward",
+      slug: frontendSlugify("The Brother's Ward"),
+      createdAt: Date.UTC(2025, 5, 1),
+    });
+    const painting = await ctx.db.insert("stories", {
+      ...file,
+      title: "Room 9: The Return",
+      slug: frontendSlugify("Room 9: The Return"),
+      createdAt: Date.UTC(2025, 5, 2),
+    });
+    await ctx.db.insert("highscores", {
+      storyId: older,
+      userId: player,
+      wordPerMinute: 61,
+      accuracy: 0.97,
+      timeTaken: 312,
+      score: 5917,
+      createdAt: Date.now(),
+    });
     await ctx.db.insert("authSessions", { userId: player, expirationTime: Date.now() + 60_000 });
     return { player, admin, older, painting };
   });
 
   // Step 6, as the README writes it: placeholders are this stack's fakes and the admin's id.
-  const placeholders: Record<string, string> = { CLAUDE_API_KEY: ANTHROPIC_KEY, RECRAFT_API_KEY: RECRAFT_KEY, TINIFY_API_KEY: TINIFY_KEY, ADMIN_SUBJECTS: before.admin };
+  const placeholders: Record<string, string> = {
+    CLAUDE_API_KEY: ANTHROPIC_KEY,
+    RECRAFT_API_KEY: RECRAFT_KEY,
+    TINIFY_API_KEY: TINIFY_KEY,
+    ADMIN_SUBJECTS: before.admin,
+  };
   stack.setEnv(Object.fromEntries(envLines.map(({ name, value }) => [name, value.startsWith("<") ? placeholders[name] : value])));
   stack.setEnv({ CONVEX_SITE_URL: "https://game.convex.site" }); // Convex sets it on a deployment
   expect(process.env.ANTHROPIC_API_KEY).toBeUndefined(); // the game's CLAUDE_API_KEY alone
 
   // Step 8: what the game had scheduled before the deploy. The first answer repeats an old title.
-  stack.anthropic.setBehavior((index) => ({ kind: "caseFile", caseFile: caseFile({ title: index === 0 ? "The Brothers Ward" : "The Bell Tower", patientNumber: "#928" }) }));
+  stack.anthropic.setBehavior((index) => ({
+    kind: "caseFile",
+    caseFile: caseFile({ title: index === 0 ? "The Brothers Ward" : "The Bell Tower", patientNumber: "#928" }),
+  }));
   const runId = await game.mutation(makeFunctionReference<"mutation">("stories:generateStory"), { retryCount: 1 });
-  expect(await game.mutation(makeFunctionReference<"mutation">("stories:generatePatientPortrait"), { storyId: before.painting, imageGenerationPrompt: "ignored" })).toBe("queued");
+  expect(
+    await game.mutation(makeFunctionReference<"mutation">("stories:generatePatientPortrait"), {
+      storyId: before.painting,
+      imageGenerationPrompt: "ignored",
+    }),
+  ).toBe("queued");
   await settle(asBackend());
   const run = await game.run(async (ctx) => (await ctx.db.get(runId as never)) as { status: string; storyId: string } | null);
   expect(run).toMatchObject({ status: "inserted" });
@@ -154,7 +191,9 @@ test("the game, moved over: its scheduled calls hand over, its frontend's querie
   expect(stack.tinify.requests.filter((r) => r.path === "/shrink").every((r) => r.status === 201)).toBe(true);
 
   // The admin of ADMIN_SUBJECTS (a Convex Auth subject is userId|sessionId) sees the console's counts.
-  const counts = await game.withIdentity({ subject: `${before.admin}|session1`, issuer: "https://game.convex.site" }).query(api.admin.statusCounts, {});
+  const counts = await game
+    .withIdentity({ subject: `${before.admin}|session1`, issuer: "https://game.convex.site" })
+    .query(api.admin.statusCounts, {});
   expect(counts).toMatchObject({ stored: 3 });
 
   // The game's own tables are untouched.
@@ -172,7 +211,12 @@ test("one daily story, never two: this project's crons have one, and the game's 
   const daily = Object.entries(crons.crons).filter(([, job]) => job.schedule.type === "daily");
   expect(daily).toHaveLength(1);
   expect(daily[0]).toMatchObject(["generate daily story", { name: "storyRuns:dailyStory", schedule: { hourUTC: 0, minuteUTC: 0 } }]);
-  expect(Object.keys(crons.crons).sort()).toEqual(["generate daily story", "snapshot the portrait queue", "sweep stalled portrait jobs", "sweep stalled story runs"]);
+  expect(Object.keys(crons.crons).sort()).toEqual([
+    "generate daily story",
+    "snapshot the portrait queue",
+    "sweep stalled portrait jobs",
+    "sweep stalled story runs",
+  ]);
 
   const kept = cronJobs();
   kept.daily("generate daily story", { hourUTC: 0, minuteUTC: 0 }, internal.stories.generateStory, {});

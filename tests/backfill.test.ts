@@ -45,12 +45,25 @@ const admin = () => stack.t.withIdentity({ email: ADMIN_EMAIL, emailVerified: tr
 /** A story document as the game writes it: its own fields, nothing of this backend. */
 function gameStory(i: number, createdAt: number, storageId?: Id<"_storage">) {
   const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = numberedCaseFile(i);
-  return { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt, ...(storageId ? { storageId } : {}) };
+  return {
+    title,
+    slug,
+    introduction,
+    chapters,
+    patientName,
+    patientNumber,
+    story,
+    imageGenerationPrompt,
+    createdAt,
+    ...(storageId ? { storageId } : {}),
+  };
 }
 
 async function insertGameStory(t: Backend, i: number, withPortrait = false): Promise<Id<"stories">> {
   return t.run(async (ctx) => {
-    const storageId = withPortrait ? await ctx.storage.store(new Blob([portraitPng(`the game's own portrait ${i}`) as Uint8Array<ArrayBuffer>], { type: "image/png" })) : undefined;
+    const storageId = withPortrait
+      ? await ctx.storage.store(new Blob([portraitPng(`the game's own portrait ${i}`) as Uint8Array<ArrayBuffer>], { type: "image/png" }))
+      : undefined;
     return ctx.db.insert("stories", gameStory(i, Date.UTC(2025, 0, 1) + i * 86_400_000, storageId));
   });
 }

@@ -70,7 +70,11 @@ describe("with TINIFY_API_KEY", () => {
     });
     expect(stored.length).toBeLessThan(shrink.bytes);
     // Recovery finds the file about to be stored by these: they are the compressed file's.
-    expect(details).toMatchObject({ bytes: stored.length, sha256: createHash("sha256").update(stored).digest("hex"), contentType: "image/png" });
+    expect(details).toMatchObject({
+      bytes: stored.length,
+      sha256: createHash("sha256").update(stored).digest("hex"),
+      contentType: "image/png",
+    });
   });
 
   test("PORTRAIT_MAX_SIDE defaults to 1024, and a smaller image is not enlarged", async () => {
@@ -85,24 +89,67 @@ test("without TINIFY_API_KEY nothing is sent and the original is stored; the eve
   const { storyId, events } = await runPortrait(stack.t);
   expect(stack.tinify.requests).toHaveLength(0);
   const stored = await storedBytes(storyId);
-  expect(downloadedEvent(events).details!.compression).toEqual({ outcome: "skipped", originalBytes: stored.length, reason: "TINIFY_API_KEY is not set" });
+  expect(downloadedEvent(events).details!.compression).toEqual({
+    outcome: "skipped",
+    originalBytes: stored.length,
+    reason: "TINIFY_API_KEY is not set",
+  });
 });
 
 describe("any TinyPNG failure stores the original and says why in the event; the job is stored", () => {
   const origin = () => stack.recraft.origin;
   const cases: [string, () => TinifyFault | undefined, Record<string, string>, RegExp, number?][] = [
-    ["a key TinyPNG refuses (401)", () => undefined, { TINIFY_API_KEY: "not-the-right-key" }, /\/shrink answered 401: Unauthorized: Credentials are invalid/, 401],
-    ["the month's limit (429)", () => ({ kind: "status", status: 429, error: "Too many requests", message: "Your monthly limit has been exceeded" }), {}, /answered 429: Too many requests: Your monthly limit/, 429],
-    ["an unsupported type (415)", () => ({ kind: "status", status: 415, error: "Unsupported media type", message: "File type is not supported." }), {}, /answered 415/, 415],
+    [
+      "a key TinyPNG refuses (401)",
+      () => undefined,
+      { TINIFY_API_KEY: "not-the-right-key" },
+      /\/shrink answered 401: Unauthorized: Credentials are invalid/,
+      401,
+    ],
+    [
+      "the month's limit (429)",
+      () => ({ kind: "status", status: 429, error: "Too many requests", message: "Your monthly limit has been exceeded" }),
+      {},
+      /answered 429: Too many requests: Your monthly limit/,
+      429,
+    ],
+    [
+      "an unsupported type (415)",
+      () => ({ kind: "status", status: 415, error: "Unsupported media type", message: "File type is not supported." }),
+      {},
+      /answered 415/,
+      415,
+    ],
     ["a server error (503)", () => ({ kind: "status", status: 503 }), {}, /answered 503/, 503],
     ["a /shrink that never answers", () => ({ kind: "hang" }), { PORTRAIT_COMPRESS_TIMEOUT_MS: "300" }, /TinyPNG timed out after 300 ms/],
-    ["an output that never answers", () => ({ kind: "outputHang" }), { PORTRAIT_COMPRESS_TIMEOUT_MS: "300" }, /TinyPNG timed out after 300 ms/],
+    [
+      "an output that never answers",
+      () => ({ kind: "outputHang" }),
+      { PORTRAIT_COMPRESS_TIMEOUT_MS: "300" },
+      /TinyPNG timed out after 300 ms/,
+    ],
     ["a 201 that is not JSON and has no Location", () => ({ kind: "malformedJson" }), {}, /201 with no output URL/],
-    ["an output URL on another host", () => ({ kind: "foreignLocation", location: `${origin()}/output/stolen` }), {}, /output URL is not on 127\.0\.0\.1:\d+, the host TINIFY_API_URL names/],
+    [
+      "an output URL on another host",
+      () => ({ kind: "foreignLocation", location: `${origin()}/output/stolen` }),
+      {},
+      /output URL is not on 127\.0\.0\.1:\d+, the host TINIFY_API_URL names/,
+    ],
     ["an output that fails (500)", () => ({ kind: "outputStatus", status: 500 }), {}, /output answered 500/, 500],
     ["an output that is not an image", () => ({ kind: "outputContentType", contentType: "text/html" }), {}, /content type text\/html/],
-    ["an output past PORTRAIT_MAX_BYTES", () => ({ kind: "outputEndless" }), { PORTRAIT_MAX_BYTES: "200000" }, /exceeds the limit of 200000 bytes/],
-    ["an error that echoes the key", () => ({ kind: "echoKey" }), {}, /answered 401: Unauthorized: Credentials are invalid: Basic \[redacted\]/, 401],
+    [
+      "an output past PORTRAIT_MAX_BYTES",
+      () => ({ kind: "outputEndless" }),
+      { PORTRAIT_MAX_BYTES: "200000" },
+      /exceeds the limit of 200000 bytes/,
+    ],
+    [
+      "an error that echoes the key",
+      () => ({ kind: "echoKey" }),
+      {},
+      /answered 401: Unauthorized: Credentials are invalid: Basic \[redacted\]/,
+      401,
+    ],
   ];
 
   test.each(cases)("%s", async (_name, fault, env, reason, httpStatus) => {

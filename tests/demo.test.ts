@@ -38,7 +38,12 @@ test("the demo stores a portrait per story and reports each job's events", async
   expect(await main(["--stories", "3", "--out", out], run.io)).toBe(0);
 
   const files = (await readdir(join(out, "portraits"))).sort();
-  expect(files).toEqual(caseFiles.slice(0, 3).map((c) => `${c.slug}.png`).sort());
+  expect(files).toEqual(
+    caseFiles
+      .slice(0, 3)
+      .map((c) => `${c.slug}.png`)
+      .sort(),
+  );
   const pngs = await Promise.all(files.map((f) => readFile(join(out, "portraits", f))));
   for (const png of pngs) expect(decodePngSize(png)).toEqual({ width: 256, height: 256 });
   expect(new Set(pngs.map((png) => png.toString("base64"))).size).toBe(3);

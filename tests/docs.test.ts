@@ -17,7 +17,11 @@ const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 function settingsRead(source: string): string[] {
   const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
   const names = new Set<string>();
-  for (const pattern of [/process\.env\.([A-Z][A-Z0-9_]*)/g, /process\.env\[\s*["'`]([A-Z][A-Z0-9_]*)["'`]\s*\]/g, /\b\w+\(\s*"([A-Z][A-Z0-9_]*)"/g]) {
+  for (const pattern of [
+    /process\.env\.([A-Z][A-Z0-9_]*)/g,
+    /process\.env\[\s*["'`]([A-Z][A-Z0-9_]*)["'`]\s*\]/g,
+    /\b\w+\(\s*"([A-Z][A-Z0-9_]*)"/g,
+  ]) {
     for (const match of code.matchAll(pattern)) names.add(match[1]!);
   }
   return [...names].sort();
@@ -86,7 +90,13 @@ function brokenLinks(file: string, exists: (path: string) => boolean, markdownOf
   return broken;
 }
 
-const DOCS = ["README.md", "CONTRIBUTING.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const DOCS = [
+  "README.md",
+  "CONTRIBUTING.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const onDisk = (path: string) => existsSync(join(ROOT, path));
 
 describe("the settings table", () => {
@@ -94,7 +104,14 @@ describe("the settings table", () => {
   const documented = new Set(settingsTable(read("docs/OPERATIONS.md"), "## Settings (Convex environment variables)"));
 
   test("the parser finds the settings config.ts reads (keys, texts, integers, lists)", () => {
-    for (const name of ["RECRAFT_API_KEY", "RECRAFT_STYLE", "RECRAFT_IMAGE_HOSTS", "PORTRAIT_MAX_CONCURRENCY", "STORY_DAILY", "CLAUDE_API_KEY"]) {
+    for (const name of [
+      "RECRAFT_API_KEY",
+      "RECRAFT_STYLE",
+      "RECRAFT_IMAGE_HOSTS",
+      "PORTRAIT_MAX_CONCURRENCY",
+      "STORY_DAILY",
+      "CLAUDE_API_KEY",
+    ]) {
       expect(read_).toContain(name);
     }
     expect(read_.length).toBeGreaterThanOrEqual(30);
@@ -115,7 +132,9 @@ describe("the settings table", () => {
 test("the README's schema step names every table portraitTables spreads", () => {
   const tables = [...read("convex/tables.ts").matchAll(/^ {2}(\w+): defineTable\(/gm)].map((m) => m[1]!);
   expect(tables).toContain("stories");
-  const listed = read("README.md").match(/\.\.\.portraitTables, \/\/ (.+)$/m)?.[1]?.split(", ");
+  const listed = read("README.md")
+    .match(/\.\.\.portraitTables, \/\/ (.+)$/m)?.[1]
+    ?.split(", ");
   expect(listed).toEqual(tables);
 });
 
@@ -125,15 +144,25 @@ describe("links in the docs", () => {
   });
 
   test("the links checked include the README's picture, the three docs and the console's screenshots", () => {
-    const all = DOCS.flatMap((file) => relativeLinks(read(file)).map((link) => relative(ROOT, join(ROOT, dirname(file), link.split("#")[0]!))));
-    for (const path of ["docs/report.png", "docs/ARCHITECTURE.md", "docs/OPERATIONS.md", "CONTRIBUTING.md", "docs/dashboard.png", "docs/console-cancelled.png"]) {
+    const all = DOCS.flatMap((file) =>
+      relativeLinks(read(file)).map((link) => relative(ROOT, join(ROOT, dirname(file), link.split("#")[0]!))),
+    );
+    for (const path of [
+      "docs/report.png",
+      "docs/ARCHITECTURE.md",
+      "docs/OPERATIONS.md",
+      "CONTRIBUTING.md",
+      "docs/dashboard.png",
+      "docs/console-cancelled.png",
+    ]) {
       expect(all).toContain(path);
     }
   });
 
   test("a missing file, a missing heading and a link shown as code are told apart", () => {
     const files: Record<string, string> = {
-      "README.md": "[ok](docs/A.md#two) ![gone](docs/gone.png) [bad](docs/A.md#three) `[code](nowhere.md)` [web](https://example.com) [self](#top)\n# Top\n",
+      "README.md":
+        "[ok](docs/A.md#two) ![gone](docs/gone.png) [bad](docs/A.md#three) `[code](nowhere.md)` [web](https://example.com) [self](#top)\n# Top\n",
       "docs/A.md": "# One\n## Two\n```\n## Three\n```\n![up](../README.md)\n",
     };
     const exists = (path: string) => path in files;

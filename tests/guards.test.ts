@@ -45,6 +45,13 @@ describe("typeability", () => {
     expect(changed).toBe(true);
     expect(untypeable(text)).toBeNull();
   });
+
+  test("every invisible character is dropped, the zero-width joiner included, and nothing next to it", () => {
+    const invisible = ["\u00AD", "\u200B", "\u200C", "\u200D", "\u2060", "\uFEFF"];
+    for (const mark of invisible) expect(normalizeChapter(`ward${mark}en${mark}${mark}s`)).toEqual({ text: "wardens", changed: true });
+    expect(normalizeChapter("a\u200C\u200D\u2060b").text).toBe("ab");
+    expect(untypeable("ward\u200Den")).not.toBeNull();
+  });
 });
 
 describe("admin identities", () => {

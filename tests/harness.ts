@@ -118,7 +118,10 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
 }
 
 /** Polls `condition` (sync or async) until it holds; throws `message` after `timeoutMs`. For waits no event marks. */
-export async function until(condition: () => boolean | Promise<boolean>, { timeoutMs = 5_000, pollMs = 5, message = "condition not reached in time" } = {}) {
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 5_000, pollMs = 5, message = "condition not reached in time" } = {},
+) {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`until: ${message} after ${timeoutMs} ms`);

@@ -87,7 +87,8 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     if (!storyIds.has(job.storyId)) continue;
     const story = stories.find((s) => s._id === job.storyId)!;
     if (job.storageId !== undefined) {
-      if (story.storageId !== job.storageId) problems.push(`story ${story._id} storageId=${story.storageId} but its job's last stored file is ${job.storageId}`);
+      if (story.storageId !== job.storageId)
+        problems.push(`story ${story._id} storageId=${story.storageId} but its job's last stored file is ${job.storageId}`);
       if (job.status === "stored" && !file) problems.push(`job ${job._id} is stored but its file is missing`);
     } else if (story.storageId !== undefined) {
       const legacy = files.find((f) => f._id === story.storageId);
@@ -119,7 +120,8 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     }
     if (at !== run.status) problems.push(`run ${run._id} is ${run.status} but its events end at ${at}`);
     if (run.attempt !== attempt) problems.push(`run ${run._id} attempt ${run.attempt} but events count ${attempt}`);
-    if ((run.status === "inserted") !== (run.storyId !== undefined)) problems.push(`run ${run._id} is ${run.status} with storyId ${run.storyId}`);
+    if ((run.status === "inserted") !== (run.storyId !== undefined))
+      problems.push(`run ${run._id} is ${run.status} with storyId ${run.storyId}`);
     if (run.storyId && !storyIds.has(run.storyId) && !jobs.some((j) => j.storyId === run.storyId)) {
       problems.push(`run ${run._id} points at story ${run.storyId}, which never existed`);
     }

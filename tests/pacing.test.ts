@@ -3,7 +3,15 @@
  */
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { allowedInFlight, burstSpacingMs, earliestStart, logLength, maxStartWaitMs, reserveStart, sustainedSpacingMs } from "../convex/lib/pacing";
+import {
+  allowedInFlight,
+  burstSpacingMs,
+  earliestStart,
+  logLength,
+  maxStartWaitMs,
+  reserveStart,
+  sustainedSpacingMs,
+} from "../convex/lib/pacing";
 
 const recraft = { secondMs: 1_000, minuteMs: 60_000, maxPerSecond: 5, maxPerMinute: 100, startToleranceMs: 0 };
 
@@ -60,7 +68,13 @@ describe("the start log", () => {
 
   test("the log keeps only what the larger window needs", () => {
     expect(logLength(recraft)).toBe(100);
-    expect(reserveStart(Array.from({ length: 100 }, (_, i) => i * 700), 0, recraft).log).toHaveLength(100);
+    expect(
+      reserveStart(
+        Array.from({ length: 100 }, (_, i) => i * 700),
+        0,
+        recraft,
+      ).log,
+    ).toHaveLength(100);
   });
 
   test("for any readiness times and limits, no window ever holds more than its limit", () => {

@@ -75,14 +75,46 @@ describe("happy path", () => {
 type Expected = { code: string; step: string; httpStatus?: number; message?: RegExp };
 
 const requestFaults: [string, Fault, Expected][] = [
-  ["401 with a JSON body", { kind: "status", status: 401, json: { code: "not_authorized", message: "bad key" } }, { code: "unauthorized", step: "request", httpStatus: 401, message: /bad key/ }],
-  ["403 with a text body", { kind: "status", status: 403, body: "Forbidden" }, { code: "unauthorized", step: "request", httpStatus: 403, message: /Forbidden/ }],
-  ["429 with Retry-After", { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "7" } }, { code: "rate_limited", step: "request", httpStatus: 429 }],
-  ["429 without Retry-After", { kind: "status", status: 429, json: { error: { message: "too many requests" } } }, { code: "rate_limited", step: "request", httpStatus: 429, message: /too many requests/ }],
-  ["400 with a JSON body", { kind: "status", status: 400, json: { code: "invalid_prompt", message: "prompt rejected" } }, { code: "http_error", step: "request", httpStatus: 400, message: /prompt rejected/ }],
-  ["500 with a text body", { kind: "status", status: 500, body: "Internal Server Error" }, { code: "http_error", step: "request", httpStatus: 500, message: /Internal Server Error/ }],
-  ["503 with a JSON body", { kind: "status", status: 503, json: { message: "maintenance" } }, { code: "http_error", step: "request", httpStatus: 503, message: /maintenance/ }],
-  ["a redirect, never followed with the key", { kind: "status", status: 307, body: "", headers: { location: "http://localhost:9/steal" } }, { code: "http_error", step: "request", httpStatus: 307 }],
+  [
+    "401 with a JSON body",
+    { kind: "status", status: 401, json: { code: "not_authorized", message: "bad key" } },
+    { code: "unauthorized", step: "request", httpStatus: 401, message: /bad key/ },
+  ],
+  [
+    "403 with a text body",
+    { kind: "status", status: 403, body: "Forbidden" },
+    { code: "unauthorized", step: "request", httpStatus: 403, message: /Forbidden/ },
+  ],
+  [
+    "429 with Retry-After",
+    { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "7" } },
+    { code: "rate_limited", step: "request", httpStatus: 429 },
+  ],
+  [
+    "429 without Retry-After",
+    { kind: "status", status: 429, json: { error: { message: "too many requests" } } },
+    { code: "rate_limited", step: "request", httpStatus: 429, message: /too many requests/ },
+  ],
+  [
+    "400 with a JSON body",
+    { kind: "status", status: 400, json: { code: "invalid_prompt", message: "prompt rejected" } },
+    { code: "http_error", step: "request", httpStatus: 400, message: /prompt rejected/ },
+  ],
+  [
+    "500 with a text body",
+    { kind: "status", status: 500, body: "Internal Server Error" },
+    { code: "http_error", step: "request", httpStatus: 500, message: /Internal Server Error/ },
+  ],
+  [
+    "503 with a JSON body",
+    { kind: "status", status: 503, json: { message: "maintenance" } },
+    { code: "http_error", step: "request", httpStatus: 503, message: /maintenance/ },
+  ],
+  [
+    "a redirect, never followed with the key",
+    { kind: "status", status: 307, body: "", headers: { location: "http://localhost:9/steal" } },
+    { code: "http_error", step: "request", httpStatus: 307 },
+  ],
   ["a hang", { kind: "hang" }, { code: "timeout", step: "request" }],
   ["a connection reset", { kind: "reset" }, { code: "network_error", step: "request" }],
   ["malformed JSON", { kind: "malformedJson" }, { code: "bad_response", step: "request", message: /not valid JSON/ }],
@@ -105,9 +137,21 @@ const downloadFaults: [string, Fault, Expected][] = [
   ["a slow drip past the timeout", { kind: "imageSlowDrip", chunkBytes: 8, intervalMs: 400 }, { code: "timeout", step: "download" }],
   ["a reset mid-body", { kind: "imageReset" }, { code: "network_error", step: "download" }],
   ["a truncated body", { kind: "imageTruncated" }, { code: "network_error", step: "download" }],
-  ["an HTML content type", { kind: "imageContentType", contentType: "text/html" }, { code: "bad_content_type", step: "download", message: /text\/html/ }],
-  ["a redirect off the allowed hosts", { kind: "imageRedirect", location: "https://evil.example.com/x.png" }, { code: "disallowed_url", step: "download" }],
-  ["a redirect to plain http elsewhere", { kind: "imageRedirect", location: "http://10.0.0.1/x.png" }, { code: "disallowed_url", step: "download" }],
+  [
+    "an HTML content type",
+    { kind: "imageContentType", contentType: "text/html" },
+    { code: "bad_content_type", step: "download", message: /text\/html/ },
+  ],
+  [
+    "a redirect off the allowed hosts",
+    { kind: "imageRedirect", location: "https://evil.example.com/x.png" },
+    { code: "disallowed_url", step: "download" },
+  ],
+  [
+    "a redirect to plain http elsewhere",
+    { kind: "imageRedirect", location: "http://10.0.0.1/x.png" },
+    { code: "disallowed_url", step: "download" },
+  ],
 ];
 
 async function expectFailed(expected: Expected, path = "pending>requested>failed") {

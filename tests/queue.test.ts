@@ -51,11 +51,23 @@ type Op =
 function ops(faultCount: number, maxFaultsPerStory: number) {
   return fc.array(
     fc.oneof(
-      { weight: 4, arbitrary: fc.record({ op: fc.constant("insert" as const), faults: fc.array(fc.nat(faultCount - 1), { maxLength: maxFaultsPerStory }) }) },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          op: fc.constant("insert" as const),
+          faults: fc.array(fc.nat(faultCount - 1), { maxLength: maxFaultsPerStory }),
+        }),
+      },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("sweep" as const) }) },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("kill" as const), pick: fc.nat() }) },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("retryJob" as const), pick: fc.nat() }) },
-      { weight: 1, arbitrary: fc.record({ op: fc.constantFrom("retryCode" as const), code: fc.constantFrom("http_error" as const, "unauthorized" as const, "network_error" as const, "rate_limited" as const) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          op: fc.constantFrom("retryCode" as const),
+          code: fc.constantFrom("http_error" as const, "unauthorized" as const, "network_error" as const, "rate_limited" as const),
+        }),
+      },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("delete" as const), pick: fc.nat() }) },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("legacyInsert" as const) }) },
       { weight: 1, arbitrary: fc.record({ op: fc.constant("regenerate" as const), pick: fc.nat() }) },
@@ -115,7 +127,18 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         storyIds.push(
           await t.run(async (ctx) => {
             const storageId = await ctx.storage.store(new Blob([`the game's own portrait ${i}`], { type: "image/png" }));
-            return ctx.db.insert("stories", { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt: prompt, createdAt: Date.now(), storageId });
+            return ctx.db.insert("stories", {
+              title,
+              slug,
+              introduction,
+              chapters,
+              patientName,
+              patientNumber,
+              story,
+              imageGenerationPrompt: prompt,
+              createdAt: Date.now(),
+              storageId,
+            });
           }),
         );
         break;
@@ -207,8 +230,21 @@ async function queueJobs(t: Stack["t"], n: number) {
   return t.run(async (ctx) => {
     const ids: Id<"portraitJobs">[] = [];
     for (let i = 0; i < n; i++) {
-      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = caseFile({ slug: `q${i}`, imageGenerationPrompt: `queued patient ${i}` });
-      const storyId = await ctx.db.insert("stories", { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt: Date.now() });
+      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = caseFile({
+        slug: `q${i}`,
+        imageGenerationPrompt: `queued patient ${i}`,
+      });
+      const storyId = await ctx.db.insert("stories", {
+        title,
+        slug,
+        introduction,
+        chapters,
+        patientName,
+        patientNumber,
+        story,
+        imageGenerationPrompt,
+        createdAt: Date.now(),
+      });
       ids.push(await createJob(ctx, (await ctx.db.get(storyId))!));
     }
     return ids;
@@ -216,7 +252,12 @@ async function queueJobs(t: Stack["t"], n: number) {
 }
 
 const pendingLoopRuns = (t: Stack["t"]) =>
-  t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).filter((fn) => fn.name.includes("dispatchQueue") && fn.state.kind === "pending").length);
+  t.run(
+    async (ctx) =>
+      (await ctx.db.system.query("_scheduled_functions").collect()).filter(
+        (fn) => fn.name.includes("dispatchQueue") && fn.state.kind === "pending",
+      ).length,
+  );
 
 describe("the dispatcher loop", () => {
   test("a run whose timer fired before its bucket's time still takes the jobs due by then (no job left without a wakeup)", async () => {
@@ -256,7 +297,11 @@ describe("the dispatcher loop", () => {
       first = false;
       return { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.6" } };
     });
-    const ids = await Promise.all([0, 1, 2].map((i) => stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `p${i}`, imageGenerationPrompt: `paused ${i}` }))));
+    const ids = await Promise.all(
+      [0, 1, 2].map((i) =>
+        stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `p${i}`, imageGenerationPrompt: `paused ${i}` })),
+      ),
+    );
     await settle(stack.t);
     const limited = stack.recraft.requests.find((r) => r.status === 429)!;
     expect(limited).toBeDefined();
@@ -312,10 +357,19 @@ describe("a late start", () => {
     const claimed = await stack.t.mutation(internal.portraits.claim, { jobId });
     expect(claimed).toMatchObject({ attempt: 1 });
     expect(claimed!.startAt - Date.now()).toBeLessThanOrEqual(50);
-    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!).toMatchObject({ status: "requested", holdsSlot: true, startedAt: claimed!.startAt });
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!).toMatchObject({
+      status: "requested",
+      holdsSlot: true,
+      startedAt: claimed!.startAt,
+    });
     await settle(stack.t); // the scheduled action is refused (the job is claimed); this one stands in for it
     expect(warnings.filter((line) => line.includes("start_deferred"))).toEqual([]);
-    await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: { step: "request", code: "timeout", message: "test" } });
+    await stack.t.mutation(internal.portraits.markFailed, {
+      jobId,
+      attempt: 1,
+      from: "requested",
+      error: { step: "request", code: "timeout", message: "test" },
+    });
   });
 
   test("waits inside the action for its token, and defers to the token's time when that is further than the longest wait", async () => {
@@ -356,7 +410,11 @@ describe("a lagging scheduler", () => {
     });
     const lag = lagScheduler({ delayMs: randomLag({ maxMs: 250, spikeEvery: 5, spikeMs: 750 }), parallelism: 8 });
     try {
-      await Promise.all(Array.from({ length: 40 }, (_, i) => stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `lag-${i}`, imageGenerationPrompt: `late patient ${i}` }))));
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `lag-${i}`, imageGenerationPrompt: `late patient ${i}` })),
+        ),
+      );
       await settle(stack.t, { timeoutMs: 30_000 });
     } finally {
       lag.restore();
@@ -380,16 +438,23 @@ describe("bounded transactions", () => {
     // What a large backfill leaves behind: one count row per new job, none folded yet.
     const rows = MAX_UNFOLDED_READ + 600;
     await stack.t.run(async (ctx) => {
-      for (let i = 0; i < rows; i++) await ctx.db.insert("countDeltas", { kind: "portrait", key: `job-${i}`, deltas: { pending: 1 }, updatedAt: Date.now() });
+      for (let i = 0; i < rows; i++)
+        await ctx.db.insert("countDeltas", { kind: "portrait", key: `job-${i}`, deltas: { pending: 1 }, updatedAt: Date.now() });
     });
-    const during = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), read: (await ctx.meta.getTransactionMetrics()).documentsRead.used }));
+    const during = await stack.t.run(async (ctx) => ({
+      counts: await readCounts(ctx),
+      read: (await ctx.meta.getTransactionMetrics()).documentsRead.used,
+    }));
     expect(during.counts).toMatchObject({ pending: MAX_UNFOLDED_READ, approximate: true });
     expect(during.read).toBeLessThanOrEqual(MAX_UNFOLDED_READ + 2);
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
     const afterSweep = await stack.t.run(async (ctx) => ctx.db.query("countDeltas").collect());
     expect(afterSweep).toHaveLength(rows - FOLD_BATCH);
     await settle(stack.t, { timeoutMs: 60_000 });
-    const after = await stack.t.run(async (ctx) => ({ counts: await readCounts(ctx), rows: (await ctx.db.query("countDeltas").collect()).length }));
+    const after = await stack.t.run(async (ctx) => ({
+      counts: await readCounts(ctx),
+      rows: (await ctx.db.query("countDeltas").collect()).length,
+    }));
     expect(after).toEqual({ counts: { pending: rows, requested: 0, downloaded: 0, stored: 0, failed: 0, cancelled: 0 }, rows: 0 });
   }, 120_000);
 });
@@ -406,7 +471,12 @@ describe("the claim", () => {
     expect(await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-2" })).toBeNull();
     expect(await pathOf(stack.t, jobId)).toBe("pending>requested"); // one claim, one event
     await settle(stack.t);
-    await stack.t.mutation(internal.portraits.markFailed, { jobId, attempt: 1, from: "requested", error: { step: "request", code: "timeout", message: "test" } });
+    await stack.t.mutation(internal.portraits.markFailed, {
+      jobId,
+      attempt: 1,
+      from: "requested",
+      error: { step: "request", code: "timeout", message: "test" },
+    });
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.claimId).toBeUndefined();
   });
 });

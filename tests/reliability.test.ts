@@ -48,7 +48,8 @@ describe("bounded dispatch", () => {
     await stack.close();
     stack = await startStack({ recraft: { latencyMs: 40 }, env: { PORTRAIT_MAX_CONCURRENCY: "2" } });
     const ids = [];
-    for (let i = 0; i < 8; i++) ids.push(await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })));
+    for (let i = 0; i < 8; i++)
+      ids.push(await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })));
     // The inserts only asked the dispatcher loop to run: every job waits in the queue (waiting is not failing).
     const waiting = (await snapshot(stack.t)).jobs.filter((j) => j.status === "pending" && !j.holdsSlot);
     expect(waiting).toHaveLength(8);
@@ -70,13 +71,21 @@ describe("bounded dispatch", () => {
   test("a full minute window: slots follow the ideal schedule, one scheduled action each, no polling", async () => {
     // Windows scaled x100: 3 requests per 600 ms, 5 per 100 ms, a margin of 300 ms (this process's event loop
     // is shared by the fake provider and every function under test, so a request reaches it up to ~150 ms late).
-    stack.setEnv({ PORTRAIT_MAX_PER_MINUTE: "3", PORTRAIT_RATE_MINUTE_MS: "600", PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_START_TOLERANCE_MS: "300" });
+    stack.setEnv({
+      PORTRAIT_MAX_PER_MINUTE: "3",
+      PORTRAIT_RATE_MINUTE_MS: "600",
+      PORTRAIT_MAX_PER_SECOND: "5",
+      PORTRAIT_START_TOLERANCE_MS: "300",
+    });
     await insertMany(5);
     await settle(stack.t);
     expect(stack.recraft.requests).toHaveLength(5);
     expect(stack.recraft.maxStartsInWindow(600)).toBeLessThanOrEqual(3);
     const scheduled = await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
-    const actions = scheduled.filter((fn) => fn.name === "portraits:generatePatientPortrait").map((fn) => fn.scheduledTime).sort((a, b) => a - b);
+    const actions = scheduled
+      .filter((fn) => fn.name === "portraits:generatePatientPortrait")
+      .map((fn) => fn.scheduledTime)
+      .sort((a, b) => a - b);
     expect(actions).toHaveLength(5);
     // The minute's three at once, the next two when the first leaves the window (600 ms + the margin).
     expect(actions[2] - actions[0]).toBeLessThan(50);
@@ -122,7 +131,12 @@ describe("pacing at the provider's limits", () => {
     stack = await startStack({
       recraft: { latencyMs: () => latency },
       // A ceiling above what Little's law asks for, so the law is what is measured.
-      env: { PORTRAIT_MAX_PER_SECOND: "5", PORTRAIT_MAX_PER_MINUTE: "100", PORTRAIT_START_TOLERANCE_MS: undefined, PORTRAIT_MAX_CONCURRENCY: "12" },
+      env: {
+        PORTRAIT_MAX_PER_SECOND: "5",
+        PORTRAIT_MAX_PER_MINUTE: "100",
+        PORTRAIT_START_TOLERANCE_MS: undefined,
+        PORTRAIT_MAX_CONCURRENCY: "12",
+      },
     });
     const phase = async (ms: number, n: number, prefix: string) => {
       latency = ms;
@@ -156,7 +170,10 @@ describe("pacing at the provider's limits", () => {
     await stack.close();
     let storm = true;
     stack = await startStack({
-      recraft: { latencyMs: 150, fault: () => (storm ? { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.4" } } : undefined) },
+      recraft: {
+        latencyMs: 150,
+        fault: () => (storm ? { kind: "status", status: 429, body: "slow down", headers: { "retry-after": "0.4" } } : undefined),
+      },
       env: {
         PORTRAIT_MAX_PER_SECOND: "5",
         PORTRAIT_MAX_PER_MINUTE: "100",
@@ -203,7 +220,9 @@ describe("transitions that throw", () => {
       expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored");
     }
     const retries = warnings.map((line) => JSON.parse(line)).filter((line) => line.event === "portrait.transition_retry");
-    expect(retries.map((r) => r.transition).sort()).toEqual(["claim", "markDownloaded", "markStored"].flatMap((name) => [name, name, name]).sort());
+    expect(retries.map((r) => r.transition).sort()).toEqual(
+      ["claim", "markDownloaded", "markStored"].flatMap((name) => [name, name, name]).sort(),
+    );
     expect(stack.recraft.requests).toHaveLength(3);
   });
 
@@ -211,7 +230,9 @@ describe("transitions that throw", () => {
     const [storyId] = await insertMany(1);
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
-    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: job.storageId!, details: {} })).toBe(true);
+    expect(
+      await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: job.storageId!, details: {} }),
+    ).toBe(true);
     expect(await stack.t.run((ctx) => ctx.db.system.get(job.storageId!))).not.toBeNull();
     expect((await jobOf(stack.t, storyId)).storageId).toBe(job.storageId);
   });
@@ -227,16 +248,16 @@ describe("retries", () => {
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
     expect(job).toMatchObject({ status: "stored", attempt: 3 });
-    expect(await pathOf(stack.t, job._id)).toBe(
-      "pending>requested>failed>pending>requested>failed>pending>requested>downloaded>stored",
-    );
+    expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed>pending>requested>failed>pending>requested>downloaded>stored");
     const events = await eventsOf(stack.t, job._id);
     expect(events.filter((e) => e.to === "failed").map((e) => e.error!.code)).toEqual(["http_error", "network_error"]);
   });
 
   test("Retry-After sets the earliest next attempt", async () => {
     stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "2" });
-    stack.recraft.setFault(({ index }) => (index === 0 ? { kind: "status", status: 429, body: "", headers: { "retry-after": "1" } } : undefined));
+    stack.recraft.setFault(({ index }) =>
+      index === 0 ? { kind: "status", status: 429, body: "", headers: { "retry-after": "1" } } : undefined,
+    );
     const [storyId] = await insertMany(1);
     await settle(stack.t);
     const events = await eventsOf(stack.t, (await jobOf(stack.t, storyId))._id);
@@ -360,8 +381,12 @@ describe("recovery", () => {
     const [storyId] = await insertMany(1);
     const job = await jobOf(stack.t, storyId);
     // A slot far ahead (a Retry-After, a long lead, a busy scheduler): its action is pending, not dead.
-    const scheduledFunctionId = await stack.t.run((ctx) => ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job._id }));
-    await stack.t.run((ctx) => ctx.db.patch(job._id, { holdsSlot: true, slotAt: Date.now() + 3_600_000, dispatchedAt: Date.now() - 3_600_000, scheduledFunctionId }));
+    const scheduledFunctionId = await stack.t.run((ctx) =>
+      ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job._id }),
+    );
+    await stack.t.run((ctx) =>
+      ctx.db.patch(job._id, { holdsSlot: true, slotAt: Date.now() + 3_600_000, dispatchedAt: Date.now() - 3_600_000, scheduledFunctionId }),
+    );
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
     expect(await jobStatus(job._id)).toBe("pending");
     await stack.t.run(async (ctx) => {
@@ -409,7 +434,9 @@ describe("recovery", () => {
     // Attempt 2 downloads; attempt 1's late store is refused and its file deleted.
     const image = portraitPng("race");
     const sha256 = createHash("sha256").update(image).digest("hex");
-    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 2, details: { sha256, bytes: image.length } })).toBe(true);
+    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId, attempt: 2, details: { sha256, bytes: image.length } })).toBe(
+      true,
+    );
     const late = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
     expect(await stack.t.mutation(internal.portraits.markStored, { jobId, attempt: 1, storageId: late, details: {} })).toBe(false);
     expect(await stack.t.run((ctx) => ctx.db.system.get(late))).toBeNull();
@@ -441,13 +468,18 @@ describe("recovery", () => {
     await settle(stack.t);
     stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "400" });
     stack.recraft.setFault({ kind: "hang" });
-    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: "dies", imageGenerationPrompt: "same patient 0" }));
+    const storyId = await stack.t.mutation(
+      internal.stories.insertStory,
+      caseFile({ slug: "dies", imageGenerationPrompt: "same patient 0" }),
+    );
     const job = await jobOf(stack.t, storyId);
     await until(async () => (await jobStatus(job._id)) === "requested");
     // What the dying action did: it downloaded the image, recorded that, stored it, and died.
     const image = portraitPng("same patient 0");
     const sha256 = createHash("sha256").update(image).digest("hex");
-    expect(await stack.t.mutation(internal.portraits.markDownloaded, { jobId: job._id, attempt: 1, details: { sha256, bytes: image.length } })).toBe(true);
+    expect(
+      await stack.t.mutation(internal.portraits.markDownloaded, { jobId: job._id, attempt: 1, details: { sha256, bytes: image.length } }),
+    ).toBe(true);
     const orphan = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
     const deadRecord = await stack.t.run((ctx) => ctx.scheduler.runAfter(0, internal.stories.insertStory, caseFile({ title: "" })));
     vi.spyOn(console, "error").mockImplementation(() => {});
@@ -467,7 +499,9 @@ describe("recovery", () => {
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
     const orphan = await stack.t.run((ctx) => ctx.storage.store(new Blob(["late"])));
-    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: orphan, details: {} })).toBe(false);
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: orphan, details: {} })).toBe(
+      false,
+    );
     expect(await stack.t.run((ctx) => ctx.db.system.get(orphan))).toBeNull();
     expect((await jobOf(stack.t, storyId)).storageId).toBe(job.storageId);
   });

@@ -52,11 +52,27 @@ describe("every early exit of the download closes its connection", () => {
   const cap = 128 * 1024;
   const earlyExits: [string, Fault, { code: string; requests: number }][] = [
     ["the byte cap, no Content-Length (an endless body)", { kind: "imageEndless" }, { code: "too_large", requests: 1 }],
-    ["the byte cap, from Content-Length", { kind: "imageOversize", bytes: 1 << 30, withContentLength: true }, { code: "too_large", requests: 1 }],
-    ["a non-image content type", { kind: "imageContentType", contentType: "text/html", endless: true }, { code: "bad_content_type", requests: 1 }],
+    [
+      "the byte cap, from Content-Length",
+      { kind: "imageOversize", bytes: 1 << 30, withContentLength: true },
+      { code: "too_large", requests: 1 },
+    ],
+    [
+      "a non-image content type",
+      { kind: "imageContentType", contentType: "text/html", endless: true },
+      { code: "bad_content_type", requests: 1 },
+    ],
     ["a non-2xx status", { kind: "imageStatus", status: 404, endless: true }, { code: "http_error", requests: 1 }],
-    ["a redirect off the allowed hosts", { kind: "imageRedirect", location: "https://evil.example.com/x.png", endless: true }, { code: "disallowed_url", requests: 1 }],
-    ["too many redirect hops", { kind: "imageRedirect", location: "{origin}/images/{id}.png", endless: true }, { code: "http_error", requests: 6 }],
+    [
+      "a redirect off the allowed hosts",
+      { kind: "imageRedirect", location: "https://evil.example.com/x.png", endless: true },
+      { code: "disallowed_url", requests: 1 },
+    ],
+    [
+      "too many redirect hops",
+      { kind: "imageRedirect", location: "{origin}/images/{id}.png", endless: true },
+      { code: "http_error", requests: 6 },
+    ],
   ];
 
   test.each(earlyExits)("%s", async (_name, fault, expected) => {
@@ -162,21 +178,24 @@ describe("the request follows RECRAFT_MODEL", () => {
     expect(job.error!.message).toMatch(/10001 characters; recraftv4_1 accepts at most 10000/);
   });
 
-  test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))("%s: the request carries only what the model accepts and passes the fake's schema", async (id, model) => {
-    stack.setEnv({ RECRAFT_MODEL: id, RECRAFT_SIZE: model.sizes[0] });
-    const { path } = await runOne();
-    expect(path).toBe("pending>requested>downloaded>stored");
-    const [request] = stack.recraft.requests;
-    expect(request.validationErrors).toEqual([]);
-    expect(request.body).toEqual({
-      prompt: caseFile().imageGenerationPrompt,
-      model: id,
-      ...(model.styles ? { style: model.styles.default } : {}),
-      size: model.sizes[0],
-      n: 1,
-      response_format: "url",
-    });
-  });
+  test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))(
+    "%s: the request carries only what the model accepts and passes the fake's schema",
+    async (id, model) => {
+      stack.setEnv({ RECRAFT_MODEL: id, RECRAFT_SIZE: model.sizes[0] });
+      const { path } = await runOne();
+      expect(path).toBe("pending>requested>downloaded>stored");
+      const [request] = stack.recraft.requests;
+      expect(request.validationErrors).toEqual([]);
+      expect(request.body).toEqual({
+        prompt: caseFile().imageGenerationPrompt,
+        model: id,
+        ...(model.styles ? { style: model.styles.default } : {}),
+        size: model.sizes[0],
+        n: 1,
+        response_format: "url",
+      });
+    },
+  );
 
   const GAME_STYLE_ID = "1f9a9d70-2d71-4b85-9106-646bbddf1fd0";
 
@@ -196,15 +215,18 @@ describe("the request follows RECRAFT_MODEL", () => {
     });
   });
 
-  test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))("%s takes RECRAFT_STYLE_ID as style_id alone, and the fake's schema accepts it", async (id, model) => {
-    stack.setEnv({ RECRAFT_MODEL: id, RECRAFT_SIZE: model.sizes[0], RECRAFT_STYLE_ID: GAME_STYLE_ID });
-    const { path } = await runOne();
-    expect(path).toBe("pending>requested>downloaded>stored");
-    const [request] = stack.recraft.requests;
-    expect(request.validationErrors).toEqual([]);
-    expect(request.body).toMatchObject({ model: id, style_id: GAME_STYLE_ID });
-    expect(request.body).not.toHaveProperty("style");
-  });
+  test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))(
+    "%s takes RECRAFT_STYLE_ID as style_id alone, and the fake's schema accepts it",
+    async (id, model) => {
+      stack.setEnv({ RECRAFT_MODEL: id, RECRAFT_SIZE: model.sizes[0], RECRAFT_STYLE_ID: GAME_STYLE_ID });
+      const { path } = await runOne();
+      expect(path).toBe("pending>requested>downloaded>stored");
+      const [request] = stack.recraft.requests;
+      expect(request.validationErrors).toEqual([]);
+      expect(request.body).toMatchObject({ model: id, style_id: GAME_STYLE_ID });
+      expect(request.body).not.toHaveProperty("style");
+    },
+  );
 
   test("by default: the default model, no style, 1024x1024", async () => {
     stack.setEnv({ RECRAFT_MODEL: undefined, RECRAFT_STYLE: undefined, RECRAFT_SIZE: undefined });
@@ -219,15 +241,31 @@ describe("a bad model configuration fails the job at the claim with bad_config a
   const cases: [string, Record<string, string>, RegExp][] = [
     ["an unknown model", { RECRAFT_MODEL: "recraftv9" }, /RECRAFT_MODEL=recraftv9 is not a Recraft raster model/],
     ["a vector model", { RECRAFT_MODEL: "recraftv4_1_vector" }, /RECRAFT_MODEL=recraftv4_1_vector/],
-    ["a style for a model that takes none", { RECRAFT_MODEL: "recraftv4_1", RECRAFT_STYLE: "realistic_image" }, /RECRAFT_STYLE=realistic_image .* recraftv4_1 takes no style/],
-    ["a style the model does not have", { RECRAFT_MODEL: "recraftv3", RECRAFT_STYLE: "vector_illustration" }, /RECRAFT_STYLE=vector_illustration is not a raster style recraftv3 accepts/],
-    ["a size the model does not paint", { RECRAFT_MODEL: "recraftv4_1", RECRAFT_SIZE: "2048x2048" }, /RECRAFT_SIZE=2048x2048 is not a size recraftv4_1 accepts/],
+    [
+      "a style for a model that takes none",
+      { RECRAFT_MODEL: "recraftv4_1", RECRAFT_STYLE: "realistic_image" },
+      /RECRAFT_STYLE=realistic_image .* recraftv4_1 takes no style/,
+    ],
+    [
+      "a style the model does not have",
+      { RECRAFT_MODEL: "recraftv3", RECRAFT_STYLE: "vector_illustration" },
+      /RECRAFT_STYLE=vector_illustration is not a raster style recraftv3 accepts/,
+    ],
+    [
+      "a size the model does not paint",
+      { RECRAFT_MODEL: "recraftv4_1", RECRAFT_SIZE: "2048x2048" },
+      /RECRAFT_SIZE=2048x2048 is not a size recraftv4_1 accepts/,
+    ],
     [
       "both RECRAFT_STYLE and RECRAFT_STYLE_ID",
       { RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE: "realistic_image", RECRAFT_STYLE_ID: "1f9a9d70-2d71-4b85-9106-646bbddf1fd0" },
       /RECRAFT_STYLE=realistic_image and RECRAFT_STYLE_ID are both set/,
     ],
-    ["a RECRAFT_STYLE_ID that is not a UUID", { RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE_ID: "my-horror-style" }, /RECRAFT_STYLE_ID=my-horror-style is not a UUID/],
+    [
+      "a RECRAFT_STYLE_ID that is not a UUID",
+      { RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE_ID: "my-horror-style" },
+      /RECRAFT_STYLE_ID=my-horror-style is not a UUID/,
+    ],
   ];
 
   test.each(cases)("%s", async (_name, env, message) => {
@@ -296,7 +334,9 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
     const lines = warnings();
     stack.setEnv({ PORTRAIT_MAX_CONCURRENCY: "four" });
     expect(queueConfig().maxConcurrency).toBe(DEFAULT_MAX_CONCURRENCY);
-    expect(lines.messages()).toEqual([`config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default ${DEFAULT_MAX_CONCURRENCY}`]);
+    expect(lines.messages()).toEqual([
+      `config: PORTRAIT_MAX_CONCURRENCY="four" is not an integer; using the default ${DEFAULT_MAX_CONCURRENCY}`,
+    ]);
   });
 
   test("a value in range is taken as is, silently", () => {
@@ -308,7 +348,11 @@ describe("numeric settings are clamped to what the platform and the SDK accept",
   });
 
   test("the largest timeouts (request, download, compression) leave an attempt a minute inside Convex's 10-minute action limit", () => {
-    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "99999999", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999", PORTRAIT_COMPRESS_TIMEOUT_MS: "99999999" });
+    stack.setEnv({
+      PORTRAIT_REQUEST_TIMEOUT_MS: "99999999",
+      PORTRAIT_DOWNLOAD_TIMEOUT_MS: "99999999",
+      PORTRAIT_COMPRESS_TIMEOUT_MS: "99999999",
+    });
     warnings();
     const { requestTimeoutMs, downloadTimeoutMs } = recraftConfig();
     expect(requestTimeoutMs + downloadTimeoutMs + tinifyConfig().timeoutMs).toBeLessThanOrEqual(ACTION_LIMIT_MS - 60_000);

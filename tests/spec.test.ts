@@ -10,7 +10,22 @@ import type { Id } from "../convex/_generated/dataModel";
 import { recraftConfig } from "../convex/lib/config";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { portraitPng } from "../scripts/fakes/png";
-import { until, captureLogs, caseFile, eventsOf, jobOf, newBackend, pathOf, RECRAFT_KEY, runOf, runStory, settle, startStack, type Backend, type Stack } from "./harness";
+import {
+  until,
+  captureLogs,
+  caseFile,
+  eventsOf,
+  jobOf,
+  newBackend,
+  pathOf,
+  RECRAFT_KEY,
+  runOf,
+  runStory,
+  settle,
+  startStack,
+  type Backend,
+  type Stack,
+} from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -24,7 +39,12 @@ afterEach(() => {
   stack.recraft.setFault(undefined);
   stack.anthropic.setBehavior(undefined);
   stack.recraft.reset();
-  stack.setEnv({ RECRAFT_API_KEY: RECRAFT_KEY, RECRAFT_MODEL: undefined, PORTRAIT_REQUEST_TIMEOUT_MS: "2000", PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000" });
+  stack.setEnv({
+    RECRAFT_API_KEY: RECRAFT_KEY,
+    RECRAFT_MODEL: undefined,
+    PORTRAIT_REQUEST_TIMEOUT_MS: "2000",
+    PORTRAIT_DOWNLOAD_TIMEOUT_MS: "2000",
+  });
 });
 
 /** A fresh backend for each test or property run; the fakes are shared. */
@@ -214,7 +234,13 @@ describe("Requirement 5: error handling and resilience", () => {
     await settle(t);
     const job = await jobOf(t, storyId);
     const line = lines.find((l) => l.includes('"to":"failed"'))!;
-    expect(JSON.parse(line)).toMatchObject({ jobId: job._id, storyId, code: "http_error", step: "request", message: expect.stringMatching(/502: bad gateway/) });
+    expect(JSON.parse(line)).toMatchObject({
+      jobId: job._id,
+      storyId,
+      code: "http_error",
+      step: "request",
+      message: expect.stringMatching(/502: bad gateway/),
+    });
   });
 
   test("R5.2 a failed download is logged and ends gracefully", async () => {
@@ -252,7 +278,9 @@ describe("Requirement 5: error handling and resilience", () => {
   test("R5.5 timeouts and rate limits are handled gracefully", async () => {
     fresh();
     stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "200" });
-    stack.recraft.setFault(({ index }) => (index === 0 ? { kind: "hang" } : { kind: "status", status: 429, body: "", headers: { "retry-after": "30" } }));
+    stack.recraft.setFault(({ index }) =>
+      index === 0 ? { kind: "hang" } : { kind: "status", status: 429, body: "", headers: { "retry-after": "30" } },
+    );
     const [hung, limited] = [await insert({ slug: "a" }), await insert({ slug: "b" })];
     await settle(t);
     expect((await jobOf(t, hung)).error).toMatchObject({ code: "timeout" });
@@ -292,7 +320,12 @@ describe("Non-functional requirements", () => {
     await settle(t);
     const job = await jobOf(t, storyId);
     const transitions = lines.filter((l) => l.includes("portrait.transition")).map((l) => JSON.parse(l));
-    expect(transitions.map((l) => `${l.from}>${l.to}`)).toEqual(["null>pending", "pending>requested", "requested>downloaded", "downloaded>stored"]);
+    expect(transitions.map((l) => `${l.from}>${l.to}`)).toEqual([
+      "null>pending",
+      "pending>requested",
+      "requested>downloaded",
+      "downloaded>stored",
+    ]);
     for (const line of transitions) {
       expect(line).toEqual(expect.objectContaining({ jobId: job._id, storyId, attempt: 1, durationMs: expect.any(Number), code: null }));
     }
@@ -303,15 +336,19 @@ describe("Correctness properties", () => {
   test("P1 for any valid story, its portrait job is scheduled for that story with its prompt", async () => {
     await fc.assert(
       // Valid: a title with a letter or digit, so it has the game's slug (a blank or symbol-only title is refused).
-      fc.asyncProperty(prompts, fc.string({ minLength: 1, maxLength: 40 }).filter((s) => /[A-Za-z0-9]/.test(s)), async (prompt, title) => {
-        fresh();
-        const storyId = await insert({ title, imageGenerationPrompt: prompt });
-        const job = await jobOf(t, storyId);
-        expect(await scheduledPortraitActions(t)).toEqual([{ jobId: job._id }]);
-        expect(job.storyId).toBe(storyId);
-        expect((await t.run((ctx) => ctx.db.get(storyId)))!.imageGenerationPrompt).toBe(prompt);
-        await settle(t);
-      }),
+      fc.asyncProperty(
+        prompts,
+        fc.string({ minLength: 1, maxLength: 40 }).filter((s) => /[A-Za-z0-9]/.test(s)),
+        async (prompt, title) => {
+          fresh();
+          const storyId = await insert({ title, imageGenerationPrompt: prompt });
+          const job = await jobOf(t, storyId);
+          expect(await scheduledPortraitActions(t)).toEqual([{ jobId: job._id }]);
+          expect(job.storyId).toBe(storyId);
+          expect((await t.run((ctx) => ctx.db.get(storyId)))!.imageGenerationPrompt).toBe(prompt);
+          await settle(t);
+        },
+      ),
       { numRuns: 25 },
     );
   });
@@ -367,7 +404,9 @@ describe("Correctness properties", () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 6 }), async (n) => {
         fresh();
-        const ids = await Promise.all(Array.from({ length: n }, (_, i) => insert({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })));
+        const ids = await Promise.all(
+          Array.from({ length: n }, (_, i) => insert({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })),
+        );
         await settle(t);
         for (const storyId of ids) {
           const job = await jobOf(t, storyId);
@@ -434,11 +473,21 @@ describe("Edge cases", () => {
   test("E2 a 429 is logged with its rate-limit details and not retried by default", async () => {
     fresh();
     const lines = captureLogs();
-    stack.recraft.setFault({ kind: "status", status: 429, json: { code: "rate_limit", message: "100 per minute" }, headers: { "retry-after": "12" } });
+    stack.recraft.setFault({
+      kind: "status",
+      status: 429,
+      json: { code: "rate_limit", message: "100 per minute" },
+      headers: { "retry-after": "12" },
+    });
     const storyId = await insert();
     await settle(t);
     const job = await jobOf(t, storyId);
-    expect(job.error).toMatchObject({ code: "rate_limited", httpStatus: 429, retryAfterMs: 12_000, message: expect.stringMatching(/100 per minute/) });
+    expect(job.error).toMatchObject({
+      code: "rate_limited",
+      httpStatus: 429,
+      retryAfterMs: 12_000,
+      message: expect.stringMatching(/100 per minute/),
+    });
     expect(await pathOf(t, job._id)).toBe("pending>requested>failed");
     expect(stack.recraft.requests).toHaveLength(1);
     expect(lines.some((l) => l.includes("rate_limited"))).toBe(true);
@@ -466,7 +515,9 @@ describe("Edge cases", () => {
     fresh();
     const lines = captureLogs();
     stack.recraft.setFault(({ index }) =>
-      index === 0 ? { kind: "imageUrl", url: "https://img.recraft.ai.evil.example/a.png" } : { kind: "imageUrl", url: `${stack.recraft.origin}/nope/missing.png` },
+      index === 0
+        ? { kind: "imageUrl", url: "https://img.recraft.ai.evil.example/a.png" }
+        : { kind: "imageUrl", url: `${stack.recraft.origin}/nope/missing.png` },
     );
     const [foreign, missing] = [await insert({ slug: "a" }), await insert({ slug: "b" })];
     await settle(t);
@@ -480,7 +531,9 @@ describe("Edge cases", () => {
     ["during the request", "requested"],
     ["during the download", "downloading"],
   ])("E5 a story deleted %s fails its job as story_missing and leaves no file", async (_when, moment) => {
-    const slow = await startStack({ recraft: { latencyMs: moment === "requested" ? 200 : 0, downloadLatencyMs: moment === "downloading" ? 200 : 0 } });
+    const slow = await startStack({
+      recraft: { latencyMs: moment === "requested" ? 200 : 0, downloadLatencyMs: moment === "downloading" ? 200 : 0 },
+    });
     try {
       slow.setEnv({ PORTRAIT_MAX_CONCURRENCY: "1" });
       const blocker = await slow.t.mutation(internal.stories.insertStory, caseFile({ slug: "blocker" }));
@@ -505,5 +558,3 @@ describe("Edge cases", () => {
     }
   });
 });
-
-

@@ -13,7 +13,20 @@ import { CASE_LIST_LIMIT } from "../convex/stories";
 import { isTransientStoryError, move, startRun } from "../convex/lib/storyRunMachine";
 import { retryTransition } from "../convex/lib/transitionRetry";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
-import { ANTHROPIC_KEY, captureLogs, caseFile, jobOf, newBackend, runEventsOf, runOf, runPathOf, runStory, settle, startStack, type Stack } from "./harness";
+import {
+  ANTHROPIC_KEY,
+  captureLogs,
+  caseFile,
+  jobOf,
+  newBackend,
+  runEventsOf,
+  runOf,
+  runPathOf,
+  runStory,
+  settle,
+  startStack,
+  type Stack,
+} from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -33,7 +46,13 @@ afterEach(async () => {
   }
 });
 
-type Body = { model: string; max_tokens: number; messages: { role: string; content: string }[]; output_config?: unknown; tool_choice?: unknown };
+type Body = {
+  model: string;
+  max_tokens: number;
+  messages: { role: string; content: string }[];
+  output_config?: unknown;
+  tool_choice?: unknown;
+};
 const bodies = () => stack.anthropic.requests.map((r) => r.body as Body);
 const lastUserTurn = (body: Body) => body.messages[body.messages.length - 1].content;
 
@@ -95,7 +114,12 @@ describe("a story run", () => {
     stack.setEnv({ STORY_SDK_MAX_RETRIES: "0" });
     stack.anthropic.setBehavior((index) =>
       index === 0
-        ? { kind: "status", status: 429, headers: { "retry-after-ms": "600" }, body: { type: "error", error: { type: "rate_limit_error", message: "slow down" } } }
+        ? {
+            kind: "status",
+            status: 429,
+            headers: { "retry-after-ms": "600" },
+            body: { type: "error", error: { type: "rate_limit_error", message: "slow down" } },
+          }
         : undefined,
     );
     const run = await runStory(stack.t);
@@ -119,8 +143,18 @@ describe("a story run", () => {
   const permanent: [string, AnthropicBehavior, string, RegExp][] = [
     ["a refusal", { kind: "refusal" }, "refusal", /Claude refused/],
     ["a max_tokens cut-off", { kind: "maxTokens" }, "max_tokens", /STORY_MAX_TOKENS/],
-    ["a 401", { kind: "status", status: 401, body: { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } } }, "unauthorized", /HTTP 401/],
-    ["a 400 (an http_error that is no one's transient fault)", { kind: "status", status: 400, body: { type: "error", error: { type: "invalid_request_error", message: "bad" } } }, "http_error", /HTTP 400/],
+    [
+      "a 401",
+      { kind: "status", status: 401, body: { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } } },
+      "unauthorized",
+      /HTTP 401/,
+    ],
+    [
+      "a 400 (an http_error that is no one's transient fault)",
+      { kind: "status", status: 400, body: { type: "error", error: { type: "invalid_request_error", message: "bad" } } },
+      "http_error",
+      /HTTP 400/,
+    ],
   ];
   test.each(permanent)("%s fails the run at once with a stable code and inserts nothing", async (_name, behavior, code, message) => {
     stack.anthropic.setBehavior(behavior);
@@ -150,10 +184,14 @@ describe("a story run", () => {
 });
 
 describe("typeable chapters", () => {
-  const withChapter = (i: number, text: string) => caseFile({ chapters: caseFile().chapters.map((c, j) => (j === i ? { ...c, text } : c)) });
+  const withChapter = (i: number, text: string) =>
+    caseFile({ chapters: caseFile().chapters.map((c, j) => (j === i ? { ...c, text } : c)) });
 
   test("curly quotes, dashes, ellipses, non-breaking spaces and line breaks are normalised without a repair turn", async () => {
-    stack.anthropic.setBehavior({ kind: "caseFile", caseFile: withChapter(0, "\u201CWait\u201D \u2014 it\u2019s late\u2026\u00A0the\nlights\u2013hum.") });
+    stack.anthropic.setBehavior({
+      kind: "caseFile",
+      caseFile: withChapter(0, "\u201CWait\u201D \u2014 it\u2019s late\u2026\u00A0the\nlights\u2013hum."),
+    });
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));
@@ -163,7 +201,11 @@ describe("typeable chapters", () => {
   });
 
   test("an untypeable chapter goes back to Claude once, listing the problems, and the repaired one is inserted", async () => {
-    stack.anthropic.setBehavior((index) => (index === 0 ? { kind: "caseFile", caseFile: withChapter(5, "The caf\u00E9 was 4\u00B0 colder.") } : { kind: "caseFile", caseFile: caseFile() }));
+    stack.anthropic.setBehavior((index) =>
+      index === 0
+        ? { kind: "caseFile", caseFile: withChapter(5, "The caf\u00E9 was 4\u00B0 colder.") }
+        : { kind: "caseFile", caseFile: caseFile() },
+    );
     const run = await runStory(stack.t);
     expect(run).toMatchObject({ status: "inserted", attempt: 1 });
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
@@ -204,7 +246,10 @@ describe("typeable chapters", () => {
   test("STORY_CHAPTER_PLAN sets the chapters in order", async () => {
     stack.setEnv({ STORY_CHAPTER_PLAN: "easy:2,medium:1,hard:1" });
     const plan = ["easy", "easy", "medium", "hard"] as const;
-    stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ chapters: plan.map((difficulty) => ({ text: "The hall is cold.", difficulty })) }) });
+    stack.anthropic.setBehavior({
+      kind: "caseFile",
+      caseFile: caseFile({ chapters: plan.map((difficulty) => ({ text: "The hall is cold.", difficulty })) }),
+    });
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     expect(lastUserTurn(bodies()[0])).toContain("exactly 4 chapters: 2 easy, then 1 medium, then 1 hard");
@@ -214,7 +259,10 @@ describe("typeable chapters", () => {
 describe("nothing lost for a picture", () => {
   test("an over-long image prompt is sent back once; when still too long the story is kept and its job fails prompt_too_long", async () => {
     stack.setEnv({ RECRAFT_MODEL: "recraftv3" }); // 1000 bytes; the V4 models take 10,000 characters
-    stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ imageGenerationPrompt: "a gaunt face in flash light, ".repeat(50) }) });
+    stack.anthropic.setBehavior({
+      kind: "caseFile",
+      caseFile: caseFile({ imageGenerationPrompt: "a gaunt face in flash light, ".repeat(50) }),
+    });
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     expect(lastUserTurn(bodies()[1])).toMatch(/imageGenerationPrompt is \d+ UTF-8 bytes; shorten it/);
@@ -224,7 +272,9 @@ describe("nothing lost for a picture", () => {
   });
 
   test("a repair turn that fails keeps a story whose only problem was its image prompt", async () => {
-    stack.anthropic.setBehavior((index) => (index === 0 ? { kind: "caseFile", caseFile: caseFile({ imageGenerationPrompt: "" }) } : { kind: "refusal" }));
+    stack.anthropic.setBehavior((index) =>
+      index === 0 ? { kind: "caseFile", caseFile: caseFile({ imageGenerationPrompt: "" }) } : { kind: "refusal" },
+    );
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     await settle(stack.t);
@@ -268,7 +318,12 @@ describe("any sequence of answers", () => {
         const run = await runStory(stack.t);
         const { stories } = await snapshot(stack.t);
         if (run.status === "inserted") expect(stories.map((story) => story._id)).toEqual([run.storyId]);
-        else expect({ status: run.status, stories: stories.length, code: typeof run.error?.code }).toEqual({ status: "failed", stories: 0, code: "string" });
+        else
+          expect({ status: run.status, stories: stories.length, code: typeof run.error?.code }).toEqual({
+            status: "failed",
+            stories: 0,
+            code: "string",
+          });
         expect(run.attempt).toBeLessThanOrEqual(3);
         await expectInvariants(stack.t);
       }),
@@ -295,7 +350,14 @@ describe("recovery", () => {
     const events = await runEventsOf(stack.t, runId);
     expect(events[2].error).toMatchObject({ stage: "recovery", code: "stalled", message: expect.stringContaining("canceled") });
     // The dead attempt's late action is refused.
-    expect(await stack.t.mutation(internal.storyRuns.markFailed, { runId, attempt: 1, from: "writing", error: { stage: "request", code: "timeout", message: "late" } })).toBe(false);
+    expect(
+      await stack.t.mutation(internal.storyRuns.markFailed, {
+        runId,
+        attempt: 1,
+        from: "writing",
+        error: { stage: "request", code: "timeout", message: "late" },
+      }),
+    ).toBe(false);
     expect(await stack.t.mutation(internal.storyRuns.sweep, {})).toBe(0);
   });
 
@@ -344,7 +406,10 @@ describe("recovery of runs by their action's state", () => {
     await stack.t.run((ctx) => ctx.db.patch(runId, { updatedAt: Date.now() - 31 * 60_000 }));
     stack.setEnv({ STORY_MAX_ATTEMPTS: "1" });
     expect(await stack.t.mutation(internal.storyRuns.sweep, {})).toBe(1);
-    expect(await runOf(stack.t, runId)).toMatchObject({ status: "failed", error: { code: "stalled", message: expect.stringContaining("SDK calls") } });
+    expect(await runOf(stack.t, runId)).toMatchObject({
+      status: "failed",
+      error: { code: "stalled", message: expect.stringContaining("SDK calls") },
+    });
     await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
   });
 });
@@ -404,9 +469,9 @@ describe("settings", () => {
 
 describe("insertStory", () => {
   test("refuses only what the game cannot play: nothing is inserted or scheduled", async () => {
-    await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ chapters: [{ text: "\u2603 snow", difficulty: "easy" }] }))).rejects.toThrow(
-      /chapter 1 has characters a US keyboard cannot type/,
-    );
+    await expect(
+      stack.t.mutation(internal.stories.insertStory, caseFile({ chapters: [{ text: "\u2603 snow", difficulty: "easy" }] })),
+    ).rejects.toThrow(/chapter 1 has characters a US keyboard cannot type/);
     await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ chapters: [] }))).rejects.toThrow(/no chapters/);
     await expectNoStory();
     expect(await stack.t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect())).toEqual([]);
@@ -414,7 +479,10 @@ describe("insertStory", () => {
 
   test("accepts the game's existing shapes: ten chapters, another mix; the slug is the game's slugify(title)", async () => {
     const ten = ["easy", "easy", "easy", "easy", "medium", "medium", "medium", "medium", "hard", "hard"] as const;
-    const { slug: _slug, ...file } = caseFile({ title: "The Brother's  Keeper -- Part II!", chapters: ten.map((difficulty) => ({ text: "A \u201Cquiet\u201D ward.", difficulty })) });
+    const { slug: _slug, ...file } = caseFile({
+      title: "The Brother's  Keeper -- Part II!",
+      chapters: ten.map((difficulty) => ({ text: "A \u201Cquiet\u201D ward.", difficulty })),
+    });
     const storyId = await stack.t.mutation(internal.stories.insertStory, file);
     const story = (await stack.t.run((ctx) => ctx.db.get(storyId)))!;
     expect(story.chapters).toHaveLength(10);
@@ -441,12 +509,17 @@ describe("insertStory", () => {
       /slug "the-quiet-ward", which case file "The Quiet Ward" .* already has; pick another title/,
     );
     const after = await snapshot(stack.t);
-    expect({ stories: after.stories.length, jobs: after.jobs.length }).toEqual({ stories: before.stories.length, jobs: before.jobs.length });
+    expect({ stories: after.stories.length, jobs: after.jobs.length }).toEqual({
+      stories: before.stories.length,
+      jobs: before.jobs.length,
+    });
     expect(await scheduled()).toBe(scheduledBefore);
   });
 
   test("a title with no letter or digit is refused: it would have no link", async () => {
-    await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ title: "?!? \u2014 ???" }))).rejects.toThrow(/no letter or digit the game's slug keeps/);
+    await expect(stack.t.mutation(internal.stories.insertStory, caseFile({ title: "?!? \u2014 ???" }))).rejects.toThrow(
+      /no letter or digit the game's slug keeps/,
+    );
     await expectNoStory();
   });
 
@@ -478,7 +551,8 @@ describe("insertStory", () => {
   test(`getAllStories returns at most the newest ${CASE_LIST_LIMIT}`, async () => {
     await stack.t.run(async (ctx) => {
       const { slug: _slug, ...file } = caseFile();
-      for (let i = 0; i < CASE_LIST_LIMIT + 3; i++) await ctx.db.insert("stories", { ...file, title: `Ward ${i}`, slug: `ward-${i}`, createdAt: i });
+      for (let i = 0; i < CASE_LIST_LIMIT + 3; i++)
+        await ctx.db.insert("stories", { ...file, title: `Ward ${i}`, slug: `ward-${i}`, createdAt: i });
     });
     const all = await stack.t.query(api.stories.getAllStories, {});
     expect(all).toHaveLength(CASE_LIST_LIMIT);
@@ -493,11 +567,16 @@ describe("insertStory", () => {
 describe("titles and links", () => {
   test("a title whose slug is taken goes back to Claude in the repair turn, and the new title is inserted", async () => {
     await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward" }));
-    stack.anthropic.setBehavior((index) => ({ kind: "caseFile", caseFile: caseFile({ title: index === 0 ? "The Quiet  Ward." : "The Loud Ward" }) }));
+    stack.anthropic.setBehavior((index) => ({
+      kind: "caseFile",
+      caseFile: caseFile({ title: index === 0 ? "The Quiet  Ward." : "The Loud Ward" }),
+    }));
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
-    expect(lastUserTurn(bodies()[1])).toMatch(/the title "The Quiet  Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/);
+    expect(lastUserTurn(bodies()[1])).toMatch(
+      /the title "The Quiet {2}Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/,
+    );
     expect(await stack.t.query(api.stories.getStoryBySlug, { slug: "the-loud-ward" })).toMatchObject({ _id: run.storyId });
   });
 
@@ -529,7 +608,9 @@ describe("titles and links", () => {
       const run = (await ctx.db.get(runId))!;
       await ctx.scheduler.cancel(run.scheduledFunctionId!);
       await move(ctx, run, "writing");
-      await move(ctx, (await ctx.db.get(runId))!, "failed", { error: { stage: "request", code: "overloaded", message: "stopped by the test" } });
+      await move(ctx, (await ctx.db.get(runId))!, "failed", {
+        error: { stage: "request", code: "overloaded", message: "stopped by the test" },
+      });
     });
   });
 });
@@ -544,7 +625,10 @@ describe("the Anthropic key", () => {
   test("with neither key the run fails missing_api_key naming both, and nothing is sent", async () => {
     stack.setEnv({ ANTHROPIC_API_KEY: undefined, CLAUDE_API_KEY: undefined });
     const run = await runStory(stack.t);
-    expect(run).toMatchObject({ status: "failed", error: { code: "missing_api_key", message: expect.stringMatching(/ANTHROPIC_API_KEY nor CLAUDE_API_KEY/) } });
+    expect(run).toMatchObject({
+      status: "failed",
+      error: { code: "missing_api_key", message: expect.stringMatching(/ANTHROPIC_API_KEY nor CLAUDE_API_KEY/) },
+    });
     expect(stack.anthropic.requests).toHaveLength(0);
   });
 });

@@ -18,7 +18,8 @@ import { expectInvariants } from "./invariants";
 const require = createRequire(import.meta.url);
 // The SDK's package exports hide internal/, so read its files by path.
 const sdkRoot = dirname(require.resolve("@anthropic-ai/sdk")); // its index.js is at the package root
-const sdkDeprecated = (require(join(sdkRoot, "internal/data/deprecated-models.js")) as { DEPRECATED_MODELS: Record<string, string> }).DEPRECATED_MODELS;
+const sdkDeprecated = (require(join(sdkRoot, "internal/data/deprecated-models.js")) as { DEPRECATED_MODELS: Record<string, string> })
+  .DEPRECATED_MODELS;
 
 describe("the default model", () => {
   test("is one of the installed SDK's models and not on its deprecated list", async () => {
@@ -35,7 +36,15 @@ describe("the default model", () => {
 
 describe("the modules behind the game's public queries", () => {
   test.each(["convex/stories.ts", "convex/admin.ts"])("%s bundles without the Anthropic SDK", async (entry) => {
-    const result = await build({ entryPoints: [entry], bundle: true, platform: "browser", format: "esm", write: false, metafile: true, logLevel: "silent" });
+    const result = await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
     const inputs = Object.keys(result.metafile.inputs);
     expect(inputs.some((path) => path.includes("convex/lib/config.ts"))).toBe(true); // the bundle is real
     expect(inputs.filter((path) => path.includes("@anthropic-ai/sdk") || path.includes("storyWriter"))).toEqual([]);
@@ -43,7 +52,15 @@ describe("the modules behind the game's public queries", () => {
   });
 
   test("convex/storyRuns.ts is where the SDK is loaded", async () => {
-    const result = await build({ entryPoints: ["convex/storyRuns.ts"], bundle: true, platform: "browser", format: "esm", write: false, metafile: true, logLevel: "silent" });
+    const result = await build({
+      entryPoints: ["convex/storyRuns.ts"],
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
     expect(Object.keys(result.metafile.inputs).some((path) => path.includes("@anthropic-ai/sdk"))).toBe(true);
   });
 });
@@ -63,7 +80,10 @@ describe("the daily story", () => {
 
   test("a cron starts a run every day at 00:00 UTC, and the sweep recovers runs every minute", () => {
     const registered = (crons as unknown as { crons: Record<string, { name: string; schedule: Record<string, unknown> }> }).crons;
-    expect(registered["generate daily story"]).toMatchObject({ name: "storyRuns:dailyStory", schedule: { type: "daily", hourUTC: 0, minuteUTC: 0 } });
+    expect(registered["generate daily story"]).toMatchObject({
+      name: "storyRuns:dailyStory",
+      schedule: { type: "daily", hourUTC: 0, minuteUTC: 0 },
+    });
     expect(registered["sweep stalled story runs"]).toMatchObject({ name: "storyRuns:sweep", schedule: { type: "interval", minutes: 1 } });
   });
 

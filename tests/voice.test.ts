@@ -53,7 +53,11 @@ test("a replaced voice changes what Claude and Recraft receive; the project's fo
 
   await settle(stack.t);
   const story = (await stack.t.query(api.stories.getStory, {}))!;
-  expect(story).toMatchObject({ patientNumber: "#928", imageGenerationPrompt: file.imageGenerationPrompt, imageUrl: expect.stringMatching(/^https?:\/\//) });
+  expect(story).toMatchObject({
+    patientNumber: "#928",
+    imageGenerationPrompt: file.imageGenerationPrompt,
+    imageUrl: expect.stringMatching(/^https?:\/\//),
+  });
   const [request] = stack.recraft.requests;
   expect(request.prompt!.startsWith(`${file.imageGenerationPrompt}, `)).toBe(true);
   expect(request.prompt!.endsWith(`, ${MOOD}`)).toBe(true);
@@ -61,7 +65,9 @@ test("a replaced voice changes what Claude and Recraft receive; the project's fo
   // The next run's message names the stories before it, in the voice's own words.
   stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ title: "The Second Bell", patientNumber: "#929" }) });
   await runStory(stack.t);
-  expect((stack.anthropic.requests[1].body as Body).messages[0].content).toContain('Already archived: #928 Edith Marrow, "The Bell of Ward Nine".');
+  expect((stack.anthropic.requests[1].body as Body).messages[0].content).toContain(
+    'Already archived: #928 Edith Marrow, "The Bell of Ward Nine".',
+  );
 });
 
 test("the model's prompt limit applies to what the voice returns, not to the stored prompt", async () => {
@@ -70,7 +76,11 @@ test("the model's prompt limit applies to what the voice returns, not to the sto
   const prompt = "a".repeat(1000 - 20);
   const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile({ imageGenerationPrompt: prompt }));
   await settle(stack.t);
-  expect((await jobOf(stack.t, storyId)).error).toMatchObject({ step: "validate", code: "prompt_too_long", message: expect.stringMatching(/recraftv3 accepts at most 1000/) });
+  expect((await jobOf(stack.t, storyId)).error).toMatchObject({
+    step: "validate",
+    code: "prompt_too_long",
+    message: expect.stringMatching(/recraftv3 accepts at most 1000/),
+  });
   expect(stack.recraft.requests).toHaveLength(0);
 });
 

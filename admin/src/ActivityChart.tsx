@@ -38,12 +38,26 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
       ) : (
         <figure className="chart">
           <figcaption data-testid="activity-summary">
-            Last {RANGE_LABEL[route.range]}: <span className="status-stored">{atLeast}{stored} stored</span>, <span className="status-failed">{atLeast}{failed} failed attempts</span>
+            Last {RANGE_LABEL[route.range]}:{" "}
+            <span className="status-stored">
+              {atLeast}
+              {stored} stored
+            </span>
+            ,{" "}
+            <span className="status-failed">
+              {atLeast}
+              {failed} failed attempts
+            </span>
             <span className="muted"> · one bar pair per {formatBucket(data.bucketMs)}</span>
           </figcaption>
           <div className="chart-body">
             <span className="chart-max muted">{max}</span>
-            <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={`Stored and failed per ${formatBucket(data.bucketMs)}, last ${RANGE_LABEL[route.range]}`}>
+            <svg
+              viewBox={`0 0 ${W} ${H}`}
+              preserveAspectRatio="none"
+              role="img"
+              aria-label={`Stored and failed per ${formatBucket(data.bucketMs)}, last ${RANGE_LABEL[route.range]}`}
+            >
               <line x1={0} x2={W} y1={H - 0.5} y2={H - 0.5} className="chart-axis" />
               {data.buckets.map((b, i) => (
                 <g key={b.start} data-bucket={i}>
@@ -93,7 +107,11 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
               </tbody>
             </table>
           </details>
-          {capped && <p className="muted">Buckets marked ≥ hold more events than the chart reads per bucket ({data.cap}): those counts are a lower bound.</p>}
+          {capped && (
+            <p className="muted">
+              Buckets marked ≥ hold more events than the chart reads per bucket ({data.cap}): those counts are a lower bound.
+            </p>
+          )}
         </figure>
       )}
     </section>

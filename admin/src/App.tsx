@@ -57,7 +57,9 @@ export function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?
       ) : signedIn === true ? (
         <>
           <p>This console is for staff only, and your account is not on the staff list.</p>
-          <p className="muted">If you should have access, ask an administrator to add your account to ADMIN_SUBJECTS (or a verified email to ADMIN_EMAILS).</p>
+          <p className="muted">
+            If you should have access, ask an administrator to add your account to ADMIN_SUBJECTS (or a verified email to ADMIN_EMAILS).
+          </p>
         </>
       ) : (
         <p>This console is for staff only. Sign in with a staff account; if you are signed in, your account is not on the staff list.</p>
@@ -92,7 +94,9 @@ export const MAX_THEME_CHARS = 200;
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);
   const [hint, setHint] = useState("");
-  const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }>({
+  const [state, setState] = useState<
+    { kind: "idle" | "busy" } | { kind: "started"; runId: Id<"storyRuns"> } | { kind: "error"; message: string }
+  >({
     kind: "idle",
   });
   const length = hint.trim().length;
@@ -112,7 +116,14 @@ export function GenerateStory() {
     <form className="generate" onSubmit={submit}>
       <label htmlFor="hint">Theme</label>
       {/* No maxLength: a pasted theme is never cut silently; the counter and the message say what to trim. */}
-      <input id="hint" value={hint} onChange={(e) => setHint(e.target.value)} placeholder="optional, e.g. a drowned lighthouse" aria-describedby="hint-count" aria-invalid={tooLong} />
+      <input
+        id="hint"
+        value={hint}
+        onChange={(e) => setHint(e.target.value)}
+        placeholder="optional, e.g. a drowned lighthouse"
+        aria-describedby="hint-count"
+        aria-invalid={tooLong}
+      />
       <span id="hint-count" className={tooLong ? "error-text" : "muted"} data-testid="theme-count">
         {length} / {MAX_THEME_CHARS}
       </span>
@@ -120,15 +131,17 @@ export function GenerateStory() {
         Generate story
       </button>
       <span role="status" className={state.kind === "error" || tooLong ? "error-text" : "muted"}>
-        {tooLong
-          ? `The theme is ${length - MAX_THEME_CHARS} characters too long (at most ${MAX_THEME_CHARS}).`
-          : state.kind === "busy"
-            ? "Starting a story run…"
-            : state.kind === "started"
-              ? <FollowRun runId={state.runId} />
-              : state.kind === "error"
-                ? state.message
-                : ""}
+        {tooLong ? (
+          `The theme is ${length - MAX_THEME_CHARS} characters too long (at most ${MAX_THEME_CHARS}).`
+        ) : state.kind === "busy" ? (
+          "Starting a story run…"
+        ) : state.kind === "started" ? (
+          <FollowRun runId={state.runId} />
+        ) : state.kind === "error" ? (
+          state.message
+        ) : (
+          ""
+        )}
       </span>
     </form>
   );
@@ -248,7 +261,9 @@ export function App({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: bool
         Skip to content
       </a>
       {bridgeAs !== undefined && <BridgeBanner as={bridgeAs} />}
-      <Boundary forbidden={<Forbidden bridgeAs={bridgeAs} signedIn={signedIn ?? (bridgeAs !== undefined ? bridgeAs !== "anon" : undefined)} />}>
+      <Boundary
+        forbidden={<Forbidden bridgeAs={bridgeAs} signedIn={signedIn ?? (bridgeAs !== undefined ? bridgeAs !== "anon" : undefined)} />}
+      >
         <Layout route={route} />
       </Boundary>
     </>

@@ -89,13 +89,19 @@ export function Failures({ route }: { route: AuditRoute }) {
                         {open ? "Hide jobs" : "View jobs"}
                       </a>
                       {/* Every job failed with the code now, whatever its age: the confirmation counts them. */}
-                      <BulkRetry filter={{ code: row.code }} label="Retry all" ariaLabel={`Retry all ${row.code} jobs`} what={<span className="code">{row.code}</span>} />
+                      <BulkRetry
+                        filter={{ code: row.code }}
+                        label="Retry all"
+                        ariaLabel={`Retry all ${row.code} jobs`}
+                        what={<span className="code">{row.code}</span>}
+                      />
                     </div>
                     {open && (
                       <ul className="code-jobs" id={`jobs-${row.code}`} aria-label={`Jobs that failed with ${row.code}`}>
                         {row.recentJobs.map((job) => (
                           <li key={job.jobId}>
-                            <StatusBadge status={job.status} /> <a href={formatRoute({ page: "job", id: job.jobId })}>{job.title ?? "(story deleted)"}</a>
+                            <StatusBadge status={job.status} />{" "}
+                            <a href={formatRoute({ page: "job", id: job.jobId })}>{job.title ?? "(story deleted)"}</a>
                           </li>
                         ))}
                         {row.jobs > row.recentJobs.length && <li className="muted">…and {row.jobs - row.recentJobs.length} more</li>}

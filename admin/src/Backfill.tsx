@@ -35,7 +35,9 @@ export function Backfill() {
               ? "No backfill has run: stories written before this backend have no portrait job."
               : `${progress.done ? "Done" : "Scanning"}: ${progress.scanned} stories scanned, ${progress.created} jobs created` +
                 ` (${progress.hadPortrait} had a portrait, ${progress.hadJob} a job)` +
-                (progress.finishedAt !== undefined ? `, finished ${formatDateTime(progress.finishedAt)}` : `, started ${formatDateTime(progress.startedAt)}`))}
+                (progress.finishedAt !== undefined
+                  ? `, finished ${formatDateTime(progress.finishedAt)}`
+                  : `, started ${formatDateTime(progress.startedAt)}`))}
       </span>
     </section>
   );

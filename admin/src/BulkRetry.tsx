@@ -23,7 +23,9 @@ function Progress({ id }: { id: Id<"bulkRetries"> }) {
  * Escape, and to the result once confirmed: never to the page's body.
  */
 export function BulkRetry({ filter, label, ariaLabel, what }: { filter: RetryFilter; label: string; ariaLabel: string; what: ReactNode }) {
-  const [state, setState] = useState<{ kind: "idle" | "confirming" | "starting" } | { kind: "running"; id: Id<"bulkRetries"> } | { kind: "error"; message: string }>({ kind: "idle" });
+  const [state, setState] = useState<
+    { kind: "idle" | "confirming" | "starting" } | { kind: "running"; id: Id<"bulkRetries"> } | { kind: "error"; message: string }
+  >({ kind: "idle" });
   const retryMatching = useMutation(api.admin.retryMatching);
   const count = useQuery(api.admin.countRetryable, state.kind === "confirming" ? { filter } : "skip");
   const opener = useRef<HTMLButtonElement>(null);
@@ -57,11 +59,25 @@ export function BulkRetry({ filter, label, ariaLabel, what }: { filter: RetryFil
 
   return (
     <>
-      <button type="button" ref={opener} onClick={() => setState({ kind: "confirming" })} aria-label={ariaLabel} aria-expanded={state.kind === "confirming"}>
+      <button
+        type="button"
+        ref={opener}
+        onClick={() => setState({ kind: "confirming" })}
+        aria-label={ariaLabel}
+        aria-expanded={state.kind === "confirming"}
+      >
         {label}
       </button>
       <span role="status" className="muted" tabIndex={-1} ref={note} data-testid="bulk-retry-note">
-        {state.kind === "starting" ? "Re-queueing…" : state.kind === "running" ? <Progress id={state.id} /> : state.kind === "error" ? state.message : ""}
+        {state.kind === "starting" ? (
+          "Re-queueing…"
+        ) : state.kind === "running" ? (
+          <Progress id={state.id} />
+        ) : state.kind === "error" ? (
+          state.message
+        ) : (
+          ""
+        )}
       </span>
       {state.kind === "confirming" && (
         <div
@@ -73,14 +89,16 @@ export function BulkRetry({ filter, label, ariaLabel, what }: { filter: RetryFil
           }}
         >
           <p>
-            {count === undefined
-              ? "Counting the jobs this would re-queue…"
-              : count.count === 0
-                ? <>No job is failed with {what} now.</>
-                : <>
-                    Re-queue all {count.exact ? "" : "at least "}
-                    {jobs(count.count)} failed with {what} now, whatever their age? Each starts a new attempt.
-                  </>}
+            {count === undefined ? (
+              "Counting the jobs this would re-queue…"
+            ) : count.count === 0 ? (
+              <>No job is failed with {what} now.</>
+            ) : (
+              <>
+                Re-queue all {count.exact ? "" : "at least "}
+                {jobs(count.count)} failed with {what} now, whatever their age? Each starts a new attempt.
+              </>
+            )}
           </p>
           {count !== undefined && count.count > 0 && (
             <button type="button" className="primary" ref={confirmButton} onClick={confirm}>

@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from "react";
 import type { BridgeConnectionState } from "./bridgeClient";
 import { formatDateTime, useNow } from "./format";
 
-export type LinkStatus = { kind: "live" } | { kind: "connecting" } | { kind: "offline"; since: number; lastLive: number | null; retryAt: number | null };
+export type LinkStatus =
+  { kind: "live" } | { kind: "connecting" } | { kind: "offline"; since: number; lastLive: number | null; retryAt: number | null };
 
 /**
  * The connection as an operator needs it: live, still connecting, or offline
@@ -55,7 +56,9 @@ export function OfflineBanner({ status }: { status: LinkStatus }) {
   return (
     <div className="offline-banner" role="alert" data-testid="offline-banner">
       <strong>The backend cannot be reached</strong> (since {formatDateTime(status.since)}).{" "}
-      {status.lastLive !== null ? `What you see is from ${formatDateTime(status.lastLive)} and may be out of date. ` : "Nothing has loaded yet. "}
+      {status.lastLive !== null
+        ? `What you see is from ${formatDateTime(status.lastLive)} and may be out of date. `
+        : "Nothing has loaded yet. "}
       The console reconnects by itself.{" "}
       {typeof client.reconnectNow === "function" && (
         <button type="button" onClick={() => client.reconnectNow!()}>

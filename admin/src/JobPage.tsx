@@ -15,7 +15,21 @@ import { ViewHeading } from "./ViewHeading";
  * the job is no longer failed), so it is always mounted; if the button had
  * focus when it went, focus moves to the note rather than to the page's body.
  */
-function ActionButton({ label, shown, busyNote, run, testId, note: shownNote }: { label: string; shown: boolean; busyNote: string; run: () => Promise<string>; testId: string; note?: (note: string) => string }) {
+function ActionButton({
+  label,
+  shown,
+  busyNote,
+  run,
+  testId,
+  note: shownNote,
+}: {
+  label: string;
+  shown: boolean;
+  busyNote: string;
+  run: () => Promise<string>;
+  testId: string;
+  note?: (note: string) => string;
+}) {
   const inFlight = useRef(false);
   const hadFocus = useRef(false);
   const noteRef = useRef<HTMLSpanElement>(null);
@@ -41,7 +55,13 @@ function ActionButton({ label, shown, busyNote, run, testId, note: shownNote }: 
   return (
     <>
       {shown && (
-        <button type="button" onClick={onClick} disabled={state.busy} onFocus={() => (hadFocus.current = true)} onBlur={() => (hadFocus.current = false)}>
+        <button
+          type="button"
+          onClick={onClick}
+          disabled={state.busy}
+          onFocus={() => (hadFocus.current = true)}
+          onBlur={() => (hadFocus.current = false)}
+        >
           {label}
         </button>
       )}
@@ -63,13 +83,23 @@ function CancelButton({ jobId, status }: { jobId: string; status: string }) {
         : "Cancelled: nothing more is sent for this attempt; its events stay."
       : "The job can no longer be cancelled: it has moved on.";
   const shown = status === "pending" || status === "requested" || status === "failed";
-  return <ActionButton label={discard ? "Discard" : "Cancel job"} shown={shown} busyNote={discard ? "Discarding…" : "Cancelling…"} run={run} testId="cancel-note" />;
+  return (
+    <ActionButton
+      label={discard ? "Discard" : "Cancel job"}
+      shown={shown}
+      busyNote={discard ? "Discarding…" : "Cancelling…"}
+      run={run}
+      testId="cancel-note"
+    />
+  );
 }
 
 function RetryButton({ jobId, failed }: { jobId: string; failed: boolean }) {
   const retry = useMutation(api.admin.retryJob);
   const run = async () =>
-    (await retry({ jobId })) === "queued" ? "Queued as a new attempt." : "The job is no longer failed: someone or something retried it already.";
+    (await retry({ jobId })) === "queued"
+      ? "Queued as a new attempt."
+      : "The job is no longer failed: someone or something retried it already.";
   return <ActionButton label="Retry job" shown={failed} busyNote="Re-queueing…" run={run} testId="retry-note" />;
 }
 
@@ -80,7 +110,17 @@ type JobView = { status: string; attempt: number; error?: { code: string } };
  * new one is stored. The note follows the attempt it queued: once that
  * attempt has failed or been stored, the note says so.
  */
-function RegenerateButton({ storyId, stored, job, portraitAttempt }: { storyId: string; stored: boolean; job: JobView; portraitAttempt: number | null }) {
+function RegenerateButton({
+  storyId,
+  stored,
+  job,
+  portraitAttempt,
+}: {
+  storyId: string;
+  stored: boolean;
+  job: JobView;
+  portraitAttempt: number | null;
+}) {
   const regenerate = useMutation(api.admin.regenerate);
   const [queuedAttempt, setQueuedAttempt] = useState<number | null>(null);
   const notes = {
@@ -103,16 +143,23 @@ function RegenerateButton({ storyId, stored, job, portraitAttempt }: { storyId: 
     if (job.status === "stored") return `Attempt ${queuedAttempt} stored the new portrait.`;
     return text;
   };
-  return <ActionButton label="Regenerate portrait" shown={stored} busyNote="Queueing a new portrait…" run={run} testId="regenerate-note" note={note} />;
+  return (
+    <ActionButton
+      label="Regenerate portrait"
+      shown={stored}
+      busyNote="Queueing a new portrait…"
+      run={run}
+      testId="regenerate-note"
+      note={note}
+    />
+  );
 }
 
 export function JobPage({ jobId }: { jobId: string }) {
   const data = useQuery(api.admin.getJob, { jobId });
 
   if (data === undefined) {
-    return (
-      <Loading what="case file" />
-    );
+    return <Loading what="case file" />;
   }
   if (data === null) {
     return (
@@ -143,7 +190,12 @@ export function JobPage({ jobId }: { jobId: string }) {
         {/* Always mounted, so its note stays once the button goes (the job is no longer failed). */}
         <RetryButton jobId={job._id} failed={job.status === "failed" || job.status === "cancelled"} />
         <CancelButton jobId={job._id} status={job.status} />
-        <RegenerateButton storyId={job.storyId} stored={job.status === "stored" && story !== null} job={job} portraitAttempt={portraitAttempt} />
+        <RegenerateButton
+          storyId={job.storyId}
+          stored={job.status === "stored" && story !== null}
+          job={job}
+          portraitAttempt={portraitAttempt}
+        />
       </header>
       <dl className="job-times">
         <div>
@@ -170,7 +222,15 @@ export function JobPage({ jobId }: { jobId: string }) {
           {portraitUrl ? (
             <img src={portraitUrl} alt={`Portrait of ${story?.patientName ?? "the patient"}`} width={256} height={256} />
           ) : (
-            <div className="portrait-empty">{job.status === "failed" ? "No portrait: the job failed." : job.status === "cancelled" ? "No portrait: the job was cancelled." : job.status === "stored" ? "Portrait deleted." : "Painting…"}</div>
+            <div className="portrait-empty">
+              {job.status === "failed"
+                ? "No portrait: the job failed."
+                : job.status === "cancelled"
+                  ? "No portrait: the job was cancelled."
+                  : job.status === "stored"
+                    ? "Portrait deleted."
+                    : "Painting…"}
+            </div>
           )}
           {(story || portraitAttempt !== null) && (
             <figcaption>
@@ -249,7 +309,8 @@ export function JobPage({ jobId }: { jobId: string }) {
                     {event.attempt}
                   </td>
                   <td data-label="Transition">
-                    {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} → <StatusBadge status={event.to} />
+                    {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} →{" "}
+                    <StatusBadge status={event.to} />
                   </td>
                   <td data-label="Step" className="num">
                     {formatMs(step)}

@@ -24,7 +24,11 @@ export function LoadMore({ status, onLoad }: { status: string; onLoad: () => voi
 
 /** A small portrait (decorative: the title beside it names the story), or an empty frame. */
 export function Thumb({ url }: { url: string | null }) {
-  return url ? <img className="thumb" src={url} alt="" width={40} height={40} loading="lazy" /> : <span className="thumb thumb-empty" aria-hidden="true" />;
+  return url ? (
+    <img className="thumb" src={url} alt="" width={40} height={40} loading="lazy" />
+  ) : (
+    <span className="thumb thumb-empty" aria-hidden="true" />
+  );
 }
 
 export function StatusBadge({ status }: { status: JobStatus }) {
@@ -42,7 +46,13 @@ const SORT_VALUE: Record<SortKey, (row: Row) => number | null> = {
   total: totalMs,
 };
 
-const SORT_LABEL: Record<SortKey, string> = { created: "Created", changed: "Last change", started: "Started", finished: "Finished", total: "Total" };
+const SORT_LABEL: Record<SortKey, string> = {
+  created: "Created",
+  changed: "Last change",
+  started: "Started",
+  finished: "Finished",
+  total: "Total",
+};
 
 /** The order the server returns: creation, or last change once filtered by status or code; search by relevance. */
 function serverOrder(route: JobsRoute): SortKey | undefined {
@@ -63,7 +73,21 @@ function useFacets() {
 }
 
 /** A filter's select: its options, plus the current value even when no failed job has it now. */
-function FilterSelect({ id, label, value, any, options, onChange }: { id: string; label: string; value: string; any: string; options: { value: string; label: string }[]; onChange: (value: string) => void }) {
+function FilterSelect({
+  id,
+  label,
+  value,
+  any,
+  options,
+  onChange,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  any: string;
+  options: { value: string; label: string }[];
+  onChange: (value: string) => void;
+}) {
   const shown = value && !options.some((o) => o.value === value) ? [...options, { value, label: `${value} (0)` }] : options;
   return (
     <div className="field">
@@ -118,15 +142,28 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
   }, [q]);
 
   const filtered = !!(status || code || http || range || q || msg);
-  const { results, status: loading, loadMore } = usePaginatedQuery(
+  const {
+    results,
+    status: loading,
+    loadMore,
+  } = usePaginatedQuery(
     api.admin.listJobs,
-    { ...(status && { status }), ...(code && { errorCode: code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }), ...(q && { search: q }), ...(msg && { message: msg }) },
+    {
+      ...(status && { status }),
+      ...(code && { errorCode: code }),
+      ...(http && { httpStatus: http }),
+      ...(since !== undefined && { since }),
+      ...(q && { search: q }),
+      ...(msg && { message: msg }),
+    },
     { initialNumItems: pageSize },
   );
   // "Retry all matching" re-queues the failed jobs this filter shows (a text search narrows only the list).
   const retryable = !q && !msg && (status === "failed" || (!status && !!(code || http)));
   const retryFilter: RetryFilter = { ...(code && { code }), ...(http && { httpStatus: http }), ...(since !== undefined && { since }) };
-  const retryWhat = [code && `code ${code}`, http && `HTTP ${http}`, range && `a change in the ${RANGE_LABEL[range]}`].filter(Boolean).join(", ") || "any error";
+  const retryWhat =
+    [code && `code ${code}`, http && `HTTP ${http}`, range && `a change in the ${RANGE_LABEL[range]}`].filter(Boolean).join(", ") ||
+    "any error";
   const order = serverOrder(route);
   const sortKey = route.sort ?? order;
   const dir = route.dir ?? "desc";
@@ -138,7 +175,12 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
     const nextDir = active && dir === "desc" ? "asc" : "desc";
     return (
       <th scope="col" aria-sort={active ? (dir === "asc" ? "ascending" : "descending") : undefined}>
-        <button type="button" className="sort" onClick={() => patchRoute(route, { sort: key, dir: nextDir })} aria-label={`Sort by ${SORT_LABEL[key].toLowerCase()}, ${nextDir === "desc" ? "newest or longest first" : "oldest or shortest first"}`}>
+        <button
+          type="button"
+          className="sort"
+          onClick={() => patchRoute(route, { sort: key, dir: nextDir })}
+          aria-label={`Sort by ${SORT_LABEL[key].toLowerCase()}, ${nextDir === "desc" ? "newest or longest first" : "oldest or shortest first"}`}
+        >
           {SORT_LABEL[key]}
           <span aria-hidden="true">{active ? (dir === "asc" ? " ▲" : " ▼") : ""}</span>
         </button>
@@ -163,18 +205,40 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
         <div className="filters">
           <div className="field">
             <label htmlFor="filter-status">Status</label>
-            <select id="filter-status" value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as JobStatus | undefined })}>
+            <select
+              id="filter-status"
+              value={status ?? ""}
+              onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as JobStatus | undefined })}
+            >
               <option value="">all</option>
               {STATUSES.map((s) => (
                 <option key={s}>{s}</option>
               ))}
             </select>
           </div>
-          <FilterSelect id="filter-code" label="Error code" value={code ?? ""} any="any" options={facets.codes} onChange={(value) => patchRoute(route, { code: (value || undefined) as ErrorCode | undefined })} />
-          <FilterSelect id="filter-http" label="HTTP status" value={http ? String(http) : ""} any="any" options={facets.httpStatuses} onChange={(value) => patchRoute(route, { http: value ? Number(value) : undefined })} />
+          <FilterSelect
+            id="filter-code"
+            label="Error code"
+            value={code ?? ""}
+            any="any"
+            options={facets.codes}
+            onChange={(value) => patchRoute(route, { code: (value || undefined) as ErrorCode | undefined })}
+          />
+          <FilterSelect
+            id="filter-http"
+            label="HTTP status"
+            value={http ? String(http) : ""}
+            any="any"
+            options={facets.httpStatuses}
+            onChange={(value) => patchRoute(route, { http: value ? Number(value) : undefined })}
+          />
           <div className="field">
             <label htmlFor="filter-range">Changed</label>
-            <select id="filter-range" value={range ?? ""} onChange={(e) => patchRoute(route, { range: (e.target.value || undefined) as JobRange | undefined })}>
+            <select
+              id="filter-range"
+              value={range ?? ""}
+              onChange={(e) => patchRoute(route, { range: (e.target.value || undefined) as JobRange | undefined })}
+            >
               <option value="">any time</option>
               {(Object.keys(JOB_RANGES) as JobRange[]).map((r) => (
                 <option key={r} value={r}>
@@ -185,11 +249,23 @@ export function JobTable({ route, pageSize = 20, searchDelayMs = 250 }: { route:
           </div>
           <div className="field">
             <label htmlFor="filter-search">Search</label>
-            <input id="filter-search" type="search" value={searchInput} onChange={(e) => setSearchInput(e.target.value)} placeholder="title, patient, number or job id" />
+            <input
+              id="filter-search"
+              type="search"
+              value={searchInput}
+              onChange={(e) => setSearchInput(e.target.value)}
+              placeholder="title, patient, number or job id"
+            />
           </div>
           <div className="field">
             <label htmlFor="filter-message">Error message</label>
-            <input id="filter-message" type="search" value={messageInput} onChange={(e) => setMessageInput(e.target.value)} placeholder="words in a failure's message" />
+            <input
+              id="filter-message"
+              type="search"
+              value={messageInput}
+              onChange={(e) => setMessageInput(e.target.value)}
+              placeholder="words in a failure's message"
+            />
           </div>
         </div>
       </div>

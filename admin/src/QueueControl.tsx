@@ -33,7 +33,9 @@ export function QueueControl() {
     event.preventDefault();
     const text = ceiling.trim();
     const value = text === "" ? null : Number(text);
-    void act(() => setCeiling({ ceiling: value }), value === null ? "Ceiling removed." : `Ceiling set to ${value}.`).then(() => setCeilingInput(""));
+    void act(() => setCeiling({ ceiling: value }), value === null ? "Ceiling removed." : `Ceiling set to ${value}.`).then(() =>
+      setCeilingInput(""),
+    );
   };
 
   if (state === undefined) return <section className="queue-control" aria-label="Portrait queue" aria-busy="true" />;
@@ -47,15 +49,33 @@ export function QueueControl() {
         <strong>{state.paused ? "Paused" : "Running"}</strong>
         {state.paused ? ": no new job starts; jobs in flight finish." : ""}
         {" · "}
-        {state.maxConcurrency !== null ? `at most ${state.maxConcurrency} in flight (operator ceiling)` : `at most ${state.configuredMax} in flight (configured)`}
-        {state.adaptiveLimit !== null && state.inFlight !== null && ` · now ${state.inFlight}, adaptive limit ${Math.min(state.adaptiveLimit, limit)}`}
+        {state.maxConcurrency !== null
+          ? `at most ${state.maxConcurrency} in flight (operator ceiling)`
+          : `at most ${state.configuredMax} in flight (configured)`}
+        {state.adaptiveLimit !== null &&
+          state.inFlight !== null &&
+          ` · now ${state.inFlight}, adaptive limit ${Math.min(state.adaptiveLimit, limit)}`}
       </p>
-      <button type="button" className={state.paused ? "primary" : undefined} disabled={busy} onClick={() => act(() => setPaused({ paused: !state.paused }), state.paused ? "Resumed." : "Paused.")}>
+      <button
+        type="button"
+        className={state.paused ? "primary" : undefined}
+        disabled={busy}
+        onClick={() => act(() => setPaused({ paused: !state.paused }), state.paused ? "Resumed." : "Paused.")}
+      >
         {state.paused ? "Resume queue" : "Pause queue"}
       </button>
       <form className="ceiling" onSubmit={submitCeiling}>
         <label htmlFor="ceiling">Max in flight</label>
-        <input id="ceiling" type="number" inputMode="numeric" min={1} max={state.configuredMax} value={ceiling} onChange={(e) => setCeilingInput(e.target.value)} placeholder={String(limit)} />
+        <input
+          id="ceiling"
+          type="number"
+          inputMode="numeric"
+          min={1}
+          max={state.configuredMax}
+          value={ceiling}
+          onChange={(e) => setCeilingInput(e.target.value)}
+          placeholder={String(limit)}
+        />
         <button type="submit" disabled={busy}>
           Set
         </button>
@@ -69,7 +89,8 @@ export function QueueControl() {
           <ul aria-label="Recent changes">
             {state.changes.map((change, i) => (
               <li key={`${change.at}-${i}`}>
-                <Time at={change.at} /> {change.by}: {change.paused ? "paused" : "running"}, {change.maxConcurrency === null ? "no ceiling" : `ceiling ${change.maxConcurrency}`}
+                <Time at={change.at} /> {change.by}: {change.paused ? "paused" : "running"},{" "}
+                {change.maxConcurrency === null ? "no ceiling" : `ceiling ${change.maxConcurrency}`}
               </li>
             ))}
           </ul>

@@ -40,10 +40,14 @@ function AccountBar() {
   return (
     <div className="account-bar" data-testid="account">
       <span>
-        Signed in{userId && (
+        Signed in
+        {userId && (
           <>
             {" "}
-            · user id <span className="mono" data-testid="user-id">{userId}</span>
+            · user id{" "}
+            <span className="mono" data-testid="user-id">
+              {userId}
+            </span>
           </>
         )}
       </span>
@@ -90,7 +94,13 @@ export function SignInForm() {
         </label>
         <label>
           Password
-          <input name="password" type="password" autoComplete={signingUp ? "new-password" : "current-password"} minLength={signingUp ? 8 : undefined} required />
+          <input
+            name="password"
+            type="password"
+            autoComplete={signingUp ? "new-password" : "current-password"}
+            minLength={signingUp ? 8 : undefined}
+            required
+          />
         </label>
         <button type="submit" className="primary" disabled={state.kind === "busy"}>
           {signingUp ? "Create account" : "Sign in"}

@@ -38,7 +38,13 @@ function RetryRunButton({ runId, failed }: { runId: string; failed: boolean }) {
   return (
     <>
       {failed && (
-        <button type="button" onClick={onClick} disabled={busy} onFocus={() => (hadFocus.current = true)} onBlur={() => (hadFocus.current = false)}>
+        <button
+          type="button"
+          onClick={onClick}
+          disabled={busy}
+          onFocus={() => (hadFocus.current = true)}
+          onBlur={() => (hadFocus.current = false)}
+        >
           Retry story run
         </button>
       )}
@@ -87,7 +93,9 @@ export function StoryRunPage({ runId }: { runId: string }) {
       <dl className="job-times">
         <div>
           <dt>Theme</dt>
-          <dd className="break" data-testid="run-theme">{run.hint ?? <span className="muted">none</span>}</dd>
+          <dd className="break" data-testid="run-theme">
+            {run.hint ?? <span className="muted">none</span>}
+          </dd>
         </div>
         <div>
           <dt>Created</dt>
@@ -105,7 +113,8 @@ export function StoryRunPage({ runId }: { runId: string }) {
           <div>
             <dt>Portrait</dt>
             <dd className="story-line">
-              <Thumb url={run.job.portraitUrl} /> <a href={`#/jobs/${run.job.jobId}`}>portrait job</a> <StatusBadge status={run.job.status} />
+              <Thumb url={run.job.portraitUrl} /> <a href={`#/jobs/${run.job.jobId}`}>portrait job</a>{" "}
+              <StatusBadge status={run.job.status} />
             </dd>
           </div>
         )}
@@ -164,7 +173,9 @@ export function StoryRunPage({ runId }: { runId: string }) {
                     {d?.model ?? "—"}
                   </td>
                   <td data-label="Tokens in / out" className="num">
-                    {d?.inputTokens !== undefined || d?.outputTokens !== undefined ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}` : "—"}
+                    {d?.inputTokens !== undefined || d?.outputTokens !== undefined
+                      ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}`
+                      : "—"}
                   </td>
                   <td data-label="Stop reason">{d?.stopReason ?? "—"}</td>
                   <td data-label="Duration" className="num">

@@ -26,13 +26,23 @@ export function FollowRun({ runId }: { runId: Id<"storyRuns"> }) {
     case "pending":
       return (
         <span className="muted" data-run-status="pending">
-          {run.attempt > 1 ? `Claude failed (${detail.events.at(-2)?.error?.code ?? "error"}); retrying at ${formatDateTime(run.runAt)}` : "Queued…"}
+          {run.attempt > 1
+            ? `Claude failed (${detail.events.at(-2)?.error?.code ?? "error"}); retrying at ${formatDateTime(run.runAt)}`
+            : "Queued…"}
         </span>
       );
     case "writing":
-      return <span className="muted" data-run-status="writing">Asking Claude{attempt}…</span>;
+      return (
+        <span className="muted" data-run-status="writing">
+          Asking Claude{attempt}…
+        </span>
+      );
     case "repairing":
-      return <span className="muted" data-run-status="repairing">Asking Claude to fix the chapters{attempt}…</span>;
+      return (
+        <span className="muted" data-run-status="repairing">
+          Asking Claude to fix the chapters{attempt}…
+        </span>
+      );
     case "inserted":
       return (
         <span data-run-status="inserted">
@@ -57,7 +67,11 @@ export function FollowRun({ runId }: { runId: Id<"storyRuns"> }) {
 /** Every story run, newest first, live: status, attempts, error, the story and its portrait job. */
 export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageSize?: number }) {
   const { status } = route;
-  const { results, status: loading, loadMore } = usePaginatedQuery(api.admin.listStoryRuns, status ? { status } : {}, { initialNumItems: pageSize });
+  const {
+    results,
+    status: loading,
+    loadMore,
+  } = usePaginatedQuery(api.admin.listStoryRuns, status ? { status } : {}, { initialNumItems: pageSize });
   return (
     <section className="panel" aria-labelledby="view-title">
       <div className="panel-head">
@@ -67,7 +81,10 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
         <div className="filters">
           <label>
             Status
-            <select value={status ?? ""} onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as StoryRunStatus | undefined })}>
+            <select
+              value={status ?? ""}
+              onChange={(e) => patchRoute(route, { status: (e.target.value || undefined) as StoryRunStatus | undefined })}
+            >
               <option value="">all</option>
               {RUN_STATUSES.map((s) => (
                 <option key={s}>{s}</option>
@@ -110,14 +127,20 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
                   <div className="story-line">
                     <Thumb url={row.job?.portraitUrl ?? null} />
                     <div>
-                      {row.job ? <a href={`#/jobs/${row.job.jobId}`}>{row.story?.title ?? "(story deleted)"}</a> : !row.hint && <span className="muted">—</span>}
+                      {row.job ? (
+                        <a href={`#/jobs/${row.job.jobId}`}>{row.story?.title ?? "(story deleted)"}</a>
+                      ) : (
+                        !row.hint && <span className="muted">—</span>
+                      )}
                       {/* The theme stays once the story is written: it is what the operator asked for. */}
                       {row.hint && <div className="muted break">theme: {row.hint}</div>}
                     </div>
                   </div>
                 </td>
                 <td data-label="Portrait">{row.job ? <StatusBadge status={row.job.status} /> : <span className="muted">—</span>}</td>
-                <td data-label="Attempt" className="num">{row.attempt}</td>
+                <td data-label="Attempt" className="num">
+                  {row.attempt}
+                </td>
                 <td data-label="Created">
                   <Time at={row.createdAt} />
                 </td>
@@ -131,7 +154,13 @@ export function StoryRuns({ route, pageSize = 20 }: { route: StoriesRoute; pageS
                   ) : null}
                 </td>
                 <td data-label="Run">
-                  <a href={`#/stories/${row.runId}`} aria-label={`Story run ${row.story?.title ?? row.hint ?? ""} (${row.status}, attempt ${row.attempt})`.replace("  ", " ")}>
+                  <a
+                    href={`#/stories/${row.runId}`}
+                    aria-label={`Story run ${row.story?.title ?? row.hint ?? ""} (${row.status}, attempt ${row.attempt})`.replace(
+                      "  ",
+                      " ",
+                    )}
+                  >
                     Details
                   </a>
                 </td>

@@ -155,7 +155,14 @@ describe("admin views on the real backend", () => {
     await waitFor(() => expect(rowIds()).toEqual([jobIds[2]]));
     expect((screen.getByLabelText("Search") as HTMLInputElement).value).toBe("");
     expect((screen.getByLabelText("Error code") as HTMLSelectElement).value).toBe("bad_content_type");
-    expect(parseRoute(window.location.hash)).toEqual({ page: "jobs", code: "bad_content_type", status: undefined, q: undefined, sort: undefined, dir: undefined });
+    expect(parseRoute(window.location.hash)).toEqual({
+      page: "jobs",
+      code: "bad_content_type",
+      status: undefined,
+      q: undefined,
+      sort: undefined,
+      dir: undefined,
+    });
   });
 
   test("a status-filtered list is ordered by last change and shows it; started, finished and total sort", async () => {
@@ -204,7 +211,13 @@ describe("admin views on the real backend", () => {
     const timeline = document.querySelector<HTMLElement>("table.timeline")!;
     const rows = within(timeline).getAllByRole("row").slice(1);
     for (const row of rows) expect(row.querySelector("time")!.textContent).toMatch(DATE_TIME);
-    const transitions = rows.map((row) => within(row).getAllByRole("cell").slice(1, 3).map((c) => c.textContent).join(" "));
+    const transitions = rows.map((row) =>
+      within(row)
+        .getAllByRole("cell")
+        .slice(1, 3)
+        .map((c) => c.textContent)
+        .join(" "),
+    );
     expect(transitions).toEqual([
       "1 new → pending",
       "1 pending → requested",
@@ -216,7 +229,9 @@ describe("admin views on the real backend", () => {
     ]);
     expect(rows[2].textContent).toContain("unauthorized");
     expect(within(rows[2]).getAllByRole("cell")[4].textContent).toBe("401");
-    const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect())).find((e) => e.jobId === jobIds[0] && e.to === "downloaded")!;
+    const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect())).find(
+      (e) => e.jobId === jobIds[0] && e.to === "downloaded",
+    )!;
     expect(rows[5].textContent).toContain(downloaded.details!.recraftRequestId!);
     expect(rows[6].textContent).toContain("image/png");
   });
@@ -228,7 +243,12 @@ describe("admin views on the real backend", () => {
     fireEvent.click(button);
     await waitFor(() => expect(screen.getByTestId("retry-note").textContent).toBe("Queued as a new attempt."));
     await settle(stack.t);
-    const events = await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[1])).collect());
+    const events = await stack.t.run((ctx) =>
+      ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[1]))
+        .collect(),
+    );
     expect(events.filter((e) => e.from === "failed" && e.to === "pending")).toHaveLength(1);
     expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "stored", attempt: 2 });
     await waitFor(() => expect(screen.queryByRole("button", { name: "Retry job" })).toBeNull());
@@ -252,7 +272,10 @@ describe("admin views on the real backend", () => {
   test("the audit view groups failures by code, retries a code, and shows step latencies", async () => {
     renderAs("admin", <Audit />);
     const unauthorized = (await screen.findByText("unauthorized", { selector: ".code" })).closest("tr")!;
-    const cells = () => within(unauthorized).getAllByRole("cell").map((c) => c.textContent);
+    const cells = () =>
+      within(unauthorized)
+        .getAllByRole("cell")
+        .map((c) => c.textContent);
     expect(cells().slice(0, 3)).toEqual(["2", "2", "1"]); // failures, jobs, still failed
     expect(cells()[3]).toContain("401");
     const other = document.querySelector<HTMLElement>('tr[data-code="bad_content_type"]')!;
@@ -310,7 +333,9 @@ describe("admin views on the real backend", () => {
     expect(last.querySelector("title")!.textContent).toMatch(/3 stored, 3 failed$/);
     // The same figures as a table: only buckets with events.
     const table = document.querySelector(".chart-table table")!;
-    expect([...table.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent))).toEqual([["3", "3"]]);
+    expect(
+      [...table.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent)),
+    ).toEqual([["3", "3"]]);
   });
 
   test("a malformed link shows a not-found view, not a blank page, and the console goes on", async () => {

@@ -20,7 +20,10 @@ const ui = bridgeRenderer(() => stack.t);
 beforeEach(async () => {
   let paintings = 0;
   // Every painting differs, so a regenerated portrait has its own URL.
-  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email }, recraft: { paint: (prompt) => portraitPng(`${prompt} #${++paintings}`) } });
+  stack = await startStack({
+    env: { ADMIN_EMAILS: ADMIN_IDENTITY.email },
+    recraft: { paint: (prompt) => portraitPng(`${prompt} #${++paintings}`) },
+  });
 });
 
 afterEach(async () => {
@@ -44,7 +47,19 @@ test("the backfill button starts a run and its progress updates live to done", a
     const ids = [];
     for (let i = 0; i < 3; i++) {
       const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = numberedCaseFile(i);
-      ids.push(await ctx.db.insert("stories", { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt: Date.UTC(2025, 0, i + 1) }));
+      ids.push(
+        await ctx.db.insert("stories", {
+          title,
+          slug,
+          introduction,
+          chapters,
+          patientName,
+          patientNumber,
+          story,
+          imageGenerationPrompt,
+          createdAt: Date.UTC(2025, 0, i + 1),
+        }),
+      );
     }
     return ids;
   });
@@ -52,7 +67,9 @@ test("the backfill button starts a run and its progress updates live to done", a
   renderAsAdmin(<Backfill />);
   await waitFor(() => expect(progressText()).toMatch(/No backfill has run/));
   fireEvent.click(screen.getByRole("button", { name: "Backfill portraits" }));
-  await waitFor(() => expect(progressText()).toMatch(/^Done: 4 stories scanned, 3 jobs created \(1 had a portrait, 0 a job\), finished /), { timeout: 5000 });
+  await waitFor(() => expect(progressText()).toMatch(/^Done: 4 stories scanned, 3 jobs created \(1 had a portrait, 0 a job\), finished /), {
+    timeout: 5000,
+  });
   expect((screen.getByRole("button", { name: "Backfill portraits" }) as HTMLButtonElement).disabled).toBe(false);
   await settle(stack.t);
   for (const storyId of oldStories) expect((await jobOf(stack.t, storyId)).status).toBe("stored");

@@ -311,7 +311,14 @@ export class BridgeClient {
   private setLink(link: Link) {
     const was = this.link;
     this.link = link.connected
-      ? { ...was, isWebSocketConnected: true, hasEverConnected: true, connectionCount: was.connectionCount + 1, connectionRetries: 0, nextRetryAt: null }
+      ? {
+          ...was,
+          isWebSocketConnected: true,
+          hasEverConnected: true,
+          connectionCount: was.connectionCount + 1,
+          connectionRetries: 0,
+          nextRetryAt: null,
+        }
       : { ...was, isWebSocketConnected: false, connectionRetries: link.failures, nextRetryAt: link.retryAt };
     for (const listener of this.linkListeners) listener();
   }

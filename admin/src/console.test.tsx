@@ -85,7 +85,10 @@ async function ageFailure(jobId: Id<"portraitJobs">, ms: number) {
   await stack.t.run(async (ctx) => {
     const job = (await ctx.db.get(jobId))!;
     await ctx.db.patch(jobId, { updatedAt: job.updatedAt - ms, createdAt: job.createdAt - ms });
-    for (const event of await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobId)).collect()) {
+    for (const event of await ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", jobId))
+      .collect()) {
       await ctx.db.patch(event._id, { at: event.at - ms });
     }
   });
@@ -170,15 +173,27 @@ describe("bug 4: a run's theme", () => {
 
 describe("bug 5: search", () => {
   test("a job id in the search box still honours the filters", async () => {
-    const list = (args: Record<string, unknown>) => admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, ...args });
+    const list = (args: Record<string, unknown>) =>
+      admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, ...args });
     expect((await list({ search: jobIds[4], status: "failed" })).page).toEqual([]);
     expect((await list({ search: jobIds[4], status: "stored" })).page.map((r) => r.jobId)).toEqual([jobIds[4]]);
     expect((await list({ search: jobIds[1], errorCode: "bad_content_type" })).page).toEqual([]);
   });
 
   test('"ward c" ranks "The Sleeper in Ward C" above "The Stair Counter"', async () => {
-    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Sleeper in Ward C", slug: "sleeper", patientName: "Ida Voss", imageGenerationPrompt: "portrait of patient #7" }));
-    await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Stair Counter", slug: "stair", patientName: "Carl Penn", imageGenerationPrompt: "portrait of patient #8" }));
+    await stack.t.mutation(
+      internal.stories.insertStory,
+      caseFile({
+        title: "The Sleeper in Ward C",
+        slug: "sleeper",
+        patientName: "Ida Voss",
+        imageGenerationPrompt: "portrait of patient #7",
+      }),
+    );
+    await stack.t.mutation(
+      internal.stories.insertStory,
+      caseFile({ title: "The Stair Counter", slug: "stair", patientName: "Carl Penn", imageGenerationPrompt: "portrait of patient #8" }),
+    );
     await settle(stack.t);
     const { page } = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, search: "ward c" });
     expect(page[0].story!.title).toBe("The Sleeper in Ward C");
@@ -195,7 +210,9 @@ describe("bug 6: a failed regeneration", () => {
     fireEvent.click(screen.getByRole("button", { name: "Regenerate portrait" }));
     await waitFor(() => expect(screen.getByTestId("regenerate-note").textContent).toMatch(/^Queued/));
     await settle(stack.t);
-    await waitFor(() => expect(screen.getByTestId("regenerate-note").textContent).toBe("Attempt 2 failed (unauthorized): the portrait from attempt 1 stays."));
+    await waitFor(() =>
+      expect(screen.getByTestId("regenerate-note").textContent).toBe("Attempt 2 failed (unauthorized): the portrait from attempt 1 stays."),
+    );
     expect(screen.getByRole("img")).toBeTruthy();
     expect(screen.getByTestId("portrait-attempt").textContent).toContain("attempt 1");
   });
@@ -293,7 +310,15 @@ describe("features", () => {
     await waitFor(() => expect(screen.getByTestId("queue-state").textContent).toContain("Paused"));
     for (let i = 10; i < 13; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
     await settle(stack.t);
-    const pending = async () => (await stack.t.run((ctx) => ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", "pending")).collect())).length;
+    const pending = async () =>
+      (
+        await stack.t.run((ctx) =>
+          ctx.db
+            .query("portraitJobs")
+            .withIndex("by_status", (q) => q.eq("status", "pending"))
+            .collect(),
+        )
+      ).length;
     expect(await pending()).toBe(3);
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(0);
 
@@ -303,7 +328,15 @@ describe("features", () => {
     stack.recraft.setFault(undefined);
     fireEvent.click(screen.getByRole("button", { name: "Resume queue" }));
     await waitFor(() => expect(screen.getByTestId("queue-state").textContent).toContain("Running"));
-    const holding = async () => (await stack.t.run((ctx) => ctx.db.query("portraitJobs").withIndex("by_slot", (q) => q.eq("holdsSlot", true)).collect())).length;
+    const holding = async () =>
+      (
+        await stack.t.run((ctx) =>
+          ctx.db
+            .query("portraitJobs")
+            .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+            .collect(),
+        )
+      ).length;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     expect(await holding()).toBeLessThanOrEqual(1);
     await settle(stack.t);
@@ -337,7 +370,9 @@ describe("features", () => {
     await screen.findByRole("heading", { name: title }, { timeout: 5000 });
     await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId("retry-run-note")));
     const inserted = document.querySelector<HTMLElement>('tr[data-to="inserted"]')!;
-    const cells = within(inserted).getAllByRole("cell").map((c) => c.textContent);
+    const cells = within(inserted)
+      .getAllByRole("cell")
+      .map((c) => c.textContent);
     expect(cells[1]).toBe("2"); // attempt
     expect(cells[3]).toMatch(/^claude-/); // model
     expect(cells[4]).toMatch(/^\d+ \/ \d+$/); // tokens in / out
@@ -362,7 +397,16 @@ describe("features", () => {
     stack.recraft.setFault(undefined);
     await settle(stack.t);
     const path = async (id: Id<"portraitJobs">) =>
-      (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", id)).collect())).map((e) => e.to).join(">");
+      (
+        await stack.t.run((ctx) =>
+          ctx.db
+            .query("portraitJobEvents")
+            .withIndex("by_job", (q) => q.eq("jobId", id))
+            .collect(),
+        )
+      )
+        .map((e) => e.to)
+        .join(">");
     expect(await path(hanging)).toBe("pending>requested>cancelled");
     expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", holdsSlot: false, attempt: 1 });
     cleanup();
@@ -372,7 +416,14 @@ describe("features", () => {
     expect(await path(jobIds[2])).toBe("pending>requested>failed>cancelled");
     const failedNow = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, status: "failed" });
     expect(failedNow.page.map((r) => r.jobId).sort()).toEqual([jobIds[0], jobIds[1]].sort());
-    const discarded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobIds[2])).collect())).at(-1)!;
+    const discarded = (
+      await stack.t.run((ctx) =>
+        ctx.db
+          .query("portraitJobEvents")
+          .withIndex("by_job", (q) => q.eq("jobId", jobIds[2]))
+          .collect(),
+      )
+    ).at(-1)!;
     expect(discarded.details?.reason).toBe(`discarded by ${ADMIN_IDENTITY.email} from the admin console`);
     // A pending job (the queue paused) is cancelled before it starts.
     await admin().mutation(api.admin.setQueuePaused, { paused: true });
@@ -400,9 +451,18 @@ describe("features", () => {
     renderAsAdmin(<QueueMetrics />);
     const rows = await screen.findAllByRole("row", undefined, { timeout: 5000 });
     const hour = rows.find((r) => r.dataset.hour)!;
-    const cells = within(hour).getAllByRole("cell").map((c) => c.textContent);
+    const cells = within(hour)
+      .getAllByRole("cell")
+      .map((c) => c.textContent);
     // Waiting 3 at the first snapshot, 0 in flight at both; every attempt downloaded in the hour.
-    const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_to", (q) => q.eq("to", "downloaded")).collect())).length;
+    const downloaded = (
+      await stack.t.run((ctx) =>
+        ctx.db
+          .query("portraitJobEvents")
+          .withIndex("by_to", (q) => q.eq("to", "downloaded"))
+          .collect(),
+      )
+    ).length;
     expect(downloaded).toBe(5);
     expect(cells.slice(0, 3)).toEqual(["3", "0", "5"]);
     expect(cells[3]).toMatch(/^\d+(\.\d)? (ms|s)$/);
@@ -411,7 +471,10 @@ describe("features", () => {
     expect(hours.at(-1)).toMatchObject({ samples: 2, maxPending: 3, maxInFlight: 0, attempts: 5, attemptsCapped: false });
     // A deployment takes the snapshots every 5 minutes.
     const registered = (crons as unknown as { crons: Record<string, unknown> }).crons;
-    expect(registered["snapshot the portrait queue"]).toMatchObject({ name: "queueMetrics:snapshot", schedule: { type: "interval", minutes: 5 } });
+    expect(registered["snapshot the portrait queue"]).toMatchObject({
+      name: "queueMetrics:snapshot",
+      schedule: { type: "interval", minutes: 5 },
+    });
   });
 
   test("error message search finds failed jobs by words in their message, with the other filters, and lives in the address", async () => {

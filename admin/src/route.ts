@@ -74,7 +74,8 @@ export function parseRoute(hash: string): Route {
     const id = safeDecode(run[1]);
     return id === undefined ? { page: "notFound", hash: raw } : { page: "storyRun", id };
   }
-  if (path === "/audit") return { page: "audit", range: pick(RANGES, params.get("range")) ?? "24h", code: pick(ERROR_CODES, params.get("code")) };
+  if (path === "/audit")
+    return { page: "audit", range: pick(RANGES, params.get("range")) ?? "24h", code: pick(ERROR_CODES, params.get("code")) };
   if (path === "/stories") return { page: "stories", status: pick(RUN_STATUSES, params.get("status")) };
   if (path !== "" && path !== "/") return { page: "notFound", hash: raw };
   return {

@@ -75,9 +75,12 @@ describe("story runs in the admin console", () => {
       </>,
     );
     generate();
-    await waitFor(() => expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/), {
-      timeout: 5000,
-    });
+    await waitFor(
+      () => expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/),
+      {
+        timeout: 5000,
+      },
+    );
     await waitFor(() => expect(document.querySelector("tr[data-run-id] .code")?.textContent).toBe("refusal"));
   });
 
@@ -86,9 +89,12 @@ describe("story runs in the admin console", () => {
     stack.anthropic.setBehavior((index) => (index < 3 ? { kind: "overloaded" } : undefined));
     renderAsAdmin(<GenerateStory />);
     generate();
-    await waitFor(() => expect(document.querySelector('[data-run-status="pending"]')?.textContent).toMatch(/Claude failed \(overloaded\); retrying at/), {
-      timeout: 5000,
-    });
+    await waitFor(
+      () => expect(document.querySelector('[data-run-status="pending"]')?.textContent).toMatch(/Claude failed \(overloaded\); retrying at/),
+      {
+        timeout: 5000,
+      },
+    );
     await waitFor(() => expect(document.querySelector('[data-run-status="inserted"]')).not.toBeNull(), { timeout: 8000 });
   });
 });

@@ -53,12 +53,23 @@ export async function readActivity(ctx: Pick<QueryCtx, "db">, range: ChartRange,
         SERIES.map((to) =>
           ctx.db
             .query("portraitJobEvents")
-            .withIndex("by_to", (q) => q.eq("to", to).gte("at", start).lt("at", start + bucketMs))
+            .withIndex("by_to", (q) =>
+              q
+                .eq("to", to)
+                .gte("at", start)
+                .lt("at", start + bucketMs),
+            )
             .take(cap + 1)
             .then((rows) => rows.length),
         ),
       );
-      return { start, stored: Math.min(stored, cap), failed: Math.min(failed, cap), storedCapped: stored > cap, failedCapped: failed > cap };
+      return {
+        start,
+        stored: Math.min(stored, cap),
+        failed: Math.min(failed, cap),
+        storedCapped: stored > cap,
+        failedCapped: failed > cap,
+      };
     }),
   );
   return { now, bucketMs, cap, buckets };

@@ -40,10 +40,7 @@ export async function startBackfill(ctx: MutationCtx): Promise<Id<"portraitBackf
 export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portraitBackfills">): Promise<number> {
   const run = await ctx.db.get("portraitBackfills", backfillId);
   if (!run || run.done) return 0;
-  const page = await ctx.db
-    .query("stories")
-    .withIndex("by_creation_time")
-    .paginate({ numItems: backfillBatchSize(), cursor: run.cursor });
+  const page = await ctx.db.query("stories").withIndex("by_creation_time").paginate({ numItems: backfillBatchSize(), cursor: run.cursor });
   const now = Date.now();
   const batch = zero();
   batch.scanned = page.page.length;
@@ -65,7 +62,13 @@ export async function runBackfillBatch(ctx: MutationCtx, backfillId: Id<"portrai
   }
   const done = page.isDone;
   const totals = Object.fromEntries(COUNTERS.map((name) => [name, run[name] + batch[name]])) as Counters;
-  await ctx.db.patch("portraitBackfills", run._id, { cursor: page.continueCursor, done, updatedAt: now, finishedAt: done ? now : undefined, ...totals });
+  await ctx.db.patch("portraitBackfills", run._id, {
+    cursor: page.continueCursor,
+    done,
+    updatedAt: now,
+    finishedAt: done ? now : undefined,
+    ...totals,
+  });
   if (done) log.info("portrait.backfill.done", { backfillId, scanned: totals.scanned, created: totals.created });
   else await ctx.scheduler.runAfter(0, internal.portraits.backfillBatch, { backfillId });
   if (batch.created > 0) await kickDispatcher(ctx);

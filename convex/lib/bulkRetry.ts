@@ -28,7 +28,9 @@ export function failedJobs(ctx: QueryCtx, filter: RetryFilter, until = Number.MA
     const status = filter.httpStatus;
     return ctx.db
       .query("portraitJobs")
-      .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", status).gt("updatedAt", since).lte("updatedAt", until));
+      .withIndex("by_http_status", (q) =>
+        q.eq("status", "failed").eq("error.httpStatus", status).gt("updatedAt", since).lte("updatedAt", until),
+      );
   }
   if (filter.code !== undefined) {
     const code = filter.code;
@@ -36,7 +38,9 @@ export function failedJobs(ctx: QueryCtx, filter: RetryFilter, until = Number.MA
       .query("portraitJobs")
       .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code).gt("updatedAt", since).lte("updatedAt", until));
   }
-  return ctx.db.query("portraitJobs").withIndex("by_status", (q) => q.eq("status", "failed").gt("updatedAt", since).lte("updatedAt", until));
+  return ctx.db
+    .query("portraitJobs")
+    .withIndex("by_status", (q) => q.eq("status", "failed").gt("updatedAt", since).lte("updatedAt", until));
 }
 
 /** What the index could not narrow (a code beside an HTTP status). */
@@ -61,7 +65,7 @@ export async function startBulkRetry(ctx: MutationCtx, filter: RetryFilter, by: 
 
 /** One batch of a run. Returns how many jobs it re-queued. */
 export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">): Promise<number> {
-  const run = await ctx.db.get(id);
+  const run = await ctx.db.get("bulkRetries", id);
   if (!run || run.done) return 0;
   const page = await failedJobs(ctx, run.filter, run.until).paginate({ numItems: BATCH, cursor: run.cursor });
   const reason = `bulk retry from the admin console (${describeFilter(run.filter)})`;
@@ -70,12 +74,21 @@ export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">)
     if (matches(job, run.filter) && (await retryOne(ctx, job, reason)) === "queued") queued++;
   }
   const done = page.isDone;
-  await ctx.db.patch(id, { cursor: page.continueCursor, queued: run.queued + queued, done, ...(done && { finishedAt: Date.now() }) });
+  await ctx.db.patch("bulkRetries", id, {
+    cursor: page.continueCursor,
+    queued: run.queued + queued,
+    done,
+    ...(done && { finishedAt: Date.now() }),
+  });
   if (!done) await ctx.scheduler.runAfter(0, internal.bulkRetries.continueRetry, { id });
   return queued;
 }
 
 export function describeFilter(filter: RetryFilter): string {
-  const parts = [filter.code && `code ${filter.code}`, filter.httpStatus !== undefined && `HTTP ${filter.httpStatus}`, filter.since !== undefined && `failed since ${new Date(filter.since).toISOString()}`];
+  const parts = [
+    filter.code && `code ${filter.code}`,
+    filter.httpStatus !== undefined && `HTTP ${filter.httpStatus}`,
+    filter.since !== undefined && `failed since ${new Date(filter.since).toISOString()}`,
+  ];
   return parts.filter(Boolean).join(", ") || "every failed job";
 }

@@ -28,7 +28,8 @@ export function utf8Bytes(text: string): number {
 // Safe substitutions: the keyboard spelling of the same mark, or invisible
 // characters dropped. Order matters: dashes before whitespace is collapsed.
 const SUBSTITUTIONS: [RegExp, string][] = [
-  [/[\u00AD\u200B\u200C\u200D\u2060\uFEFF]/g, ""], // soft hyphen, zero-width characters
+  // The zero-width joiner stands outside the class: inside it, it would read as joining its neighbours.
+  [/[\u00AD\u200B\u200C\u2060\uFEFF]|\u200D/g, ""], // soft hyphen, zero-width characters
   [/[\u2018\u2019\u201A\u201B]/g, "'"], // curly single quotes, apostrophe
   [/[\u201C\u201D\u201E\u201F]/g, '"'], // curly double quotes
   [/[\u2010\u2011\u2012\u2013\u2212]/g, "-"], // hyphens, figure and en dash, minus
@@ -134,7 +135,10 @@ export function checkCaseFile(input: unknown, plan: readonly Difficulty[]): Chec
   if (prompt === "") problems.push({ kind: "image_prompt", message: "imageGenerationPrompt is blank: describe the patient's portrait" });
   const bytes = utf8Bytes(prompt);
   if (bytes > MAX_PROMPT_BYTES) {
-    problems.push({ kind: "image_prompt", message: `imageGenerationPrompt is ${bytes} UTF-8 bytes; shorten it to under ${MAX_PROMPT_BYTES}` });
+    problems.push({
+      kind: "image_prompt",
+      message: `imageGenerationPrompt is ${bytes} UTF-8 bytes; shorten it to under ${MAX_PROMPT_BYTES}`,
+    });
   }
 
   const rawChapters = Array.isArray(file.chapters) ? file.chapters : null;

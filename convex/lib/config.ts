@@ -50,12 +50,24 @@ export function integer(name: string, fallback: number, min: number, max: number
   if (!raw) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value)) {
-    log.warn("config.not_an_integer", { variable: name, value: raw, using: fallback, message: `${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}` });
+    log.warn("config.not_an_integer", {
+      variable: name,
+      value: raw,
+      using: fallback,
+      message: `${name}=${JSON.stringify(raw)} is not an integer; using the default ${fallback}`,
+    });
     return fallback;
   }
   if (value < min || value > max) {
     const bound = value < min ? min : max;
-    log.warn("config.out_of_range", { variable: name, value, min, max, using: bound, message: `${name}=${value} is outside ${min}..${max}; using ${bound}` });
+    log.warn("config.out_of_range", {
+      variable: name,
+      value,
+      min,
+      max,
+      using: bound,
+      message: `${name}=${value} is outside ${min}..${max}; using ${bound}`,
+    });
     return bound;
   }
   return value;

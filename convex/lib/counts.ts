@@ -44,7 +44,7 @@ export async function adjustCounts(ctx: MutationCtx, kind: CountKind, key: strin
   if (row) {
     const merged = { ...row.deltas };
     add(merged, deltas);
-    await ctx.db.patch(row._id, { deltas: merged, updatedAt: now });
+    await ctx.db.patch("countDeltas", row._id, { deltas: merged, updatedAt: now });
   } else {
     const fresh: Record<string, number> = {};
     add(fresh, deltas);
@@ -100,9 +100,9 @@ export async function foldCounts(
   const counts: Record<string, number> = { ...(totals?.counts ?? {}) };
   for (const row of rows) {
     add(counts, row.deltas);
-    await ctx.db.delete(row._id);
+    await ctx.db.delete("countDeltas", row._id);
   }
-  if (totals) await ctx.db.patch(totals._id, { counts });
+  if (totals) await ctx.db.patch("countTotals", totals._id, { counts });
   else await ctx.db.insert("countTotals", { kind, counts });
   return rows.length;
 }

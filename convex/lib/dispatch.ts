@@ -103,7 +103,8 @@ function observe(state: State, releases: Release[], config: QueueConfig) {
   let rateLimitedUntil: number | undefined;
   for (const release of releases) {
     if (release.heldMs !== undefined) {
-      state.latencyMs = state.latencyMs === undefined ? release.heldMs : state.latencyMs + LATENCY_WEIGHT * (release.heldMs - state.latencyMs);
+      state.latencyMs =
+        state.latencyMs === undefined ? release.heldMs : state.latencyMs + LATENCY_WEIGHT * (release.heldMs - state.latencyMs);
     }
     if (release.stored) state.limit = Math.min(config.maxConcurrency, state.limit + RECOVERY_STEP);
     if (release.rateLimitedUntil !== undefined) rateLimitedUntil = Math.max(rateLimitedUntil ?? 0, release.rateLimitedUntil);
@@ -134,12 +135,12 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
     .take(WAKE_BATCH);
   for (const wake of wakes) {
     if (wake.release) releases.push(wake.release); // a row from before portraitReleases
-    await ctx.db.delete(wake._id);
+    await ctx.db.delete("portraitWakes", wake._id);
   }
   const released = await ctx.db.query("portraitReleases").take(WAKE_BATCH);
   for (const { _id, _creationTime, ...release } of released) {
     releases.push(release);
-    await ctx.db.delete(_id);
+    await ctx.db.delete("portraitReleases", _id);
   }
   // A fresh state counted the holders as they are now, releases included.
   if (doc) state.holding = Math.max(0, state.holding - releases.length);
@@ -160,7 +161,7 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
       const { start: slotAt, log } = reserveStart(state.planned, Math.max(now, job.runAt, state.pausedUntil ?? 0), config);
       state.planned = log;
       const scheduledFunctionId = await ctx.scheduler.runAt(slotAt, internal.portraits.generatePatientPortrait, { jobId: job._id });
-      await ctx.db.patch(job._id, { holdsSlot: true, dispatchedAt: now, slotAt, scheduledFunctionId });
+      await ctx.db.patch("portraitJobs", job._id, { holdsSlot: true, dispatchedAt: now, slotAt, scheduledFunctionId });
       dispatched++;
     }
     state.holding += dispatched;
@@ -169,7 +170,7 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   if (dispatched === MAX_DISPATCH || wakes.length === WAKE_BATCH || released.length === WAKE_BATCH) await kickDispatcher(ctx, now);
   if (state.pausedUntil !== undefined && state.pausedUntil <= now) delete state.pausedUntil;
   if (!doc) await ctx.db.insert("portraitDispatcher", state);
-  else if (JSON.stringify(state) !== before) await ctx.db.replace(doc._id, state);
+  else if (JSON.stringify(state) !== before) await ctx.db.replace("portraitDispatcher", doc._id, state);
   return dispatched;
 }
 
@@ -187,7 +188,7 @@ export async function reserveRequestStart(ctx: MutationCtx, maxWaitMs: number): 
   const doc = await startLog(ctx);
   const { start, log } = reserveStart(doc?.starts ?? [], Math.max(now, doc?.pausedUntil ?? 0), config);
   if (start - now > maxWaitMs) return { start, reserved: false };
-  if (doc) await ctx.db.patch(doc._id, { starts: log });
+  if (doc) await ctx.db.patch("portraitStarts", doc._id, { starts: log });
   else await ctx.db.insert("portraitStarts", { starts: log });
   return { start, reserved: true };
 }
@@ -196,7 +197,7 @@ export async function reserveRequestStart(ctx: MutationCtx, maxWaitMs: number): 
 async function pauseStarts(ctx: MutationCtx, until: number): Promise<void> {
   const doc = await startLog(ctx);
   if (!doc) await ctx.db.insert("portraitStarts", { starts: [], pausedUntil: until });
-  else if ((doc.pausedUntil ?? 0) < until) await ctx.db.patch(doc._id, { pausedUntil: until });
+  else if ((doc.pausedUntil ?? 0) < until) await ctx.db.patch("portraitStarts", doc._id, { pausedUntil: until });
 }
 
 /**
@@ -215,5 +216,5 @@ export async function reconcileHolding(ctx: MutationCtx, holders: number): Promi
   const unread = released.length + wakes.filter((wake) => wake.release).length;
   if (doc.holding - unread === holders) return;
   logger("dispatch").warn("portrait.dispatcher_drift", { counted: doc.holding - unread, holders });
-  await ctx.db.patch(doc._id, { holding: holders + unread });
+  await ctx.db.patch("portraitDispatcher", doc._id, { holding: holders + unread });
 }

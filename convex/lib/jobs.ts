@@ -133,12 +133,7 @@ type Change = { error?: JobError; details?: StepDetails; storageId?: Id<"_storag
  * job is in the state they expected (compare-and-set); this refuses an
  * impossible edge outright. Returns the job as it now is.
  */
-export async function move(
-  ctx: MutationCtx,
-  job: Doc<"portraitJobs">,
-  to: JobStatus,
-  change: Change = {},
-): Promise<Doc<"portraitJobs">> {
+export async function move(ctx: MutationCtx, job: Doc<"portraitJobs">, to: JobStatus, change: Change = {}): Promise<Doc<"portraitJobs">> {
   if (!canMove(job.status, to)) throw new Error(`portrait job ${job._id}: no transition ${job.status} -> ${to}`);
   const now = Date.now();
   const error = change.error && sanitize(change.error);
@@ -163,7 +158,7 @@ export async function move(
     patch.startedAt = undefined;
     patch.claimId = undefined;
   }
-  await ctx.db.patch(job._id, patch);
+  await ctx.db.patch("portraitJobs", job._id, patch);
   await ctx.db.insert("portraitJobEvents", {
     jobId: job._id,
     storyId: job.storyId,
@@ -185,7 +180,7 @@ export async function move(
     });
   }
   logTransition({ ...job, attempt }, job.status, to, now, error, change.details);
-  return (await ctx.db.get(job._id))!;
+  return (await ctx.db.get("portraitJobs", job._id))!;
 }
 
 /**
@@ -199,14 +194,14 @@ export async function fail(ctx: MutationCtx, job: Doc<"portraitJobs">, error: Jo
   if (failed.attempt < config.maxAttempts && isTransient(error)) {
     const retryAt = failed.updatedAt + retryDelayMs(failed.attempt, error, config);
     failed = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
-    await ctx.db.patch(failed._id, { runAt: retryAt });
+    await ctx.db.patch("portraitJobs", failed._id, { runAt: retryAt });
     await kickDispatcher(ctx, retryAt);
   }
 }
 
 async function requeue(ctx: MutationCtx, job: Doc<"portraitJobs">, reason: string) {
   const queued = await move(ctx, job, "pending", { details: { reason } });
-  await ctx.db.patch(queued._id, { runAt: queued.updatedAt });
+  await ctx.db.patch("portraitJobs", queued._id, { runAt: queued.updatedAt });
 }
 
 /** A manual retry: a failed (or cancelled) job goes back to the queue as a new attempt. */
@@ -225,7 +220,7 @@ export async function retryOne(ctx: MutationCtx, job: Doc<"portraitJobs"> | null
  * leaves it in place. "busy" when an attempt is already queued or in flight.
  */
 export async function regenerateOne(ctx: MutationCtx, storyId: Id<"stories">, reason: string) {
-  const story = await ctx.db.get(storyId);
+  const story = await ctx.db.get("stories", storyId);
   if (!story) return "story_missing" as const;
   const job = await ctx.db
     .query("portraitJobs")

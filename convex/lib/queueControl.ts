@@ -35,7 +35,7 @@ export async function changeQueueControl(ctx: MutationCtx, change: Partial<Queue
   if (next.paused === previous.paused && next.maxConcurrency === previous.maxConcurrency) return false;
   const at = Date.now();
   const row = { paused: next.paused, maxConcurrency: next.maxConcurrency, updatedAt: at, updatedBy: by };
-  if (doc) await ctx.db.replace(doc._id, row);
+  if (doc) await ctx.db.replace("queueControl", doc._id, row);
   else await ctx.db.insert("queueControl", row);
   await ctx.db.insert("queueControlEvents", {
     at,

@@ -9,9 +9,7 @@ import type { ResolvedRecraftRequest } from "./recraftModels";
 import { describeError, redact } from "./redact";
 import { Sha256 } from "./sha256";
 
-export type StepResult<T> =
-  | { ok: true; value: T; details: StepDetails }
-  | { ok: false; error: JobError; details: StepDetails };
+export type StepResult<T> = { ok: true; value: T; details: StepDetails } | { ok: false; error: JobError; details: StepDetails };
 
 const MAX_RESPONSE_BYTES = 1024 * 1024; // a generation answer is a few hundred bytes
 const MAX_REDIRECTS = 5;
@@ -271,7 +269,9 @@ export async function downloadImage(config: RecraftConfig, rawUrl: string): Prom
         details.bytes = declared;
         return failure("download", "too_large", `image is ${declared} bytes; the limit is ${config.maxBytes}`, finish());
       }
-      const image = response.body ? await readImage(response.body, config.maxBytes, contentType) : { blob: new Blob([]), bytes: 0, sha256: "" };
+      const image = response.body
+        ? await readImage(response.body, config.maxBytes, contentType)
+        : { blob: new Blob([]), bytes: 0, sha256: "" };
       if (!image) return failure("download", "too_large", `image exceeds the limit of ${config.maxBytes} bytes`, finish());
       details.bytes = image.bytes;
       if (image.bytes === 0) return failure("download", "bad_response", "image body is empty", finish());

@@ -8,18 +8,55 @@
 
 /** Recraft V2 and V3 sizes. */
 const V3_SIZES = [
-  "1024x1024", "1365x1024", "1024x1365", "1536x1024", "1024x1536", "1820x1024", "1024x1820", "1024x2048",
-  "2048x1024", "1434x1024", "1024x1434", "1024x1280", "1280x1024", "1024x1707", "1707x1024",
+  "1024x1024",
+  "1365x1024",
+  "1024x1365",
+  "1536x1024",
+  "1024x1536",
+  "1820x1024",
+  "1024x1820",
+  "1024x2048",
+  "2048x1024",
+  "1434x1024",
+  "1024x1434",
+  "1024x1280",
+  "1280x1024",
+  "1024x1707",
+  "1707x1024",
 ] as const;
 /** Recraft V4 and V4.1 standard (1K) sizes. */
 const V4_SIZES = [
-  "1024x1024", "1536x768", "768x1536", "1280x832", "832x1280", "1216x896", "896x1216",
-  "1152x896", "896x1152", "832x1344", "1280x896", "896x1280", "1344x768", "768x1344",
+  "1024x1024",
+  "1536x768",
+  "768x1536",
+  "1280x832",
+  "832x1280",
+  "1216x896",
+  "896x1216",
+  "1152x896",
+  "896x1152",
+  "832x1344",
+  "1280x896",
+  "896x1280",
+  "1344x768",
+  "768x1344",
 ] as const;
 /** Recraft V4 and V4.1 Pro (2K) sizes. */
 const V4_PRO_SIZES = [
-  "2048x2048", "3072x1536", "1536x3072", "2560x1664", "1664x2560", "2432x1792", "1792x2432",
-  "2304x1792", "1792x2304", "1664x2688", "2560x1792", "1792x2560", "2688x1536", "1536x2688",
+  "2048x2048",
+  "3072x1536",
+  "1536x3072",
+  "2560x1664",
+  "1664x2560",
+  "2432x1792",
+  "1792x2432",
+  "2304x1792",
+  "1792x2304",
+  "1664x2688",
+  "2560x1792",
+  "1792x2560",
+  "2688x1536",
+  "1536x2688",
 ] as const;
 
 /** Raster styles of V2/V3 (`vector_illustration` and `icon` paint SVGs). */
@@ -92,7 +129,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * generation request has it for all of them), so it is refused only when it
  * is not a UUID or RECRAFT_STYLE is set too.
  */
-export function resolveRecraftRequest(settings: { model: string; style?: string; styleId?: string; size: string }): { ok: true; value: ResolvedRecraftRequest } | { ok: false; message: string } {
+export function resolveRecraftRequest(settings: {
+  model: string;
+  style?: string;
+  styleId?: string;
+  size: string;
+}): { ok: true; value: ResolvedRecraftRequest } | { ok: false; message: string } {
   const model = recraftModel(settings.model);
   if (!model) {
     const known = RECRAFT_MODELS.map((m) => m.id).join(", ");
@@ -103,14 +145,21 @@ export function resolveRecraftRequest(settings: { model: string; style?: string;
   }
   if (settings.styleId !== undefined) {
     if (settings.style !== undefined) {
-      return { ok: false, message: `RECRAFT_STYLE=${settings.style} and RECRAFT_STYLE_ID are both set; a custom style replaces the style: unset one` };
+      return {
+        ok: false,
+        message: `RECRAFT_STYLE=${settings.style} and RECRAFT_STYLE_ID are both set; a custom style replaces the style: unset one`,
+      };
     }
-    if (!UUID.test(settings.styleId)) return { ok: false, message: `RECRAFT_STYLE_ID=${settings.styleId} is not a UUID (Recraft's style ids are)` };
+    if (!UUID.test(settings.styleId))
+      return { ok: false, message: `RECRAFT_STYLE_ID=${settings.styleId} is not a UUID (Recraft's style ids are)` };
     return { ok: true, value: { model, styleId: settings.styleId, size: settings.size } };
   }
   if (!model.styles) {
     if (settings.style !== undefined) {
-      return { ok: false, message: `RECRAFT_STYLE=${settings.style} is set, but ${model.id} takes no style parameter; unset RECRAFT_STYLE` };
+      return {
+        ok: false,
+        message: `RECRAFT_STYLE=${settings.style} is set, but ${model.id} takes no style parameter; unset RECRAFT_STYLE`,
+      };
     }
     return { ok: true, value: { model, size: settings.size } };
   }

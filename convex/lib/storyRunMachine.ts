@@ -58,10 +58,10 @@ export async function move(ctx: MutationCtx, run: Doc<"storyRuns">, to: StoryRun
   const patch: Partial<Doc<"storyRuns">> = { status: to, attempt, updatedAt: now, error };
   if (change.storyId) patch.storyId = change.storyId;
   if (to === "inserted" || to === "failed") patch.scheduledFunctionId = undefined;
-  await ctx.db.patch(run._id, patch);
+  await ctx.db.patch("storyRuns", run._id, patch);
   await ctx.db.insert("storyRunEvents", { runId: run._id, attempt, from: run.status, to, at: now, error, details });
   logTransition(run._id, attempt, run.status, to, now - run.updatedAt, error, change.storyId ?? run.storyId);
-  return (await ctx.db.get(run._id))!;
+  return (await ctx.db.get("storyRuns", run._id))!;
 }
 
 function logTransition(
@@ -90,11 +90,18 @@ function logTransition(
 export async function startRun(ctx: MutationCtx, hint?: string): Promise<Id<"storyRuns">> {
   const now = Date.now();
   const theme = hint?.trim().slice(0, MAX_HINT_CHARS) || undefined;
-  const runId = await ctx.db.insert("storyRuns", { status: "pending", attempt: 1, hint: theme, createdAt: now, updatedAt: now, runAt: now });
+  const runId = await ctx.db.insert("storyRuns", {
+    status: "pending",
+    attempt: 1,
+    hint: theme,
+    createdAt: now,
+    updatedAt: now,
+    runAt: now,
+  });
   await ctx.db.insert("storyRunEvents", { runId, attempt: 1, from: null, to: "pending", at: now });
   logTransition(runId, 1, null, "pending", 0);
   const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.storyRuns.writeStory, { runId });
-  await ctx.db.patch(runId, { scheduledFunctionId });
+  await ctx.db.patch("storyRuns", runId, { scheduledFunctionId });
   return runId;
 }
 
@@ -111,12 +118,12 @@ export async function fail(ctx: MutationCtx, run: Doc<"storyRuns">, error: Story
   const retryAt = failed.updatedAt + backoffMs(failed.attempt, policy, error.retryAfterMs);
   const pending = await move(ctx, failed, "pending", { details: { retryAt, reason: `automatic retry after ${error.code}` } });
   const scheduledFunctionId = await ctx.scheduler.runAt(retryAt, internal.storyRuns.writeStory, { runId: pending._id });
-  await ctx.db.patch(pending._id, { runAt: retryAt, scheduledFunctionId });
+  await ctx.db.patch("storyRuns", pending._id, { runAt: retryAt, scheduledFunctionId });
 }
 
 /** The compare-and-set read: the run if it is in the state (and attempt) the caller expects, else null. */
 export async function currentRun(ctx: MutationCtx, runId: Id<"storyRuns">, status: StoryRunStatus, attempt?: number) {
-  const run = await ctx.db.get(runId);
+  const run = await ctx.db.get("storyRuns", runId);
   const current = run && run.status === status && (attempt === undefined || run.attempt === attempt);
   if (!current) {
     log.warn("story.refused", { runId, attempt, expected: status, actual: run ? `${run.status}#${run.attempt}` : "missing" });
@@ -143,6 +150,6 @@ export async function retryRun(ctx: MutationCtx, run: Doc<"storyRuns"> | null, r
   if (!run || run.status !== "failed") return "not_failed";
   const pending = await move(ctx, run, "pending", { details: { reason } });
   const scheduledFunctionId = await ctx.scheduler.runAfter(0, internal.storyRuns.writeStory, { runId: pending._id });
-  await ctx.db.patch(pending._id, { runAt: pending.updatedAt, scheduledFunctionId });
+  await ctx.db.patch("storyRuns", pending._id, { runAt: pending.updatedAt, scheduledFunctionId });
   return "queued";
 }

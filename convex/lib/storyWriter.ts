@@ -44,7 +44,10 @@ const caseFileSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    title: { type: "string", description: "The case file's title, new among the case files: its link is made from its letters and digits." },
+    title: {
+      type: "string",
+      description: "The case file's title, new among the case files: its link is made from its letters and digits.",
+    },
     introduction: { type: "string", description: "The opening of the case file; paragraphs separated by blank lines." },
     chapters: {
       type: "array",
@@ -62,7 +65,10 @@ const caseFileSchema = {
     },
     patientName: { type: "string", description: "The patient's full name." },
     patientNumber: { type: "string", description: "The patient's number, in the form the request asks for." },
-    story: { type: "string", description: "The introduction and every chapter as one readable narrative, paragraphs separated by blank lines." },
+    story: {
+      type: "string",
+      description: "The introduction and every chapter as one readable narrative, paragraphs separated by blank lines.",
+    },
     imageGenerationPrompt: {
       type: "string",
       description: `Two or three sentences describing the patient's portrait for an image model; under ${MAX_PROMPT_BYTES} bytes, no names or text in the image.`,
@@ -97,8 +103,7 @@ export function repairRequest(problems: string[]): string {
 
 export type Turn = { role: "user" | "assistant"; content: string };
 export type Answer =
-  | { ok: true; text: string; json: unknown; details: StoryRunDetails }
-  | { ok: false; error: StoryRunError; details: StoryRunDetails };
+  { ok: true; text: string; json: unknown; details: StoryRunDetails } | { ok: false; error: StoryRunError; details: StoryRunDetails };
 
 /** One Messages API call. Never throws: a failure is a classified error. */
 export async function askClaude(config: StoryConfig, turns: Turn[], stage: "request" | "repair"): Promise<Answer> {
@@ -164,7 +169,12 @@ function requestError(error: unknown, stage: "request" | "repair"): StoryRunErro
   if (error instanceof Anthropic.APIConnectionError) return { stage, code: "network_error", message };
   if (error instanceof Anthropic.APIError && error.status) {
     const httpStatus = error.status;
-    const base = { stage, message: `${message} (HTTP ${httpStatus})`, httpStatus, retryAfterMs: retryAfterMs(error.headers as Headers | undefined) };
+    const base = {
+      stage,
+      message: `${message} (HTTP ${httpStatus})`,
+      httpStatus,
+      retryAfterMs: retryAfterMs(error.headers as Headers | undefined),
+    };
     if (httpStatus === 401 || httpStatus === 403) return { ...base, code: "unauthorized" };
     if (httpStatus === 429) return { ...base, code: "rate_limited" };
     if (httpStatus === 529) return { ...base, code: "overloaded" };

@@ -70,7 +70,10 @@ export async function compressImage(config: TinifyConfig, original: Image): Prom
   const finish = () => (request?.stop(), timeout.clear(), (details.durationMs = Date.now() - started), details);
   const failed = (reason: string, httpStatus?: number): Compression => {
     const done = finish();
-    return { image: null, details: { ...done, outcome: "failed", reason: redact(`${reason}; stored the original`), ...(httpStatus ? { httpStatus } : {}) } };
+    return {
+      image: null,
+      details: { ...done, outcome: "failed", reason: redact(`${reason}; stored the original`), ...(httpStatus ? { httpStatus } : {}) },
+    };
   };
   const count = (response: Response) => {
     const value = Number(response.headers.get("compression-count"));
@@ -107,7 +110,11 @@ export async function compressImage(config: TinifyConfig, original: Image): Prom
       signal: request.signal,
     });
     count(response);
-    if (!response.ok) return failed(`TinyPNG's output answered ${response.status}: ${errorText(await readCapped(response, MAX_JSON_BYTES))}`, response.status);
+    if (!response.ok)
+      return failed(
+        `TinyPNG's output answered ${response.status}: ${errorText(await readCapped(response, MAX_JSON_BYTES))}`,
+        response.status,
+      );
     const contentType = (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (!contentType.startsWith("image/")) return failed(`TinyPNG's output has content type ${contentType || "(none)"}`);
     const declared = Number(response.headers.get("content-length") ?? NaN);

@@ -58,9 +58,7 @@ export type AnthropicBehavior =
  * the request in `requests`, i.e. counting every attempt including SDK retries).
  * Returning `undefined` means "default answer" (the next case file).
  */
-export type AnthropicBehaviorSetting =
-  | AnthropicBehavior
-  | ((index: number) => AnthropicBehavior | undefined);
+export type AnthropicBehaviorSetting = AnthropicBehavior | ((index: number) => AnthropicBehavior | undefined);
 
 export type StartAnthropicServerOptions = {
   /** The accepted API key. Default "test-anthropic-key". */
@@ -161,7 +159,16 @@ type ValidatedRequest = {
  */
 const ADAPTIVE_ONLY_MODELS = /^claude-(sonnet-5-5|opus-5-5|fable-5)/;
 
-const UNSUPPORTED_SCHEMA_KEYWORDS = ["maxItems", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
+const UNSUPPORTED_SCHEMA_KEYWORDS = [
+  "maxItems",
+  "minLength",
+  "maxLength",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+];
 
 /**
  * The JSON Schema subset structured outputs accept: every object closed with
@@ -190,7 +197,17 @@ export function structuredSchemaProblem(schema: unknown, path = "schema"): strin
 function validateMessagesBody(body: unknown): ValidatedRequest {
   if (!isObject(body)) throw new RequestError("request body must be a JSON object");
 
-  const { model, max_tokens: maxTokens, messages, system, tools, tool_choice: toolChoice, stream, thinking, output_config: outputConfig } = body;
+  const {
+    model,
+    max_tokens: maxTokens,
+    messages,
+    system,
+    tools,
+    tool_choice: toolChoice,
+    stream,
+    thinking,
+    output_config: outputConfig,
+  } = body;
 
   if (typeof model !== "string" || model.length === 0) {
     throw new RequestError("model: Field required (a non-empty string)");
@@ -268,7 +285,9 @@ function validateMessagesBody(body: unknown): ValidatedRequest {
   if (ADAPTIVE_ONLY_MODELS.test(model)) {
     if (forcing) throw new RequestError(`tool_choice: forced tool use is not supported for ${model}; use "auto" or output_config.format`);
     if (thinkingType === "disabled" || thinkingType === "enabled") {
-      throw new RequestError(`"thinking.type.${thinkingType}" is not supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.`);
+      throw new RequestError(
+        `"thinking.type.${thinkingType}" is not supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.`,
+      );
     }
     for (const sampling of ["temperature", "top_p", "top_k"]) {
       if (body[sampling] !== undefined) throw new RequestError(`${sampling}: sampling parameters are not supported for ${model}`);
@@ -293,8 +312,7 @@ function validateMessagesBody(body: unknown): ValidatedRequest {
     }
   }
 
-  const toolName =
-    forced ?? (toolNames.includes(DEFAULT_TOOL_NAME) ? DEFAULT_TOOL_NAME : (toolNames[0] ?? DEFAULT_TOOL_NAME));
+  const toolName = forced ?? (toolNames.includes(DEFAULT_TOOL_NAME) ? DEFAULT_TOOL_NAME : (toolNames[0] ?? DEFAULT_TOOL_NAME));
   return { model, maxTokens, toolName, hasTools: toolNames.length > 0, jsonOutput };
 }
 
@@ -302,8 +320,7 @@ function estimateTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
 }
 
-const DEFAULT_REFUSAL_TEXT =
-  "I can't help with writing this case file. I'd be happy to help with a different story instead.";
+const DEFAULT_REFUSAL_TEXT = "I can't help with writing this case file. I'd be happy to help with a different story instead.";
 const DEFAULT_PLAIN_TEXT =
   "Here is a case file for your game. Patient P-0000 was admitted on a cold night in 1961, and the staff still will not speak of what followed.";
 

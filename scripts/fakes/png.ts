@@ -61,7 +61,7 @@ export function decodePngSize(bytes: Uint8Array): { width: number; height: numbe
   if (bytes.length < 33 || SIGNATURE.some((b, i) => bytes[i] !== b)) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(8) !== 13 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") return null;
-  if (((crc32(bytes.subarray(12, 29)) ^ 0xffffffff) >>> 0) !== view.getUint32(29)) return null;
+  if ((crc32(bytes.subarray(12, 29)) ^ 0xffffffff) >>> 0 !== view.getUint32(29)) return null;
   const width = view.getUint32(16);
   const height = view.getUint32(20);
   return width > 0 && height > 0 ? { width, height } : null;
@@ -158,7 +158,7 @@ export function decodePngRgba(bytes: Uint8Array): { width: number; height: numbe
   const [depth, colorType, , , interlace] = bytes.subarray(24, 29);
   if (depth !== 8 || (colorType !== 2 && colorType !== 6) || interlace !== 0) return null;
   const idat: Uint8Array[] = [];
-  for (let offset = 8; offset + 8 <= bytes.length; ) {
+  for (let offset = 8; offset + 8 <= bytes.length;) {
     const length = view.getUint32(offset);
     const type = String.fromCharCode(...bytes.subarray(offset + 4, offset + 8));
     if (type === "IDAT") idat.push(bytes.subarray(offset + 8, offset + 8 + length));
@@ -184,7 +184,8 @@ export function decodePngRgba(bytes: Uint8Array): { width: number; height: numbe
       const b = y > 0 ? pixels[(y - 1) * stride + x] : 0;
       const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels] : 0;
       const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const paeth =
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
       const predictor = [0, a, b, (a + b) >> 1, paeth][filter] ?? 0;
       pixels[y * stride + x] = (line[x] + predictor) & 0xff;
     }

@@ -123,9 +123,7 @@ interface Validator {
 const validators = new Map<string, Validator>();
 
 function loadValidator(): Validator {
-  const path =
-    process.env.RECRAFT_OPENAPI_PATH ??
-    fileURLToPath(new URL("../../reference/recraft-openapi.json", import.meta.url));
+  const path = process.env.RECRAFT_OPENAPI_PATH ?? fileURLToPath(new URL("../../reference/recraft-openapi.json", import.meta.url));
   const cached = validators.get(path);
   if (cached) return cached;
 
@@ -141,11 +139,7 @@ function loadValidator(): Validator {
   // The spec allows unknown properties; we do not, so a misspelt field in the pipeline fails loudly.
   const propertyNames = (s: Schema): string[] => {
     const ref = s.$ref?.match(/^#\/components\/schemas\/(.+)$/)?.[1];
-    return [
-      ...(ref ? propertyNames(schemas[ref]) : []),
-      ...(s.allOf ?? []).flatMap(propertyNames),
-      ...Object.keys(s.properties ?? {}),
-    ];
+    return [...(ref ? propertyNames(schemas[ref]) : []), ...(s.allOf ?? []).flatMap(propertyNames), ...Object.keys(s.properties ?? {})];
   };
   const allowed = propertyNames(schemas.GenerateImageJSONRequest);
   const validate = ajv.compile({
@@ -159,9 +153,12 @@ function loadValidator(): Validator {
   return v;
 }
 
-const V3_SIZES = "1024x1024 1365x1024 1024x1365 1536x1024 1024x1536 1820x1024 1024x1820 1024x2048 2048x1024 1434x1024 1024x1434 1024x1280 1280x1024 1024x1707 1707x1024";
-const V4_SIZES = "1024x1024 1536x768 768x1536 1280x832 832x1280 1216x896 896x1216 1152x896 896x1152 832x1344 1280x896 896x1280 1344x768 768x1344";
-const V4_PRO_SIZES = "2048x2048 3072x1536 1536x3072 2560x1664 1664x2560 2432x1792 1792x2432 2304x1792 1792x2304 1664x2688 2560x1792 1792x2560 2688x1536 1536x2688";
+const V3_SIZES =
+  "1024x1024 1365x1024 1024x1365 1536x1024 1024x1536 1820x1024 1024x1820 1024x2048 2048x1024 1434x1024 1024x1434 1024x1280 1280x1024 1024x1707 1707x1024";
+const V4_SIZES =
+  "1024x1024 1536x768 768x1536 1280x832 832x1280 1216x896 896x1216 1152x896 896x1152 832x1344 1280x896 896x1280 1344x768 768x1344";
+const V4_PRO_SIZES =
+  "2048x2048 3072x1536 1536x3072 2560x1664 1664x2560 2432x1792 1792x2432 2304x1792 1792x2304 1664x2688 2560x1792 1792x2560 2688x1536 1536x2688";
 const ASPECTS = "1:1 2:1 1:2 3:2 2:3 4:3 3:4 5:4 4:5 6:10 14:10 10:14 16:9 9:16";
 /** V4 and V4.1 take style only as style_id (or references): these V2/V3 parameters are refused. */
 const NOT_FOR_V4 = ["style", "substyle", "negative_prompt", "text_layout"];
@@ -286,8 +283,7 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
   const controllers = new Set<AbortController>();
   let origin = "";
 
-  const latencyFor = (prompt: string) =>
-    typeof options.latencyMs === "function" ? options.latencyMs(prompt) : (options.latencyMs ?? 0);
+  const latencyFor = (prompt: string) => (typeof options.latencyMs === "function" ? options.latencyMs(prompt) : (options.latencyMs ?? 0));
 
   async function handleGeneration(req: IncomingMessage, res: ServerResponse, signal: AbortSignal) {
     const requestId = randomUUID();
@@ -394,7 +390,15 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
   async function handleImage(req: IncomingMessage, res: ServerResponse, signal: AbortSignal, id: string, raw: boolean) {
     const image = images.get(id);
     const f = raw ? undefined : image?.fault;
-    const record: ImageRequest = { at: Date.now(), path: req.url ?? "", imageId: id, fault: f?.kind, bytesSent: 0, closed: false, closedEarly: false };
+    const record: ImageRequest = {
+      at: Date.now(),
+      path: req.url ?? "",
+      imageId: id,
+      fault: f?.kind,
+      bytesSent: 0,
+      closed: false,
+      closedEarly: false,
+    };
     imageRequests.push(record);
     res.on("close", () => {
       record.closed = true;
@@ -441,7 +445,8 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
       case "imageContentType": {
         const typeHeader: Record<string, string> = f.contentType === null ? {} : { "content-type": f.contentType };
         if (f.endless) return endless(200, typeHeader);
-        const body = f.body ?? (f.contentType?.startsWith("image/") ? png : "<!doctype html><html><body><h1>Not an image</h1></body></html>");
+        const body =
+          f.body ?? (f.contentType?.startsWith("image/") ? png : "<!doctype html><html><body><h1>Not an image</h1></body></html>");
         const buf = typeof body === "string" ? Buffer.from(body) : body;
         res.writeHead(200, { ...typeHeader, "content-length": String(buf.length) });
         return void res.end(buf);
@@ -475,7 +480,10 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
     const image = path.match(/^\/(images|raw)\/([0-9a-f-]{36})\.png$/);
     let work: Promise<void> | void;
     if (path === "/v1/images/generations") {
-      work = req.method === "POST" ? handleGeneration(req, res, controller.signal) : sendJson(res, 405, { code: "method_not_allowed", message: "use POST" });
+      work =
+        req.method === "POST"
+          ? handleGeneration(req, res, controller.signal)
+          : sendJson(res, 405, { code: "method_not_allowed", message: "use POST" });
     } else if (image && (req.method === "GET" || req.method === "HEAD")) {
       work = handleImage(req, res, controller.signal, image[2], image[1] === "raw");
     } else {
@@ -518,10 +526,16 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
       return requests.map((r) => r.at);
     },
     maxStartsInWindow(windowMs) {
-      return windowCounts(requests.map((r) => r.at), windowMs).reduce((a, b) => Math.max(a, b), 0);
+      return windowCounts(
+        requests.map((r) => r.at),
+        windowMs,
+      ).reduce((a, b) => Math.max(a, b), 0);
     },
     startsOverLimit(windowMs, limit) {
-      return windowCounts(requests.map((r) => r.at), windowMs).filter((n) => n > limit).length;
+      return windowCounts(
+        requests.map((r) => r.at),
+        windowMs,
+      ).filter((n) => n > limit).length;
     },
     get oversizeBytesSent() {
       return oversizeBytesSent;

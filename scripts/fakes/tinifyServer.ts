@@ -100,8 +100,14 @@ function compressPng(input: Uint8Array, size: { width: number; height: number })
         out.set([24, 20, 22, 255], i);
         continue;
       }
-      const [x0, x1] = [Math.floor((x * source.width) / size.width), Math.max(Math.floor(((x + 1) * source.width) / size.width), Math.floor((x * source.width) / size.width) + 1)];
-      const [y0, y1] = [Math.floor((y * source.height) / size.height), Math.max(Math.floor(((y + 1) * source.height) / size.height), Math.floor((y * source.height) / size.height) + 1)];
+      const [x0, x1] = [
+        Math.floor((x * source.width) / size.width),
+        Math.max(Math.floor(((x + 1) * source.width) / size.width), Math.floor((x * source.width) / size.width) + 1),
+      ];
+      const [y0, y1] = [
+        Math.floor((y * source.height) / size.height),
+        Math.max(Math.floor(((y + 1) * source.height) / size.height), Math.floor((y * source.height) / size.height) + 1),
+      ];
       for (let c = 0; c < 4; c++) {
         let sum = 0;
         for (let sy = y0; sy < y1; sy++) for (let sx = x0; sx < x1; sx++) sum += source.rgba[(sy * source.width + sx) * 4 + c];
@@ -129,7 +135,14 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
   const expected = `Basic ${Buffer.from(`api:${apiKey}`).toString("base64")}`;
   const headers = () => ({ "compression-count": String(compressionCount) });
 
-  function send(res: ServerResponse, record: TinifyRequest, status: number, body: string | Uint8Array, contentType: string, extra: Record<string, string> = {}) {
+  function send(
+    res: ServerResponse,
+    record: TinifyRequest,
+    status: number,
+    body: string | Uint8Array,
+    contentType: string,
+    extra: Record<string, string> = {},
+  ) {
     const buf = typeof body === "string" ? Buffer.from(body) : Buffer.from(body);
     record.status = status;
     record.bytesSent += buf.length;
@@ -157,7 +170,8 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
     shrinkCount++;
     const body = await readBody(req);
     record.bytes = body?.length ?? MAX_INPUT;
-    if (picked?.kind === "echoKey") return error(res, record, 401, "Unauthorized", `Credentials are invalid: ${req.headers.authorization ?? "(none)"}`);
+    if (picked?.kind === "echoKey")
+      return error(res, record, 401, "Unauthorized", `Credentials are invalid: ${req.headers.authorization ?? "(none)"}`);
     if (req.headers.authorization !== expected) return error(res, record, 401, "Unauthorized", "Credentials are invalid.");
     if (picked?.kind === "hang") return hang(signal);
     if (picked?.kind === "status") {
@@ -177,7 +191,14 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
     const url = picked?.kind === "foreignLocation" ? picked.location : `${origin}/output/${id}`;
     const json = {
       input: { size: body.length, type },
-      output: { size: out.length, type, width: size?.width ?? 0, height: size?.height ?? 0, ratio: Math.round((out.length / body.length) * 10_000) / 10_000, url },
+      output: {
+        size: out.length,
+        type,
+        width: size?.width ?? 0,
+        height: size?.height ?? 0,
+        ratio: Math.round((out.length / body.length) * 10_000) / 10_000,
+        url,
+      },
     };
     return send(res, record, 201, JSON.stringify(json), "application/json", { location: url });
   }
@@ -185,7 +206,8 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
   async function handleOutput(req: IncomingMessage, res: ServerResponse, record: TinifyRequest, signal: AbortSignal, id: string) {
     const body = await readBody(req);
     record.bytes = body?.length ?? 0;
-    if (req.method === "POST" && req.headers.authorization !== expected) return error(res, record, 401, "Unauthorized", "Credentials are invalid.");
+    if (req.method === "POST" && req.headers.authorization !== expected)
+      return error(res, record, 401, "Unauthorized", "Credentials are invalid.");
     const output = outputs.get(id);
     if (!output) return error(res, record, 404, "Not found", "The output does not exist.");
     let { bytes } = output;
@@ -207,7 +229,13 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
         }
         const both = width !== undefined && height !== undefined;
         if (method === "scale" ? both || (width === undefined && height === undefined) : !both) {
-          return error(res, record, 400, "Bad request", `Resize method ${String(method)} needs ${method === "scale" ? "exactly one of" : "both"} width and height.`);
+          return error(
+            res,
+            record,
+            400,
+            "Bad request",
+            `Resize method ${String(method)} needs ${method === "scale" ? "exactly one of" : "both"} width and height.`,
+          );
         }
         if (size && method === "fit") {
           size = fitWithin(size, width as number, height as number);

@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
-import { internalMutationGeneric, type SchemaDefinition } from "convex/server";
+import { internalMutationGeneric, type GenericSchema, type SchemaDefinition } from "convex/server";
 import projectSchema from "../../convex/schema.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
@@ -29,8 +29,10 @@ export function convexModules(dir = CONVEX_DIR): Record<string, () => Promise<un
 export type Backend = ReturnType<typeof newBackend>;
 
 /** `schema` may add tables to the project's (the Convex Auth stack adds `authTables`). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function newBackend(modules: Record<string, () => Promise<unknown>> = convexModules(), schema: SchemaDefinition<any, boolean> = projectSchema) {
+export function newBackend(
+  modules: Record<string, () => Promise<unknown>> = convexModules(),
+  schema: SchemaDefinition<GenericSchema, boolean> = projectSchema,
+) {
   return convexTest(schema as typeof projectSchema, modules);
 }
 
@@ -59,7 +61,12 @@ export function wrapMutations(modules: Modules, wrap: (fnName: string, handler: 
             if (!fn || typeof fn !== "function" || !fn.isMutation || typeof fn._handler !== "function") return [name, fn];
             const handler = wrap(`${file}:${name}`, fn._handler as MutationHandler);
             const wrapped = internalMutationGeneric({ handler }) as unknown as RegisteredFunction;
-            Object.assign(wrapped, { exportArgs: fn.exportArgs, exportReturns: fn.exportReturns, isInternal: fn.isInternal, isPublic: fn.isPublic });
+            Object.assign(wrapped, {
+              exportArgs: fn.exportArgs,
+              exportReturns: fn.exportReturns,
+              isInternal: fn.isInternal,
+              isPublic: fn.isPublic,
+            });
             return [name, wrapped];
           }),
         );

@@ -53,7 +53,9 @@ function publicFunctions(modules: Record<string, () => Promise<unknown>>) {
   let registry: Promise<Map<string, Record<string, unknown>>> | undefined;
   return async (name: string, kind: CallKind): Promise<boolean> => {
     registry ??= (async () => {
-      const loaded = await Promise.all(Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const));
+      const loaded = await Promise.all(
+        Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const),
+      );
       return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
     })();
     const [path, exportName = "default"] = name.split(":");
@@ -235,7 +237,10 @@ export interface AdminServer {
  * ADMIN_EMAILS nor ADMIN_SUBJECTS is set, sets ADMIN_EMAILS to the demo
  * admin's email until close().
  */
-export async function serveAdmin(stack: { t: Backend; modules?: Record<string, () => Promise<unknown>> }, options: ServeAdminOptions = {}): Promise<AdminServer> {
+export async function serveAdmin(
+  stack: { t: Backend; modules?: Record<string, () => Promise<unknown>> },
+  options: ServeAdminOptions = {},
+): Promise<AdminServer> {
   const ownDist = !options.dist;
   const dist = resolve(options.dist ?? (await buildAdmin(undefined, options.auth)));
   const execute = bridgeExecutor(stack.t, stack.modules);
@@ -280,8 +285,13 @@ export async function serveAdmin(stack: { t: Backend; modules?: Record<string, (
     if (url.pathname === "/api/action" && req.method === "POST") {
       const { path, args } = JSON.parse(await readBody(req)) as { path: string; args: JSONValue[] };
       const token = bearer(req);
-      const outcome = await execute(token !== undefined ? identityFromToken(token) : undefined, { kind: "action", name: path, args: args?.[0] ?? {} });
-      if ("value" in outcome) return send(res, 200, "application/json", JSON.stringify({ status: "success", value: outcome.value, logLines: [] }));
+      const outcome = await execute(token !== undefined ? identityFromToken(token) : undefined, {
+        kind: "action",
+        name: path,
+        args: args?.[0] ?? {},
+      });
+      if ("value" in outcome)
+        return send(res, 200, "application/json", JSON.stringify({ status: "success", value: outcome.value, logLines: [] }));
       // 560: the status Convex answers a function that threw.
       const { message, data } = outcome.error;
       return send(res, 560, "application/json", JSON.stringify({ status: "error", errorMessage: message, errorData: data, logLines: [] }));

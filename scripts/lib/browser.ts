@@ -208,20 +208,23 @@ export async function paintedTextPixels(page: Page, text = "Patient P-0470 screa
   );
   await page.locator("#probe").evaluate((el, value) => (el.textContent = value), text);
   const png = await page.locator("#probe").screenshot();
-  return page.evaluate(async (dataUrl) => {
-    const image = new Image();
-    image.src = dataUrl;
-    await image.decode();
-    const canvas = document.createElement("canvas");
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const context = canvas.getContext("2d")!;
-    context.drawImage(image, 0, 0);
-    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
-    let painted = 0;
-    for (let i = 0; i < data.length; i += 4) if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) painted++;
-    return painted;
-  }, `data:image/png;base64,${png.toString("base64")}`);
+  return page.evaluate(
+    async (dataUrl) => {
+      const image = new Image();
+      image.src = dataUrl;
+      await image.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const context = canvas.getContext("2d")!;
+      context.drawImage(image, 0, 0);
+      const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+      let painted = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) painted++;
+      return painted;
+    },
+    `data:image/png;base64,${png.toString("base64")}`,
+  );
 }
 
 /** Launches the resolved Chromium and checks that it paints text. */

@@ -92,10 +92,13 @@ export function identityFromToken(token: string, now = Date.now()): UserIdentity
     throw new TokenRejected("malformed");
   }
   if (header.alg !== "RS256") throw new TokenRejected(`unexpected algorithm ${String(header.alg)}`);
-  const keys = (JSON.parse(jwks) as { keys: (JsonWebKey & { kid?: string })[] }).keys.filter((key) => header.kid === undefined || key.kid === header.kid);
+  const keys = (JSON.parse(jwks) as { keys: (JsonWebKey & { kid?: string })[] }).keys.filter(
+    (key) => header.kid === undefined || key.kid === header.kid,
+  );
   const data = Buffer.from(`${parts[0]}.${parts[1]}`);
   const signature = Buffer.from(parts[2], "base64url");
-  if (!keys.some((key) => verify("RSA-SHA256", data, createPublicKey({ key, format: "jwk" }), signature))) throw new TokenRejected("bad signature");
+  if (!keys.some((key) => verify("RSA-SHA256", data, createPublicKey({ key, format: "jwk" }), signature)))
+    throw new TokenRejected("bad signature");
   if (claims.iss !== issuer) throw new TokenRejected("unexpected issuer");
   const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!audience.includes("convex")) throw new TokenRejected("unexpected audience");

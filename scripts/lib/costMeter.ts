@@ -28,7 +28,11 @@ const tableOf = (id: string) => id.match(/[A-Za-z_]+$/)?.[0] ?? "unknown";
 /** Records every document a query chain returns. */
 function meteredQuery(query: object, table: string, read: (table: string, id: string) => void): object {
   const recordResult = (result: unknown) => {
-    const docs = Array.isArray(result) ? result : result && typeof result === "object" && "page" in result ? (result as { page: unknown[] }).page : [result];
+    const docs = Array.isArray(result)
+      ? result
+      : result && typeof result === "object" && "page" in result
+        ? (result as { page: unknown[] }).page
+        : [result];
     for (const doc of docs) if (doc && typeof doc === "object" && "_id" in doc) read(table, String((doc as { _id: string })._id));
     return result;
   };
@@ -103,8 +107,12 @@ export function meteredModules(accesses: Access[]): Modules {
   return wrapMutations(convexModules(), (fnName, handler) => async (ctx, args) => {
     const pending: Omit<Access, "owner">[] = [];
     const call = ++calls;
-    const result = await handler(wrapCtx(ctx as Record<string, unknown>, (op, table, id) => pending.push({ fn: fnName, call, op, table, id })), args);
-    const owner = typeof args?.jobId === "string" ? `job:${args.jobId}` : fnName === "stories:insertStory" ? `story:${String(result)}` : "loop";
+    const result = await handler(
+      wrapCtx(ctx as Record<string, unknown>, (op, table, id) => pending.push({ fn: fnName, call, op, table, id })),
+      args,
+    );
+    const owner =
+      typeof args?.jobId === "string" ? `job:${args.jobId}` : fnName === "stories:insertStory" ? `story:${String(result)}` : "loop";
     for (const access of pending) accesses.push({ ...access, owner });
     return result;
   });

@@ -69,7 +69,13 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
     const stored = jobs.filter((j) => j.status === "stored");
     const drainMs = Math.max(...stored.map((j) => j.updatedAt)) - started;
     // The ideal: the same requests, in the order the fake saw them, each at its earliest start.
-    const config = { secondMs: s.secondMs, minuteMs: s.minuteMs, maxPerSecond: s.perSecond, maxPerMinute: s.perMinute, startToleranceMs: 0 };
+    const config = {
+      secondMs: s.secondMs,
+      minuteMs: s.minuteMs,
+      maxPerSecond: s.perSecond,
+      maxPerMinute: s.perMinute,
+      startToleranceMs: 0,
+    };
     let log: number[] = [];
     let idealMs = 0;
     for (const request of stack.recraft!.requests) {
@@ -78,7 +84,8 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
       idealMs = Math.max(idealMs, reserved.start + latencyOf(request.prompt ?? ""));
     }
     const actions = await t.run(
-      async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).filter((fn) => fn.name.includes("generatePatientPortrait")).length,
+      async (ctx) =>
+        (await ctx.db.system.query("_scheduled_functions").collect()).filter((fn) => fn.name.includes("generatePatientPortrait")).length,
     );
     return {
       scenario: s.name,
@@ -100,7 +107,13 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
 
 /** The issue's scenarios: real windows (scale 1) or shorter ones for a quick run (scale 10: windows and latencies ÷ 10). */
 export function drainScenarios(scale: number, jobs: number, proCeiling: string): DrainScenario[] {
-  const real = { secondMs: 1_000 / scale, minuteMs: 60_000 / scale, perSecond: 5, perMinute: 100, latencyMs: [5_000 / scale, 15_000 / scale] as [number, number] };
+  const real = {
+    secondMs: 1_000 / scale,
+    minuteMs: 60_000 / scale,
+    perSecond: 5,
+    perMinute: 100,
+    latencyMs: [5_000 / scale, 15_000 / scale] as [number, number],
+  };
   const margin = { PORTRAIT_START_TOLERANCE_MS: String(Math.max(10, 100 / scale)) };
   return [
     { name: `on time, ceiling ${proCeiling} (Professional)`, jobs, ...real, env: { ...margin, PORTRAIT_MAX_CONCURRENCY: proCeiling } },

@@ -28,7 +28,12 @@ export const demoLatency = (prompt: string) => 800 + Math.round(unitHash(prompt)
 
 /** Realistic failures, in rotation: transient ones (retried) and permanent ones. */
 export const DEMO_FAULTS: Fault[] = [
-  { kind: "status", status: 429, json: { code: "rate_limit_exceeded", message: "Too many requests, slow down" }, headers: { "retry-after": "1" } },
+  {
+    kind: "status",
+    status: 429,
+    json: { code: "rate_limit_exceeded", message: "Too many requests, slow down" },
+    headers: { "retry-after": "1" },
+  },
   { kind: "status", status: 500, body: "Internal Server Error" },
   { kind: "status", status: 503, json: { code: "service_unavailable", message: "The service is temporarily overloaded" } },
   { kind: "status", status: 401, json: { code: "invalid_api_key", message: "Invalid API key" } },

@@ -39,8 +39,30 @@ export interface BenchSize {
   drainScale: number;
 }
 
-export const FULL: BenchSize = { inserts: 500, jobs: 200, burst: 500, memoryMiB: 16, adminJobs: [1_000, 50_000], stories: 20, shareJobs: 300, costJobs: 100, drainJobs: 150, drainScale: 1 };
-export const QUICK: BenchSize = { inserts: 50, jobs: 20, burst: 60, memoryMiB: 5, adminJobs: [1_000, 5_000], stories: 5, shareJobs: 40, costJobs: 20, drainJobs: 40, drainScale: 10 };
+export const FULL: BenchSize = {
+  inserts: 500,
+  jobs: 200,
+  burst: 500,
+  memoryMiB: 16,
+  adminJobs: [1_000, 50_000],
+  stories: 20,
+  shareJobs: 300,
+  costJobs: 100,
+  drainJobs: 150,
+  drainScale: 1,
+};
+export const QUICK: BenchSize = {
+  inserts: 50,
+  jobs: 20,
+  burst: 60,
+  memoryMiB: 5,
+  adminJobs: [1_000, 5_000],
+  stories: 5,
+  shareJobs: 40,
+  costJobs: 20,
+  drainJobs: 40,
+  drainScale: 10,
+};
 
 export interface Row {
   figure: string;
@@ -84,7 +106,12 @@ export async function insertCost(size: BenchSize): Promise<Row> {
     // One indexed read, to show what a read costs on this backend at this table size.
     const oneLookup = async () => {
       const start = performance.now();
-      await t.mutation((ctx) => ctx.db.query("stories").withIndex("by_slug", (q) => q.eq("slug", "no-such-slug")).first());
+      await t.mutation((ctx) =>
+        ctx.db
+          .query("stories")
+          .withIndex("by_slug", (q) => q.eq("slug", "no-such-slug"))
+          .first(),
+      );
       return performance.now() - start;
     };
     const warmup = Math.min(20, size.inserts);
@@ -184,7 +211,7 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
     const since = Date.now();
     const busy = cpuMeter();
     // Waves of 4 (the concurrency cap), so no job waits in the queue for a slot.
-    for (let inserted = 0; inserted < size.jobs; ) {
+    for (let inserted = 0; inserted < size.jobs;) {
       const wave = Math.min(4, size.jobs - inserted);
       await Promise.all(Array.from({ length: wave }, (_, k) => insertStory(t, inserted + k)));
       inserted += wave;
@@ -194,7 +221,9 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
     const jobs = await jobsSince(t, since);
     const e2e = jobs.map((events) => events.at(-1)!.at - events[0].at);
     const stored = jobs.filter((events) => events.at(-1)!.to === "stored").length;
-    const http = median(jobs.map((events) => events.find((e) => e.to === "downloaded")?.details?.durationMs ?? NaN).filter(Number.isFinite));
+    const http = median(
+      jobs.map((events) => events.find((e) => e.to === "downloaded")?.details?.durationMs ?? NaN).filter(Number.isFinite),
+    );
     const serverSpan = median(stack.recraft!.timeline.map((span) => (span.end ?? NaN) - span.start).filter(Number.isFinite));
     const p50 = median(e2e) / provider;
     const p95 = percentile(e2e, 95) / provider;
@@ -239,7 +268,10 @@ export async function burst(size: BenchSize): Promise<Row> {
     const lost = size.burst - stored.length;
     // A slot's hand-off: from a job's `stored` to the `requested` of the job that took its slot.
     const storedAt = stored.map((events) => events.at(-1)!.at).sort((a, b) => a - b);
-    const requestedAt = jobs.map((events) => events.find((e) => e.to === "requested")?.at ?? NaN).filter(Number.isFinite).sort((a, b) => a - b);
+    const requestedAt = jobs
+      .map((events) => events.find((e) => e.to === "requested")?.at ?? NaN)
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
     const handoff = median(requestedAt.slice(concurrency).map((at, i) => at - storedAt[i]));
     const http = median(stored.map((events) => events.find((e) => e.to === "downloaded")?.details?.durationMs ?? NaN));
     return {
@@ -267,7 +299,10 @@ interface ProbeResult {
 async function runProbe<T>(mib: number, part: "pipeline" | "download"): Promise<T> {
   const probe = fileURLToPath(new URL("./memoryProbe.ts", import.meta.url));
   const args = ["--expose-gc", "--import", "tsx", probe, "--mib", String(mib), "--part", part];
-  const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: fileURLToPath(new URL("../..", import.meta.url)), maxBuffer: 1 << 20 });
+  const { stdout } = await promisify(execFile)(process.execPath, args, {
+    cwd: fileURLToPath(new URL("../..", import.meta.url)),
+    maxBuffer: 1 << 20,
+  });
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as T;
 }
 
@@ -282,7 +317,8 @@ export async function memory(size: BenchSize): Promise<Row> {
   const peak = download.allocatedCopies * cap;
   // What is in flight when the client aborts (socket buffers, the stream's queue) does not grow with the cap.
   const slack = 8 << 20;
-  const aborted = endless.status === "failed" && endless.code === "too_large" && endless.closedEarly === true && endless.sent <= cap + slack;
+  const aborted =
+    endless.status === "failed" && endless.code === "too_large" && endless.closedEarly === true && endless.sent <= cap + slack;
   const stored = image.status === "stored" && image.bytes === cap;
   const mib = (bytes: number) => formatBytes(bytes);
   return {
@@ -315,7 +351,10 @@ async function readCostOn(t: Backend, size: BenchSize): Promise<Row> {
   const storyId = await insertStory(t, 0);
   await waitForCounts(t, (c) => live(c) === 0, 5, 30_000);
   const { _id, _creationTime, ...template } = (await t.run((ctx) =>
-    ctx.db.query("portraitJobs").withIndex("by_story", (q) => q.eq("storyId", storyId)).first(),
+    ctx.db
+      .query("portraitJobs")
+      .withIndex("by_story", (q) => q.eq("storyId", storyId))
+      .first(),
   ))!;
   const reads: number[] = [];
   let seeded = 1;
@@ -354,7 +393,12 @@ export async function chartReadCost(size: BenchSize): Promise<Row> {
   try {
     const storyId = await insertStory(t, 0);
     await waitForCounts(t, (c) => live(c) === 0, 5, 30_000);
-    const { _id, _creationTime, ...template } = (await t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_to", (q) => q.eq("to", "stored")).first()))!;
+    const { _id, _creationTime, ...template } = (await t.run((ctx) =>
+      ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_to", (q) => q.eq("to", "stored"))
+        .first(),
+    ))!;
     if (template.storyId !== storyId) throw new Error("unexpected template event");
     const now = Date.now() + 60_000;
     const ranges: ChartRange[] = ["24h", "30d"];
@@ -369,7 +413,11 @@ export async function chartReadCost(size: BenchSize): Promise<Row> {
         const from = seeded;
         await t.run(async (ctx) => {
           for (let i = from; i < from + batch; i++) {
-            await ctx.db.insert("portraitJobEvents", { ...template, to: kinds[i % kinds.length], at: now - 1 - ((i * 7919) % (24 * 3_600_000)) });
+            await ctx.db.insert("portraitJobEvents", {
+              ...template,
+              to: kinds[i % kinds.length],
+              at: now - 1 - ((i * 7919) % (24 * 3_600_000)),
+            });
           }
         });
         seeded += batch;
@@ -388,7 +436,12 @@ export async function chartReadCost(size: BenchSize): Promise<Row> {
     const met = ranges.every((range) => reads[range].every((n) => n <= bound(range) && n <= MAX_CHART_READS));
     return {
       figure: "chart read cost",
-      measured: ranges.map((range) => `${range}: ${reads[range][0]} documents at ${small.toLocaleString("en")} events, ${reads[range][1]} at ${large.toLocaleString("en")}`).join("; "),
+      measured: ranges
+        .map(
+          (range) =>
+            `${range}: ${reads[range][0]} documents at ${small.toLocaleString("en")} events, ${reads[range][1]} at ${large.toLocaleString("en")}`,
+        )
+        .join("; "),
       goal: `≤ buckets × 2 × (cap + 1) (24h: ${bound("24h")}, 30d: ${bound("30d")}) at both sizes`,
       met,
       notes: [
@@ -491,7 +544,11 @@ const PRODUCT_TABLES = new Set(["stories", "portraitJobs", "portraitJobEvents", 
 /** Documents read, written, and written that another job also writes, per stored portrait. */
 export async function costPerJob(size: BenchSize): Promise<Row> {
   const accesses: Access[] = [];
-  const stack = await benchStack({ modules: meteredModules(accesses), recraft: { latencyMs: scaledRecraftLatency, downloadLatencyMs: 0 }, env: AT_DEFAULTS_X10 });
+  const stack = await benchStack({
+    modules: meteredModules(accesses),
+    recraft: { latencyMs: scaledRecraftLatency, downloadLatencyMs: 0 },
+    env: AT_DEFAULTS_X10,
+  });
   const { t } = stack;
   try {
     const n = size.costJobs;
@@ -505,7 +562,8 @@ export async function costPerJob(size: BenchSize): Promise<Row> {
     const stored = jobs.filter((j) => j.status === "stored").length;
 
     const jobWriters = new Map<string, Set<string>>();
-    for (const a of owned) if (a.op === "write" && a.owner.startsWith("job:")) jobWriters.set(a.id, (jobWriters.get(a.id) ?? new Set()).add(a.owner));
+    for (const a of owned)
+      if (a.op === "write" && a.owner.startsWith("job:")) jobWriters.set(a.id, (jobWriters.get(a.id) ?? new Set()).add(a.owner));
     const per = (pred: (a: Access) => boolean) => owned.filter(pred).length / stored;
     const onJobPath = (a: Access) => a.owner.startsWith("job:");
     const product = (a: Access) => onJobPath(a) && PRODUCT_TABLES.has(a.table);
@@ -521,7 +579,10 @@ export async function costPerJob(size: BenchSize): Promise<Row> {
     const byTable = (op: Access["op"]) => {
       const tally = new Map<string, number>();
       for (const a of owned) if (bookkeeping(a) && a.op === op) tally.set(a.table, (tally.get(a.table) ?? 0) + 1);
-      return [...tally].sort((a, b) => b[1] - a[1]).map(([table, count]) => `${table} ${(count / stored).toFixed(2)}`).join(", ");
+      return [...tally]
+        .sort((a, b) => b[1] - a[1])
+        .map(([table, count]) => `${table} ${(count / stored).toFixed(2)}`)
+        .join(", ");
     };
     const f = (x: number) => x.toFixed(2);
     const table = [

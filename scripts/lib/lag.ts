@@ -68,13 +68,16 @@ export function lagScheduler(options: LagOptions): { stats: LagStats; restore():
     if (typeof callback !== "function" || !fromConvexTestScheduler()) return original(callback, ms, ...args);
     const extra = Math.max(0, options.delayMs());
     stats.delayedMs += extra;
-    return original(() => {
-      if (options.parallelism === undefined || running < options.parallelism) start(() => callback(...args));
-      else {
-        waiting.push(() => start(() => callback(...args)));
-        stats.maxWaiting = Math.max(stats.maxWaiting, waiting.length);
-      }
-    }, (ms ?? 0) + extra);
+    return original(
+      () => {
+        if (options.parallelism === undefined || running < options.parallelism) start(() => callback(...args));
+        else {
+          waiting.push(() => start(() => callback(...args)));
+          stats.maxWaiting = Math.max(stats.maxWaiting, waiting.length);
+        }
+      },
+      (ms ?? 0) + extra,
+    );
   }) as typeof setTimeout;
   globalThis.setTimeout = lagged;
   return {

@@ -80,9 +80,19 @@ export async function probe(mib: number, part: Part) {
     });
     await waitForCounts(t, (c) => live(c) === 0, 5, 60_000);
     return t.run(async (ctx) => {
-      const job = (await ctx.db.query("portraitJobs").withIndex("by_story", (q) => q.eq("storyId", storyId)).first())!;
-      const stored = await ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", job._id)).collect();
-      return { status: job.status, code: job.error?.code ?? null, bytes: stored.find((e) => e.to === "downloaded")?.details?.bytes ?? null };
+      const job = (await ctx.db
+        .query("portraitJobs")
+        .withIndex("by_story", (q) => q.eq("storyId", storyId))
+        .first())!;
+      const stored = await ctx.db
+        .query("portraitJobEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", job._id))
+        .collect();
+      return {
+        status: job.status,
+        code: job.error?.code ?? null,
+        bytes: stored.find((e) => e.to === "downloaded")?.details?.bytes ?? null,
+      };
     });
   };
   const copies = (bytes: number) => bytes / cap;

@@ -86,7 +86,9 @@ ${STATUSES.map((s) => `<tr><td><span class="dot s-${s}"></span>${s}</td><td clas
 ${summary.steps.map((s) => `<tr><td>${escapeHtml(s.step)}</td><td class="num">${s.n}</td><td class="num">${formatMs(s.p50)}</td><td class="num">${formatMs(s.p95)}</td></tr>`).join("\n")}
 </table>
 <table><caption>Convex environment</caption>
-${Object.entries(meta.env).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td class="mono">${escapeHtml(v)}</td></tr>`).join("\n")}
+${Object.entries(meta.env)
+  .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td class="mono">${escapeHtml(v)}</td></tr>`)
+  .join("\n")}
 </table>
 </div>
 ${storyRunsTable(meta.storyRuns ?? [])}
@@ -157,7 +159,8 @@ ${eventsTable(snapshot)}
 /** "TinyPNG 41.2 KB → 12.0 KB", or why compression was skipped or failed. */
 function compressionNote(compression: NonNullable<StorySnapshot["events"][number]["details"]>["compression"]): string {
   if (!compression) return "";
-  if (compression.compressedBytes !== undefined) return `TinyPNG ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
+  if (compression.compressedBytes !== undefined)
+    return `TinyPNG ${formatBytes(compression.originalBytes)} → ${formatBytes(compression.compressedBytes)}`;
   return `compression ${compression.outcome}: ${compression.reason ?? ""}`;
 }
 
@@ -175,7 +178,11 @@ function eventsTable({ events }: StorySnapshot): string {
       escapeHtml(d.recraftRequestId ?? ""),
       d.credits === undefined ? "" : String(d.credits),
       d.bytes === undefined ? "" : formatBytes(d.bytes),
-      escapeHtml([d.contentType, d.reason, compressionNote(d.compression), d.retryAt ? `retry at ${clock(d.retryAt)}` : ""].filter(Boolean).join(" · ")),
+      escapeHtml(
+        [d.contentType, d.reason, compressionNote(d.compression), d.retryAt ? `retry at ${clock(d.retryAt)}` : ""]
+          .filter(Boolean)
+          .join(" · "),
+      ),
       e ? `<span class="error">${escapeHtml(e.code)}</span> ${escapeHtml(e.message)}` : "",
     ];
     return `<tr class="ev-${event.to}">${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`;

@@ -167,7 +167,8 @@ export async function startDemoStack(options: DemoStackOptions = {}): Promise<De
 const CONVEX_ENV = /^(RECRAFT_|PORTRAIT_|ANTHROPIC_|CLAUDE_|TINIFY_|STORY_)/;
 
 // A report names which key is in use, never any of its characters.
-const keyLabel = (key: string) => ([FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY, FAKE_TINIFY_KEY].includes(key) ? "the fake's key" : "set (hidden)");
+const keyLabel = (key: string) =>
+  [FAKE_RECRAFT_KEY, FAKE_ANTHROPIC_KEY, FAKE_TINIFY_KEY].includes(key) ? "the fake's key" : "set (hidden)";
 
 function maskedEnv(): Record<string, string> {
   return Object.fromEntries(

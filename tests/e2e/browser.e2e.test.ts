@@ -12,13 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, test } from "vitest";
-import {
-  DEBIAN_CHROMIUM,
-  defaultExtractDir,
-  launchChromium,
-  paintedTextPixels,
-  resolveChromium,
-} from "../../scripts/lib/browser";
+import { DEBIAN_CHROMIUM, defaultExtractDir, launchChromium, paintedTextPixels, resolveChromium } from "../../scripts/lib/browser";
 
 const SCRIPT = "scripts/lib/browser.ts";
 const scratch: string[] = [];
@@ -81,7 +75,10 @@ describe("what it renders", () => {
     // A machine without system fonts: only the Open Sans the package ships.
     const onlyShipped = join(dir, "shipped.conf");
     const shippedFonts = join(defaultExtractDir(), "fonts", "fonts");
-    await writeFile(onlyShipped, `<?xml version="1.0"?>\n<fontconfig><dir>${shippedFonts}</dir><cachedir>${dir}/cache</cachedir></fontconfig>\n`);
+    await writeFile(
+      onlyShipped,
+      `<?xml version="1.0"?>\n<fontconfig><dir>${shippedFonts}</dir><cachedir>${dir}/cache</cachedir></fontconfig>\n`,
+    );
     const browser = await launchChromium({ ...npmEnv, CHROMIUM_PATH: executablePath, FONTCONFIG_FILE: onlyShipped });
     try {
       const page = await browser.newPage();
@@ -89,7 +86,9 @@ describe("what it renders", () => {
       // The project's fontconfig file offers the shipped Open Sans beside the system's fonts.
       await page.close();
       const configured = await launchChromium(npmEnv);
-      const widths = await (await configured.newPage()).evaluate(() => {
+      const widths = await (
+        await configured.newPage()
+      ).evaluate(() => {
         const span = document.body.appendChild(document.createElement("span"));
         span.textContent = "iiiiiiii";
         const width = (font: string) => ((span.style.font = font), span.getBoundingClientRect().width);
@@ -101,12 +100,16 @@ describe("what it renders", () => {
     } finally {
       await browser.close();
     }
-    expect(await readFile(join(defaultExtractDir(), "fonts.conf"), "utf8")).toContain("<include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>");
+    expect(await readFile(join(defaultExtractDir(), "fonts.conf"), "utf8")).toContain(
+      '<include ignore_missing="yes">/etc/fonts/fonts.conf</include>',
+    );
   }, 60_000);
 
   test("pages keep the same-origin policy: a cross-origin fetch needs CORS headers", async () => {
     const listen = (server: Server) =>
-      new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+      new Promise<string>((resolve) =>
+        server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+      );
     const page = createServer((_, res) => res.end("<!doctype html><title>ward</title>"));
     const api = createServer((req, res) => {
       if (req.url === "/open") res.setHeader("Access-Control-Allow-Origin", "*");
@@ -118,7 +121,14 @@ describe("what it renders", () => {
       const tab = await browser.newPage();
       await tab.goto(pageUrl);
       const fetchFrom = (url: string) =>
-        tab.evaluate((target) => fetch(target).then((r) => r.text(), (e: Error) => `refused: ${e.name}`), url);
+        tab.evaluate(
+          (target) =>
+            fetch(target).then(
+              (r) => r.text(),
+              (e: Error) => `refused: ${e.name}`,
+            ),
+          url,
+        );
       expect(await fetchFrom(`${apiUrl}/closed`)).toBe("refused: TypeError");
       expect(await fetchFrom(`${apiUrl}/open`)).toBe("chart");
     } finally {
@@ -130,7 +140,8 @@ describe("what it renders", () => {
 });
 
 describe("extracting the npm build", () => {
-  const extract = (dir: string) => spawn(process.execPath, ["--import", "tsx", SCRIPT, "--extract-to", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  const extract = (dir: string) =>
+    spawn(process.execPath, ["--import", "tsx", SCRIPT, "--extract-to", dir], { stdio: ["ignore", "pipe", "pipe"] });
   const output = (child: ReturnType<typeof extract>) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       let stdout = "";
@@ -166,8 +177,15 @@ describe("extracting the npm build", () => {
     expect(await readdir(parent)).toEqual(["chromium-under-test"]);
     const { stdout } = await promisify(execFile)(join(target, "chromium"), ["--version"]);
     expect(stdout).toMatch(/^Chromium 153\./);
-    expect((await readdir(target)).sort()).toEqual(
-      ["chromium", "fonts", "fonts.conf", "libEGL.so", "libGLESv2.so", "libvk_swiftshader.so", "libvulkan.so.1", "vk_swiftshader_icd.json"],
-    );
+    expect((await readdir(target)).sort()).toEqual([
+      "chromium",
+      "fonts",
+      "fonts.conf",
+      "libEGL.so",
+      "libGLESv2.so",
+      "libvk_swiftshader.so",
+      "libvulkan.so.1",
+      "vk_swiftshader_icd.json",
+    ]);
   }, 120_000);
 });

@@ -59,7 +59,10 @@ afterAll(async () => {
   if (dist) await rm(dist, { recursive: true, force: true });
 });
 
-async function open(hash = "#/", { viewport = DESKTOP, ...context }: { viewport?: { width: number; height: number } } & BrowserContextOptions = {}) {
+async function open(
+  hash = "#/",
+  { viewport = DESKTOP, ...context }: { viewport?: { width: number; height: number } } & BrowserContextOptions = {},
+) {
   const ctx = await browser.newContext({ viewport, ...context });
   const page = await ctx.newPage();
   const errors: string[] = [];
@@ -82,7 +85,11 @@ function textPairs(page: Page): Promise<Pair[]> {
   return page.evaluate(() => {
     type RGBA = { r: number; g: number; b: number; a: number };
     const parse = (css: string): RGBA => {
-      const p = css.match(/rgba?\(([^)]+)\)/)![1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      const p = css
+        .match(/rgba?\(([^)]+)\)/)![1]
+        .split(/[\s,/]+/)
+        .filter(Boolean)
+        .map(Number);
       return { r: p[0], g: p[1], b: p[2], a: p[3] ?? 1 };
     };
     const over = (top: RGBA, under: RGBA): RGBA => ({
@@ -112,7 +119,11 @@ function textPairs(page: Page): Promise<Pair[]> {
     const pairs = [];
     for (const el of document.querySelectorAll("body *")) {
       if (el.closest("option, script, style, title, [disabled], .visually-hidden, svg")) continue;
-      const own = [...el.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent!.trim()).join(" ").trim();
+      const own = [...el.childNodes]
+        .filter((n) => n.nodeType === Node.TEXT_NODE)
+        .map((n) => n.textContent!.trim())
+        .join(" ")
+        .trim();
       const text = own || (el instanceof HTMLInputElement && el.type !== "number" ? el.value : "");
       if (!text) continue;
       const box = el.getBoundingClientRect();
@@ -122,7 +133,13 @@ function textPairs(page: Page): Promise<Pair[]> {
       if (faded) continue;
       const background = backgroundOf(el);
       const color = over(parse(getComputedStyle(el).color), background);
-      pairs.push({ text: text.slice(0, 40), where: `${el.tagName.toLowerCase()}.${[...el.classList].join(".")}`, color: rgb(color), background: rgb(background), ratio: Math.round(ratio(color, background) * 100) / 100 });
+      pairs.push({
+        text: text.slice(0, 40),
+        where: `${el.tagName.toLowerCase()}.${[...el.classList].join(".")}`,
+        color: rgb(color),
+        background: rgb(background),
+        ratio: Math.round(ratio(color, background) * 100) / 100,
+      });
     }
     return pairs;
   });
@@ -145,7 +162,10 @@ test("every text/background pair of both themes is at least 4.5:1, on every view
       if (view === "#/?status=failed") {
         await page.locator("tbody tr").first().waitFor();
         await page.getByRole("button", { name: "Retry all matching" }).click();
-        await page.getByRole("alertdialog").getByRole("button", { name: /^Retry \d+ jobs$/ }).waitFor();
+        await page
+          .getByRole("alertdialog")
+          .getByRole("button", { name: /^Retry \d+ jobs$/ })
+          .waitFor();
       }
       if (view === "#/audit") await page.locator("tr[data-code]").first().waitFor();
       const pairs = await textPairs(page);
@@ -165,7 +185,9 @@ test("on a phone a job card is short and the list starts high; a failed job's pa
   const { page, errors } = await open("#/", { viewport: PHONE, colorScheme: "light" });
   await expect.poll(() => page.locator("tbody tr").count()).toBe(20);
   await page.screenshot({ path: `${SHOTS}/console-phone.png` });
-  const cards = await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getBoundingClientRect()).map((b) => ({ top: b.top + window.scrollY, height: b.height })));
+  const cards = await page
+    .locator("tbody tr")
+    .evaluateAll((rows) => rows.map((r) => r.getBoundingClientRect()).map((b) => ({ top: b.top + window.scrollY, height: b.height })));
   expect(cards[0].top).toBeLessThan(560);
   for (const card of cards) expect(card.height).toBeLessThan(170);
   expect(cards[19].top + cards[19].height - cards[0].top).toBeLessThan(20 * 170);
@@ -187,7 +209,14 @@ test("at 1280 the story runs' Attempt header lines up with its numbers; a view's
   await page.locator("tbody tr").first().waitFor();
   const header = page.locator("table.runs th", { hasText: "Attempt" });
   const cell = page.locator('table.runs td[data-label="Attempt"]').first();
-  const [th, td] = await Promise.all([header, cell].map((l) => l.evaluate((el) => ({ align: getComputedStyle(el).textAlign, right: el.getBoundingClientRect().right - parseFloat(getComputedStyle(el).paddingRight) }))));
+  const [th, td] = await Promise.all(
+    [header, cell].map((l) =>
+      l.evaluate((el) => ({
+        align: getComputedStyle(el).textAlign,
+        right: el.getBoundingClientRect().right - parseFloat(getComputedStyle(el).paddingRight),
+      })),
+    ),
+  );
   expect(th.align).toBe("right");
   expect(Math.abs(th.right - td.right)).toBeLessThan(1);
   // The theme of a written run stays (bug 4).
@@ -279,7 +308,8 @@ for (const [theme, viewport, name] of [
     await close(page);
     // Fail a few again with 401 for the other width's run.
     stack.recraft!.setFault({ kind: "status", status: 401, body: "invalid api key" });
-    for (let i = 0; i < 3; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(100 + i + (name === "desktop" ? 0 : 10)));
+    for (let i = 0; i < 3; i++)
+      await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(100 + i + (name === "desktop" ? 0 : 10)));
     await settle(stack.t);
     stack.recraft!.setFault(undefined);
   }, 90_000);

@@ -40,10 +40,25 @@ beforeAll(async () => {
     return undefined;
   });
   // The long title is the oldest job: off the first page, reached by search.
-  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: LONG_TITLE, slug: "unbroken", imageGenerationPrompt: "portrait of patient #43" }));
+  await stack.t.mutation(
+    internal.stories.insertStory,
+    caseFile({ title: LONG_TITLE, slug: "unbroken", imageGenerationPrompt: "portrait of patient #43" }),
+  );
   for (let i = 0; i < 40; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
-  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Night Rounds", slug: "night-rounds", patientName: "Ruth Calloway", patientNumber: "P-0470", imageGenerationPrompt: "portrait of patient #41" }));
-  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Quiet Ward", slug: "quiet-ward", imageGenerationPrompt: "portrait of patient #44" }));
+  await stack.t.mutation(
+    internal.stories.insertStory,
+    caseFile({
+      title: "The Night Rounds",
+      slug: "night-rounds",
+      patientName: "Ruth Calloway",
+      patientNumber: "P-0470",
+      imageGenerationPrompt: "portrait of patient #41",
+    }),
+  );
+  await stack.t.mutation(
+    internal.stories.insertStory,
+    caseFile({ title: "The Quiet Ward", slug: "quiet-ward", imageGenerationPrompt: "portrait of patient #44" }),
+  );
   await settle(stack.t, { timeoutMs: 60_000 });
   stack.recraft!.setFault(undefined);
   dist = await cachedAdminBuild(); // shared with the other browser tests, never deleted here
@@ -59,7 +74,14 @@ afterAll(async () => {
 
 type Opened = { page: Page; errors: string[]; consoleErrors: string[] };
 
-async function open(hash = "#/", { as = "admin", viewport = DESKTOP, ...context }: { as?: string; viewport?: { width: number; height: number } } & BrowserContextOptions = {}): Promise<Opened> {
+async function open(
+  hash = "#/",
+  {
+    as = "admin",
+    viewport = DESKTOP,
+    ...context
+  }: { as?: string; viewport?: { width: number; height: number } } & BrowserContextOptions = {},
+): Promise<Opened> {
   const ctx = await browser.newContext({ viewport, ...context });
   const page = await ctx.newPage();
   const errors: string[] = [];
@@ -74,7 +96,8 @@ async function open(hash = "#/", { as = "admin", viewport = DESKTOP, ...context 
 
 const close = (page: Page) => page.context().close();
 const widths = (page: Page) => page.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: window.innerWidth }));
-const jobIdByTitle = async (title: string) => (await stack.t.run((ctx) => ctx.db.query("portraitJobs").collect())).find((j) => j.searchText.startsWith(title))!._id;
+const jobIdByTitle = async (title: string) =>
+  (await stack.t.run((ctx) => ctx.db.query("portraitJobs").collect())).find((j) => j.searchText.startsWith(title))!._id;
 
 test("on a phone nothing is wider than the screen: the job list, a long title, the job page, the failures' actions, the count cards", async () => {
   const { page, errors } = await open("#/", { viewport: PHONE, colorScheme: "dark" });
@@ -121,7 +144,10 @@ test("on a phone nothing is wider than the screen: the job list, a long title, t
 test("on a desktop the long title does not widen the table; cards, chart and times read in one format", async () => {
   const { page, errors } = await open("#/?q=TheUnbrokenCorridor", { colorScheme: "dark" });
   await page.locator("tbody tr").first().waitFor();
-  const panel = (await page.locator("section.panel").filter({ has: page.locator("table.jobs") }).boundingBox())!;
+  const panel = (await page
+    .locator("section.panel")
+    .filter({ has: page.locator("table.jobs") })
+    .boundingBox())!;
   const table = (await page.locator("table.jobs").boundingBox())!;
   expect(table.width).toBeLessThanOrEqual(panel.width);
   expect((await widths(page)).page).toBe(1280);
@@ -280,7 +306,12 @@ test("a job's raw JSON copies; a double-click on Retry job sends one retry", asy
   await page.getByRole("button", { name: "Retry job" }).dblclick();
   await expect.poll(() => page.getByTestId("retry-note").textContent()).toBe("Queued as a new attempt.");
   await settle(stack.t);
-  const events = await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").withIndex("by_job", (q) => q.eq("jobId", jobId)).collect());
+  const events = await stack.t.run((ctx) =>
+    ctx.db
+      .query("portraitJobEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", jobId))
+      .collect(),
+  );
   expect(events.filter((e) => e.from === "failed" && e.to === "pending")).toHaveLength(1);
   await expect.poll(() => page.locator(".job-head .badge").textContent(), { timeout: 15_000 }).toBe("stored");
   expect(await page.getByTestId("retry-note").textContent()).toBe("Queued as a new attempt.");
@@ -307,7 +338,9 @@ test("the activity chart, the range picker, View jobs from the audit, and confir
   const list = page.getByRole("list", { name: "Jobs that failed with bad_content_type" });
   await list.waitFor();
   expect(page.url()).toContain("code=bad_content_type");
-  const failedWithCode = (await stack.t.run((ctx) => ctx.db.query("portraitJobs").collect())).filter((j) => j.error?.code === "bad_content_type").length;
+  const failedWithCode = (await stack.t.run((ctx) => ctx.db.query("portraitJobs").collect())).filter(
+    (j) => j.error?.code === "bad_content_type",
+  ).length;
   expect(await list.locator("li .badge").count()).toBe(Math.min(10, failedWithCode));
 
   // A bulk retry asks first; nothing is queued until confirmed.
@@ -323,7 +356,9 @@ test("the activity chart, the range picker, View jobs from the audit, and confir
   await page.getByText(/Queued \d+ jobs?\./).waitFor();
   await expect.poll(() => page.getByTestId("still-failed-bad_content_type").textContent(), { timeout: 15_000 }).toBe("0");
   // Retried and stored since, still listed.
-  await expect.poll(() => list.locator(".badge").allTextContents(), { timeout: 20_000 }).toEqual(Array(Math.min(10, failedWithCode)).fill("stored"));
+  await expect
+    .poll(() => list.locator(".badge").allTextContents(), { timeout: 20_000 })
+    .toEqual(Array(Math.min(10, failedWithCode)).fill("stored"));
   expect(errors).toEqual([]);
   await close(page);
 }, 60_000);
@@ -343,7 +378,9 @@ test("offline: the bridge stops, the console says so and backs off; it starts ag
   const stoppedAt = Date.now();
   await expect.poll(() => indicator.getAttribute("data-state"), { timeout: 10_000 }).toBe("offline");
   const banner = page.getByTestId("offline-banner");
-  expect(await banner.textContent()).toMatch(/The backend cannot be reached \(since \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\)\. What you see is from/);
+  expect(await banner.textContent()).toMatch(
+    /The backend cannot be reached \(since \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\)\. What you see is from/,
+  );
   expect(await page.locator("main").getAttribute("class")).toBe("stale");
 
   // An action says so in words, not "Failed to fetch".
@@ -363,10 +400,15 @@ test("offline: the bridge stops, the console says so and backs off; it starts ag
   // A view opened while offline says what it waits for, instead of "Loading…" forever.
   const nightRounds = await jobIdByTitle("The Night Rounds ");
   await page.evaluate((id) => (window.location.hash = `#/jobs/${id}`), nightRounds);
-  await expect.poll(() => page.getByTestId("loading").textContent()).toBe("Waiting for the backend (case file not loaded yet): it cannot be reached right now.");
+  await expect
+    .poll(() => page.getByTestId("loading").textContent())
+    .toBe("Waiting for the backend (case file not loaded yet): it cannot be reached right now.");
 
   // Meanwhile the backend moves on; the bridge starts again on the same port.
-  await stack.t.mutation(internal.stories.insertStory, caseFile({ title: "The Returning Nurse", slug: "returning-nurse", imageGenerationPrompt: "portrait of patient #50" }));
+  await stack.t.mutation(
+    internal.stories.insertStory,
+    caseFile({ title: "The Returning Nurse", slug: "returning-nurse", imageGenerationPrompt: "portrait of patient #50" }),
+  );
   server = await serveAdmin(stack, { dist, port });
   await expect.poll(() => indicator.getAttribute("data-state"), { timeout: 40_000 }).toBe("live");
   await page.getByRole("heading", { name: "The Night Rounds" }).waitFor({ timeout: 15_000 });

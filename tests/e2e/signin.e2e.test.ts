@@ -80,7 +80,13 @@ async function createAccount(who: { email: string; password: string }): Promise<
 }
 
 const stored = (page: Page, prefix: string) =>
-  page.evaluate((prefix) => Object.keys(localStorage).filter((key) => key.startsWith(prefix)).map((key) => localStorage.getItem(key)), prefix);
+  page.evaluate(
+    (prefix) =>
+      Object.keys(localStorage)
+        .filter((key) => key.startsWith(prefix))
+        .map((key) => localStorage.getItem(key)),
+    prefix,
+  );
 const storedTokens = (page: Page) => stored(page, "__convexAuthJWT");
 const subjectOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()) as { sub: string }).sub;
 
@@ -90,7 +96,12 @@ const userByEmail = (email: string) =>
       .query("users")
       .withIndex("email", (q) => q.eq("email", email))
       .unique();
-    const sessions = user ? await ctx.db.query("authSessions").withIndex("userId", (q) => q.eq("userId", user._id)).collect() : [];
+    const sessions = user
+      ? await ctx.db
+          .query("authSessions")
+          .withIndex("userId", (q) => q.eq("userId", user._id))
+          .collect()
+      : [];
     return { user, sessions: sessions.length };
   });
 

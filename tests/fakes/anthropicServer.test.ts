@@ -25,16 +25,7 @@ const caseFileSchema: Anthropic.Tool.InputSchema = {
     story: { type: "string" },
     imageGenerationPrompt: { type: "string" },
   },
-  required: [
-    "title",
-    "slug",
-    "introduction",
-    "chapters",
-    "patientName",
-    "patientNumber",
-    "story",
-    "imageGenerationPrompt",
-  ],
+  required: ["title", "slug", "introduction", "chapters", "patientName", "patientNumber", "story", "imageGenerationPrompt"],
 };
 
 /** A forced-tool request, as earlier models were asked for a case file. */
@@ -493,14 +484,22 @@ describe("fake Anthropic server: structured outputs and current models", () => {
   });
 
   /** The JSON-schema subset structured outputs accept: every object closed. */
-  const closed = (schema: Record<string, any>): Record<string, unknown> =>
+  type Schema = Record<string, unknown>;
+  const closed = (schema: Schema): Schema =>
     schema.type === "object"
-      ? { ...schema, additionalProperties: false, properties: Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, closed(v as any)])) }
+      ? {
+          ...schema,
+          additionalProperties: false,
+          properties: Object.fromEntries(Object.entries(schema.properties as Record<string, Schema>).map(([k, v]) => [k, closed(v)])),
+        }
       : schema.type === "array"
-        ? { ...schema, items: closed(schema.items) }
+        ? { ...schema, items: closed(schema.items as Schema) }
         : schema;
 
-  const structured = (model: string, schema: Record<string, unknown> = closed(caseFileSchema)): Anthropic.MessageCreateParamsNonStreaming => ({
+  const structured = (
+    model: string,
+    schema: Record<string, unknown> = closed(caseFileSchema),
+  ): Anthropic.MessageCreateParamsNonStreaming => ({
     model,
     max_tokens: 4096,
     messages: [{ role: "user", content: "Write a new case file." }],
@@ -521,13 +520,21 @@ describe("fake Anthropic server: structured outputs and current models", () => {
     await expect(anthropic.messages.create(structured("claude-sonnet-5-5", caseFileSchema as Record<string, unknown>))).rejects.toThrow(
       /additionalProperties/,
     );
-    const bounded = closed({ ...caseFileSchema, properties: { ...(caseFileSchema.properties as Record<string, unknown>), chapters: { type: "array", minItems: 8, items: { type: "string" } } } });
+    const bounded = closed({
+      ...caseFileSchema,
+      properties: {
+        ...(caseFileSchema.properties as Record<string, unknown>),
+        chapters: { type: "array", minItems: 8, items: { type: "string" } },
+      },
+    });
     await expect(anthropic.messages.create(structured("claude-sonnet-5-5", bounded))).rejects.toThrow(/minItems/);
   });
 
   it("refuses a forced tool_choice on current models and with thinking on any model", async () => {
     const anthropic = client(fake, { maxRetries: 0 });
-    await expect(anthropic.messages.create({ ...storyRequest(), model: "claude-sonnet-5-5" })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    await expect(anthropic.messages.create({ ...storyRequest(), model: "claude-sonnet-5-5" })).rejects.toBeInstanceOf(
+      Anthropic.BadRequestError,
+    );
     await expect(anthropic.messages.create({ ...storyRequest(), thinking: { type: "adaptive" } })).rejects.toThrow(/forces tool use/);
     // SDK 1.12 no longer types sampling parameters; a caller on an older shape may still send one.
     const withTemperature = { ...structured("claude-sonnet-5-5"), temperature: 1 } as Anthropic.MessageCreateParamsNonStreaming;

@@ -16,7 +16,10 @@ function shrink(body: Uint8Array | string, key: string | null = "tiny-key") {
   return fetch(`${srv.url}/shrink`, { method: "POST", headers: key === null ? {} : { authorization: basic(key) }, body: body as BodyInit });
 }
 
-type ShrinkAnswer = { input: { size: number; type: string }; output: { size: number; type: string; width: number; height: number; ratio: number; url: string } };
+type ShrinkAnswer = {
+  input: { size: number; type: string };
+  output: { size: number; type: string; width: number; height: number; ratio: number; url: string };
+};
 
 describe("POST /shrink", () => {
   it("answers 201 with a Location on its own host, the documented JSON and Compression-Count", async () => {
@@ -70,7 +73,11 @@ describe("the output URL", () => {
   it("resizes with fit to within both bounds, never enlarging, and reports the size in headers", async () => {
     const url = await outputUrl();
     const post = (resize: unknown, key = "tiny-key") =>
-      fetch(url, { method: "POST", headers: { authorization: basic(key), "content-type": "application/json" }, body: JSON.stringify({ resize }) });
+      fetch(url, {
+        method: "POST",
+        headers: { authorization: basic(key), "content-type": "application/json" },
+        body: JSON.stringify({ resize }),
+      });
     const small = await post({ method: "fit", width: 32, height: 48 });
     expect(small.status).toBe(200);
     expect(small.headers.get("content-type")).toBe("image/png");
