@@ -4,8 +4,9 @@
  * claim's reservation of each request's real start (lib/pacing.ts has the maths).
  *
  * Pacing in two steps. The loop plans: each job's slot is the earliest start
- * its plan log allows (both windows), and its action is scheduled at that
- * slot, so starts are spread, never bursts, and nothing polls. The claim
+ * its plan log allows (both windows: a window's N starts may share an
+ * instant, the ideal schedule), and its action is scheduled at that slot, so
+ * nothing polls. The claim
  * decides: a scheduler starts functions late and out of order, so the claim
  * reserves the request's real start in the start log (every request the
  * provider will see, in order); the action waits inside itself for that
