@@ -8,7 +8,7 @@ import { cleanup, render, type RenderOptions } from "@testing-library/react";
 import { ConvexProvider } from "convex/react";
 import type { ReactElement } from "react";
 import { localTransport } from "../../scripts/lib/bridge";
-import type { Backend } from "../../tests/harness";
+import type { Backend } from "../../scripts/lib/backend";
 import { asConvexClient, BridgeClient } from "../src/bridgeClient";
 
 export type Caller = "admin" | "guest" | "anon";
