@@ -9,7 +9,19 @@ import { api, internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { startBackfill } from "../convex/lib/backfill";
 import { portraitPng } from "../scripts/fakes/png";
-import { caseFile, eventsOf, jobOf, until, numberedCaseFile, pathOf, settle, startStack, type Backend, type Stack } from "./harness";
+import {
+  caseFile,
+  eventsOf,
+  gameStoryDocument,
+  jobOf,
+  until,
+  numberedCaseFile,
+  pathOf,
+  settle,
+  startStack,
+  type Backend,
+  type Stack,
+} from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 const ADMIN_EMAIL = "warden@asylum.test";
@@ -44,19 +56,7 @@ const admin = () => stack.t.withIdentity({ email: ADMIN_EMAIL, emailVerified: tr
 
 /** A story document as the game writes it: its own fields, nothing of this backend. */
 function gameStory(i: number, createdAt: number, storageId?: Id<"_storage">) {
-  const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = numberedCaseFile(i);
-  return {
-    title,
-    slug,
-    introduction,
-    chapters,
-    patientName,
-    patientNumber,
-    story,
-    imageGenerationPrompt,
-    createdAt,
-    ...(storageId ? { storageId } : {}),
-  };
+  return { ...gameStoryDocument(numberedCaseFile(i), createdAt), ...(storageId ? { storageId } : {}) };
 }
 
 async function insertGameStory(t: Backend, i: number, withPortrait = false): Promise<Id<"stories">> {

@@ -153,6 +153,12 @@ function caseFileFields(overrides: Record<string, unknown>) {
   };
 }
 
+/** A `stories` document as the game writes it, from a case file: the game's own fields, nothing of this backend. */
+export function gameStoryDocument(file: ReturnType<typeof caseFile>, createdAt: number) {
+  const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = file;
+  return { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt, createdAt };
+}
+
 /** The i-th of a set of distinct, searchable case files. */
 export const numberedCaseFile = (i: number) =>
   caseFile({

@@ -10,7 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
-import { captureLogs, caseFile, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, gameStoryDocument, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -123,22 +123,11 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         break;
       case "legacyInsert": {
         const prompt = `patient ${i}`;
-        const { title, slug, introduction, chapters, patientName, patientNumber, story } = caseFile({ slug: `s${i}` });
+        const file = caseFile({ slug: `s${i}`, imageGenerationPrompt: prompt });
         storyIds.push(
           await t.run(async (ctx) => {
             const storageId = await ctx.storage.store(new Blob([`the game's own portrait ${i}`], { type: "image/png" }));
-            return ctx.db.insert("stories", {
-              title,
-              slug,
-              introduction,
-              chapters,
-              patientName,
-              patientNumber,
-              story,
-              imageGenerationPrompt: prompt,
-              createdAt: Date.now(),
-              storageId,
-            });
+            return ctx.db.insert("stories", { ...gameStoryDocument(file, Date.now()), storageId });
           }),
         );
         break;
@@ -230,21 +219,8 @@ async function queueJobs(t: Stack["t"], n: number) {
   return t.run(async (ctx) => {
     const ids: Id<"portraitJobs">[] = [];
     for (let i = 0; i < n; i++) {
-      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = caseFile({
-        slug: `q${i}`,
-        imageGenerationPrompt: `queued patient ${i}`,
-      });
-      const storyId = await ctx.db.insert("stories", {
-        title,
-        slug,
-        introduction,
-        chapters,
-        patientName,
-        patientNumber,
-        story,
-        imageGenerationPrompt,
-        createdAt: Date.now(),
-      });
+      const file = caseFile({ slug: `q${i}`, imageGenerationPrompt: `queued patient ${i}` });
+      const storyId = await ctx.db.insert("stories", gameStoryDocument(file, Date.now()));
       ids.push(await createJob(ctx, (await ctx.db.get(storyId))!));
     }
     return ids;

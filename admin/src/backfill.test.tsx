@@ -8,7 +8,7 @@ import { afterEach, beforeEach, expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import { portraitPng } from "../../scripts/fakes/png";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
+import { caseFile, gameStoryDocument, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
 import { bridgeRenderer } from "../test/render";
 import { Backfill } from "./Backfill";
@@ -46,20 +46,7 @@ test("the backfill button starts a run and its progress updates live to done", a
   const oldStories = await stack.t.run(async (ctx) => {
     const ids = [];
     for (let i = 0; i < 3; i++) {
-      const { title, slug, introduction, chapters, patientName, patientNumber, story, imageGenerationPrompt } = numberedCaseFile(i);
-      ids.push(
-        await ctx.db.insert("stories", {
-          title,
-          slug,
-          introduction,
-          chapters,
-          patientName,
-          patientNumber,
-          story,
-          imageGenerationPrompt,
-          createdAt: Date.UTC(2025, 0, i + 1),
-        }),
-      );
+      ids.push(await ctx.db.insert("stories", gameStoryDocument(numberedCaseFile(i), Date.UTC(2025, 0, i + 1))));
     }
     return ids;
   });
