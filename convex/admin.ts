@@ -522,7 +522,7 @@ const STEPS = ["queue", "request", "download", "store", "total"] as const;
 /** Nearest-rank percentile of sorted values. */
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? null;
 }
 
 /**
@@ -594,7 +594,7 @@ const retryFilter = v.object({ code: v.optional(errorCode), httpStatus: v.option
 
 /** Who did it, for the audit: a verified email, or the subject's user part (never a session). */
 function operator(identity: { email?: string; subject: string }): string {
-  return identity.email ?? identity.subject.split("|")[0];
+  return identity.email ?? identity.subject.replace(/\|.*/s, "");
 }
 
 /**

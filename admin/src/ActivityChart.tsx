@@ -71,7 +71,7 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
             </svg>
           </div>
           <div className="chart-x muted">
-            <span>{formatDateTime(data.buckets[0].start)}</span>
+            <span>{formatDateTime(data.buckets[0]!.start)}</span>
             <span>now</span>
           </div>
           <details className="chart-table">

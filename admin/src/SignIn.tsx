@@ -26,7 +26,7 @@ export function describeSignInError(error: unknown, flow: Flow): string {
 /** The user id (the part of the token's subject before `|`): what an operator lists in ADMIN_SUBJECTS. */
 function userIdOf(token: string | null): string | undefined {
   try {
-    const claims = JSON.parse(atob(token!.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) as { sub?: string };
+    const claims = JSON.parse(atob(token!.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { sub?: string };
     return claims.sub?.split("|")[0];
   } catch {
     return undefined;

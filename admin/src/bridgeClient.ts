@@ -334,7 +334,7 @@ export class BridgeClient {
 
   async query(query: FunctionReference<"query">, args: Args = {}): Promise<Value> {
     const [outcome] = await this.run([{ kind: "query", name: getFunctionName(query), args: convexToJson(args) }]);
-    return unwrap(outcome);
+    return unwrap(outcome!);
   }
 
   /** Re-runs every watched query (the transport calls this on each change). */
@@ -362,7 +362,7 @@ export class BridgeClient {
   private async write(kind: CallKind, name: string, args: Args): Promise<Value> {
     const [outcome] = await this.run([{ kind, name, args: convexToJson(args) }]);
     await this.refresh();
-    return unwrap(outcome);
+    return unwrap(outcome!);
   }
 
   /**
@@ -388,7 +388,7 @@ export class BridgeClient {
       // and the next (re)connection fetches them again.
       return;
     }
-    entries.forEach((entry, i) => this.apply(entry, sent[i], outcomes[i]));
+    entries.forEach((entry, i) => this.apply(entry, sent[i]!, outcomes[i]!));
   }
 
   private apply(entry: Entry, sent: number, outcome: Outcome) {

@@ -61,17 +61,17 @@ function httpStatus(text: string | null): number | undefined {
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, "");
-  const [path, query = ""] = raw.split("?");
+  const [path = "", query = ""] = raw.split("?");
   // URLSearchParams never throws: a malformed escape in a value decodes to U+FFFD.
   const params = new URLSearchParams(query);
   const job = path.match(/^\/jobs\/([^/]+)$/);
   if (job) {
-    const id = safeDecode(job[1]);
+    const id = safeDecode(job[1]!);
     return id === undefined ? { page: "notFound", hash: raw } : { page: "job", id };
   }
   const run = path.match(/^\/stories\/([^/]+)$/);
   if (run) {
-    const id = safeDecode(run[1]);
+    const id = safeDecode(run[1]!);
     return id === undefined ? { page: "notFound", hash: raw } : { page: "storyRun", id };
   }
   if (path === "/audit")

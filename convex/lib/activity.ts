@@ -49,7 +49,7 @@ export async function readActivity(ctx: Pick<QueryCtx, "db">, range: ChartRange,
   const buckets: ActivityBucket[] = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const start = now - (n - i) * bucketMs;
-      const [stored, failed] = await Promise.all(
+      const [stored = 0, failed = 0] = await Promise.all(
         SERIES.map((to) =>
           ctx.db
             .query("portraitJobEvents")

@@ -24,7 +24,7 @@ export function isAdmin(identity: UserIdentity | null): boolean {
   const { subjects, emails: listedEmails, convexAuthIssuer } = adminConfig();
   if (subjects.includes(identity.subject)) return true;
   const issuedByConvexAuth = !!convexAuthIssuer && identity.issuer.replace(/\/+$/, "") === convexAuthIssuer;
-  if (issuedByConvexAuth && subjects.includes(identity.subject.split("|")[0])) return true;
+  if (issuedByConvexAuth && subjects.includes(identity.subject.replace(/\|.*/s, ""))) return true;
   const emails = listedEmails.map((email) => email.toLowerCase());
   return !!identity.email && identity.emailVerified === true && emails.includes(identity.email.toLowerCase());
 }

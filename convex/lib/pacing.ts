@@ -24,12 +24,13 @@ export const logLength = (config: Windows) => Math.max(config.maxPerSecond, conf
 
 /** The earliest start at or after `at` that keeps both windows, given the starts logged so far (ascending). */
 export function earliestStart(log: readonly number[], at: number, config: Windows): number {
-  let start = Math.max(at, log.length > 0 ? log[log.length - 1] : -Infinity);
+  let start = Math.max(at, log.at(-1) ?? -Infinity);
   for (const [windowMs, limit] of [
     [config.secondMs, config.maxPerSecond],
     [config.minuteMs, config.maxPerMinute],
   ] as const) {
-    if (log.length >= limit) start = Math.max(start, log[log.length - limit] + windowMs + config.startToleranceMs);
+    const limiting = log.length >= limit ? log[log.length - limit] : undefined;
+    if (limiting !== undefined) start = Math.max(start, limiting + windowMs + config.startToleranceMs);
   }
   return start;
 }

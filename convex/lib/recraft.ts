@@ -259,7 +259,7 @@ export async function downloadImage(config: RecraftConfig, rawUrl: string): Prom
       if (!response.ok) {
         return failure("download", "http_error", `image download answered ${response.status}`, finish(), { httpStatus: response.status });
       }
-      const contentType = (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      const contentType = (response.headers.get("content-type") ?? "").replace(/;.*/s, "").trim().toLowerCase();
       details.contentType = contentType || undefined;
       if (!contentType.startsWith("image/")) {
         return failure("download", "bad_content_type", `image download has content type ${contentType || "(none)"}`, finish());

@@ -53,24 +53,23 @@ export class Sha256 {
     return Array.from(this.state, (word) => word.toString(16).padStart(8, "0")).join("");
   }
 
+  // `!` below: every index is within a fixed-size array (64 words of w and K, 8 of state).
   private compress(data: Uint8Array, offset: number) {
     const w = this.w;
-    for (let i = 0; i < 16; i++) {
-      const j = offset + i * 4;
-      w[i] = (data[j] << 24) | (data[j + 1] << 16) | (data[j + 2] << 8) | data[j + 3];
-    }
+    const words = new DataView(data.buffer, data.byteOffset + offset, 64);
+    for (let i = 0; i < 16; i++) w[i] = words.getUint32(i * 4);
     for (let i = 16; i < 64; i++) {
-      const a = w[i - 15];
-      const b = w[i - 2];
+      const a = w[i - 15]!;
+      const b = w[i - 2]!;
       const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
       const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) | 0;
     }
     const s = this.state;
-    let [a, b, c, d, e, f, g, h] = s;
+    let [a, b, c, d, e, f, g, h] = s as unknown as [number, number, number, number, number, number, number, number];
     for (let i = 0; i < 64; i++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-      const t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
+      const t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i]! + w[i]!) | 0;
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
       h = g;
@@ -82,13 +81,13 @@ export class Sha256 {
       b = a;
       a = (t1 + t2) | 0;
     }
-    s[0] += a;
-    s[1] += b;
-    s[2] += c;
-    s[3] += d;
-    s[4] += e;
-    s[5] += f;
-    s[6] += g;
-    s[7] += h;
+    s[0]! += a;
+    s[1]! += b;
+    s[2]! += c;
+    s[3]! += d;
+    s[4]! += e;
+    s[5]! += f;
+    s[6]! += g;
+    s[7]! += h;
   }
 }

@@ -115,7 +115,7 @@ export async function compressImage(config: TinifyConfig, original: Image): Prom
         `TinyPNG's output answered ${response.status}: ${errorText(await readCapped(response, MAX_JSON_BYTES))}`,
         response.status,
       );
-    const contentType = (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    const contentType = (response.headers.get("content-type") ?? "").replace(/;.*/s, "").trim().toLowerCase();
     if (!contentType.startsWith("image/")) return failed(`TinyPNG's output has content type ${contentType || "(none)"}`);
     const declared = Number(response.headers.get("content-length") ?? NaN);
     if (declared > config.maxBytes) return failed(`TinyPNG's output is ${declared} bytes; the limit is ${config.maxBytes}`);

@@ -345,8 +345,8 @@ export async function startAnthropicServer(options: StartAnthropicServerOptions 
     const cycle = Math.floor(count / files.length);
     const copy = structuredClone(base) as CaseFile;
     if (cycle > 0) {
-      copy.title = `${base.title} ${cycle + 1}`;
-      copy.slug = `${base.slug}-${cycle + 1}`;
+      copy.title = `${base!.title} ${cycle + 1}`;
+      copy.slug = `${base!.slug}-${cycle + 1}`;
     }
     return copy;
   }

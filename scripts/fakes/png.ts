@@ -14,7 +14,7 @@ const CRC_TABLE = (() => {
 })();
 
 export function crc32(bytes: Uint8Array, crc = 0xffffffff): number {
-  for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
   return crc;
 }
 
@@ -86,7 +86,7 @@ const smoothstep = (e0: number, e1: number, x: number) => {
  */
 export function portraitPng(prompt: string, size = 64): Uint8Array {
   const h = createHash("sha256").update(prompt).digest();
-  const u = (i: number) => h[i] / 255;
+  const u = (i: number) => h[i]! / 255;
 
   const hue = u(0);
   const bg = hslToRgb((hue + 0.5) % 1, 0.35, 0.04 + 0.04 * u(1));
@@ -103,7 +103,7 @@ export function portraitPng(prompt: string, size = 64): Uint8Array {
   const eyeSkew = (u(13) - 0.5) * 0.08; // one socket sits lower than the other
   const mouthW = 0.15 + 0.35 * u(14);
   const mouthY = 0.45 + 0.15 * u(15);
-  const scanlines = h[16] & 1;
+  const scanlines = h[16]! & 1;
   let seed = h.readUInt32LE(20) || 1;
   const noise = () => {
     seed ^= seed << 13;
@@ -137,8 +137,8 @@ export function portraitPng(prompt: string, size = 64): Uint8Array {
       const dark = Math.max(sockets, mouth * 0.8);
       const i = (y * size + x) * 4;
       for (let c = 0; c < 3; c++) {
-        const faceColour = skin[c] * shade * (1 - dark) + socket[c] * dark;
-        const v = (bg[c] * (1 - face) + faceColour * face) * vignette * grain * scan;
+        const faceColour = skin[c]! * shade * (1 - dark) + socket[c]! * dark;
+        const v = (bg[c]! * (1 - face) + faceColour * face) * vignette * grain * scan;
         rgba[i + c] = Math.max(0, Math.min(255, Math.round(v)));
       }
       rgba[i + 3] = 255;
@@ -177,21 +177,21 @@ export function decodePngRgba(bytes: Uint8Array): { width: number; height: numbe
   if (raw.length < (stride + 1) * height) return null;
   const pixels = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
+    const filter = raw[y * (stride + 1)]!;
     const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
     for (let x = 0; x < stride; x++) {
-      const a = x >= channels ? pixels[y * stride + x - channels] : 0;
-      const b = y > 0 ? pixels[(y - 1) * stride + x] : 0;
-      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels] : 0;
+      const a = x >= channels ? pixels[y * stride + x - channels]! : 0;
+      const b = y > 0 ? pixels[(y - 1) * stride + x]! : 0;
+      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels]! : 0;
       const p = a + b - c;
       const paeth =
         Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
       const predictor = [0, a, b, (a + b) >> 1, paeth][filter] ?? 0;
-      pixels[y * stride + x] = (line[x] + predictor) & 0xff;
+      pixels[y * stride + x] = (line[x]! + predictor) & 0xff;
     }
   }
   if (channels === 4) return { width, height, rgba: pixels };
   const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0; i < width * height; i++) rgba.set([pixels[i * 3], pixels[i * 3 + 1], pixels[i * 3 + 2], 255], i * 4);
+  for (let i = 0; i < width * height; i++) rgba.set([pixels[i * 3]!, pixels[i * 3 + 1]!, pixels[i * 3 + 2]!, 255], i * 4);
   return { width, height, rgba };
 }

@@ -139,9 +139,9 @@ function loadValidator(): Validator {
   // The spec allows unknown properties; we do not, so a misspelt field in the pipeline fails loudly.
   const propertyNames = (s: Schema): string[] => {
     const ref = s.$ref?.match(/^#\/components\/schemas\/(.+)$/)?.[1];
-    return [...(ref ? propertyNames(schemas[ref]) : []), ...(s.allOf ?? []).flatMap(propertyNames), ...Object.keys(s.properties ?? {})];
+    return [...(ref ? propertyNames(schemas[ref]!) : []), ...(s.allOf ?? []).flatMap(propertyNames), ...Object.keys(s.properties ?? {})];
   };
-  const allowed = propertyNames(schemas.GenerateImageJSONRequest);
+  const allowed = propertyNames(schemas.GenerateImageJSONRequest!);
   const validate = ajv.compile({
     allOf: [{ $ref: "recraft#/components/schemas/GenerateImageJSONRequest" }],
     type: "object",
@@ -260,7 +260,7 @@ function windowCounts(starts: number[], windowMs: number): number[] {
   const sorted = [...starts].sort((a, b) => a - b);
   let first = 0;
   return sorted.map((at, i) => {
-    while (sorted[first] <= at - windowMs) first++;
+    while (sorted[first]! <= at - windowMs) first++;
     return i - first + 1;
   });
 }
@@ -330,7 +330,7 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       return sendJson(res, 401, { code: "not_authorized", message: "invalid or missing API token" });
     }
-    const contentType = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+    const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
     if (contentType !== "application/json") {
       record.validationErrors = [`content-type must be application/json, got '${contentType}'`];
     } else if (typeof body === "string") {
@@ -485,7 +485,7 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
           ? handleGeneration(req, res, controller.signal)
           : sendJson(res, 405, { code: "method_not_allowed", message: "use POST" });
     } else if (image && (req.method === "GET" || req.method === "HEAD")) {
-      work = handleImage(req, res, controller.signal, image[2], image[1] === "raw");
+      work = handleImage(req, res, controller.signal, image[2]!, image[1] === "raw");
     } else {
       work = sendJson(res, 404, { code: "not_found", message: `no route for ${req.method} ${path}` });
     }

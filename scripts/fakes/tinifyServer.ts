@@ -110,7 +110,7 @@ function compressPng(input: Uint8Array, size: { width: number; height: number })
       ];
       for (let c = 0; c < 4; c++) {
         let sum = 0;
-        for (let sy = y0; sy < y1; sy++) for (let sx = x0; sx < x1; sx++) sum += source.rgba[(sy * source.width + sx) * 4 + c];
+        for (let sy = y0; sy < y1; sy++) for (let sx = x0; sx < x1; sx++) sum += source.rgba[(sy * source.width + sx) * 4 + c]!;
         const mean = sum / ((x1 - x0) * (y1 - y0));
         out[i + c] = c === 3 ? Math.round(mean) : Math.min(255, Math.round(mean / 17) * 17);
       }
@@ -281,7 +281,8 @@ export async function startTinifyServer(options: StartTinifyServerOptions = {}):
     const output = path.match(/^\/output\/([0-9a-f]{32})$/);
     let work: Promise<void> | void;
     if (path === "/shrink" && req.method === "POST") work = handleShrink(req, res, record, controller.signal);
-    else if (output && (req.method === "POST" || req.method === "GET")) work = handleOutput(req, res, record, controller.signal, output[1]);
+    else if (output && (req.method === "POST" || req.method === "GET"))
+      work = handleOutput(req, res, record, controller.signal, output[1]!);
     else work = error(res, record, 404, "Not found", `No route for ${req.method} ${path}.`);
     Promise.resolve(work).catch((err: unknown) => {
       if (!res.headersSent) error(res, record, 500, "InternalServerError", String(err));

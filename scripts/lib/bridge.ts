@@ -59,7 +59,7 @@ function publicFunctions(modules: Record<string, () => Promise<unknown>>) {
       return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
     })();
     const [path, exportName = "default"] = name.split(":");
-    const fn = (await registry).get(path)?.[exportName] as Record<string, boolean> | undefined;
+    const fn = (await registry).get(path!)?.[exportName] as Record<string, boolean> | undefined;
     const flag = { query: "isQuery", mutation: "isMutation", action: "isAction" }[kind];
     return !!fn && fn.isPublic === true && fn[flag] === true;
   };

@@ -220,7 +220,7 @@ export async function paintedTextPixels(page: Page, text = "Patient P-0470 screa
       context.drawImage(image, 0, 0);
       const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
       let painted = 0;
-      for (let i = 0; i < data.length; i += 4) if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) painted++;
+      for (let i = 0; i < data.length; i += 4) if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) painted++;
       return painted;
     },
     `data:image/png;base64,${png.toString("base64")}`,

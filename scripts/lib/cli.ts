@@ -12,7 +12,7 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(ar
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     // node:util's messages are long and mention internals; keep the first sentence.
-    throw new UsageError((error as Error).message.split(". ")[0].replace(/^Unknown option '(.+)'$/, "unknown option $1"));
+    throw new UsageError((error as Error).message.split(". ")[0]!.replace(/^Unknown option '(.+)'$/, "unknown option $1"));
   }
 }
 

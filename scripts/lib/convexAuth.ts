@@ -86,8 +86,8 @@ export function identityFromToken(token: string, now = Date.now()): UserIdentity
   let header: Record<string, unknown>;
   let claims: Record<string, unknown>;
   try {
-    header = decodePart(parts[0]);
-    claims = decodePart(parts[1]);
+    header = decodePart(parts[0]!);
+    claims = decodePart(parts[1]!);
   } catch {
     throw new TokenRejected("malformed");
   }
@@ -96,7 +96,7 @@ export function identityFromToken(token: string, now = Date.now()): UserIdentity
     (key) => header.kid === undefined || key.kid === header.kid,
   );
   const data = Buffer.from(`${parts[0]}.${parts[1]}`);
-  const signature = Buffer.from(parts[2], "base64url");
+  const signature = Buffer.from(parts[2]!, "base64url");
   if (!keys.some((key) => verify("RSA-SHA256", data, createPublicKey({ key, format: "jwk" }), signature)))
     throw new TokenRejected("bad signature");
   if (claims.iss !== issuer) throw new TokenRejected("unexpected issuer");

@@ -74,7 +74,7 @@ export function claudeFailRate(rate: number, faults: AnthropicBehavior[] = CLAUD
   if (rate <= 0) return undefined;
   let attempts = 0;
   let burst = 0;
-  let fault: AnthropicBehavior = faults[0];
+  let fault: AnthropicBehavior = faults[0]!;
   return () => {
     if (burst > 0) {
       burst--;
@@ -83,7 +83,7 @@ export function claudeFailRate(rate: number, faults: AnthropicBehavior[] = CLAUD
     const before = Math.floor(attempts * rate + 1e-9);
     attempts++;
     if (Math.floor(attempts * rate + 1e-9) === before) return undefined;
-    fault = faults[before % faults.length];
+    fault = faults[before % faults.length]!;
     burst = REQUESTS_PER_ATTEMPT - 1;
     return fault;
   };

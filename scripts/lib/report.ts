@@ -111,7 +111,7 @@ function storyRunsTable(runs: RunSnapshot[]): string {
       .map((e) => `#${e.attempt} ${escapeHtml(e.error!.code)}${e.error!.httpStatus ? ` (HTTP ${e.error!.httpStatus})` : ""}`)
       .join(", ");
     const story = slug ? `<a href="#${escapeHtml(slug)}">${escapeHtml(slug)}</a>` : "";
-    const total = events.length ? formatMs(events[events.length - 1].at - events[0].at) : "";
+    const total = events.length ? formatMs(events[events.length - 1]!.at - events[0]!.at) : "";
     return `<tr class="run-${run.status}"><td class="mono">${escapeHtml(run._id)}</td><td>${run.status}</td><td class="num">${run.attempt}</td><td>${path}</td><td class="error">${failures}</td><td class="num">${total}</td><td>${story}</td></tr>`;
   });
   return `<h3>Story runs</h3>

@@ -49,7 +49,7 @@ export function stepsOf(events: Doc<"portraitJobEvents">[]): Step[] {
     to: event.to,
     attempt: event.attempt,
     at: event.at,
-    stepMs: i === 0 ? 0 : event.at - events[i - 1].at,
+    stepMs: i === 0 ? 0 : event.at - events[i - 1]!.at,
     event,
   }));
 }

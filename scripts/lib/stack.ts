@@ -186,7 +186,7 @@ function captureConsole(sink: (level: string, line: string) => void): () => void
   for (const level of levels) {
     console[level] = (...args: unknown[]) => sink(level, args.map((a) => (typeof a === "string" ? a : String(a))).join(" "));
   }
-  return () => levels.forEach((level, i) => (console[level] = original[i]));
+  return () => levels.forEach((level, i) => (console[level] = original[i]!));
 }
 
 export async function jobCounts(t: Backend): Promise<Counts> {
