@@ -4,7 +4,8 @@ import { api } from "../../convex/_generated/api";
 import { describeError } from "./errors";
 import { formatBytes, formatDateTime, formatMs } from "./format";
 import { StatusBadge } from "./JobTable";
-import { RawJson } from "./RawJson";
+import { RawData } from "./RawJson";
+import { Timeline } from "./Timeline";
 import { Time } from "./Time";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
@@ -273,76 +274,32 @@ export function JobPage({ jobId }: { jobId: string }) {
         )}
       </div>
 
-      <section aria-labelledby="timeline-title">
-        <h3 id="timeline-title">Timeline</h3>
-        <table className="timeline stack">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Attempt</th>
-              <th scope="col">Transition</th>
-              <th scope="col">Step</th>
-              <th scope="col">HTTP</th>
-              <th scope="col">Recraft request</th>
-              <th scope="col">Credits</th>
-              <th scope="col">Bytes</th>
-              <th scope="col">Notes</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((event, i) => {
-              const d = event.details;
-              const step = d?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined);
-              const notes = [
-                event.error && `${event.error.code}: ${event.error.message}`,
-                d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
-                d?.contentType,
-                d?.reason,
-                d?.retryAt !== undefined && `next attempt at ${formatDateTime(d.retryAt)}`,
-              ].filter(Boolean);
-              return (
-                <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined}>
-                  <td data-label="Time">
-                    <Time at={event.at} ms />
-                  </td>
-                  <td data-label="Attempt" className="num">
-                    {event.attempt}
-                  </td>
-                  <td data-label="Transition">
-                    {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} →{" "}
-                    <StatusBadge status={event.to} />
-                  </td>
-                  <td data-label="Step" className="num">
-                    {formatMs(step)}
-                  </td>
-                  <td data-label="HTTP" className="num">
-                    {d?.httpStatus ?? event.error?.httpStatus ?? "—"}
-                  </td>
-                  <td data-label="Recraft request" className="mono break">
-                    {d?.recraftRequestId ?? "—"}
-                  </td>
-                  <td data-label="Credits" className="num">
-                    {d?.credits ?? "—"}
-                  </td>
-                  <td data-label="Bytes" className="num">
-                    {formatBytes(d?.bytes)}
-                  </td>
-                  <td data-label="Notes" className="break">
-                    {notes.join(" · ")}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-        {data.eventsTruncated && <p className="muted">Only the first {events.length} events are shown.</p>}
-      </section>
+      <Timeline
+        id="timeline-title"
+        title="Timeline"
+        events={events}
+        truncated={data.eventsTruncated}
+        Badge={StatusBadge}
+        columns={[
+          {
+            label: "Step",
+            num: true,
+            cell: (event, i) => formatMs(event.details?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined)),
+          },
+          { label: "HTTP", num: true, cell: (event) => event.details?.httpStatus ?? event.error?.httpStatus ?? "—" },
+          { label: "Recraft request", className: "mono break", cell: (event) => event.details?.recraftRequestId ?? "—" },
+          { label: "Credits", num: true, cell: (event) => event.details?.credits ?? "—" },
+          { label: "Bytes", num: true, cell: (event) => formatBytes(event.details?.bytes) },
+        ]}
+        notes={({ details: d }) => [
+          d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
+          d?.contentType,
+          d?.reason,
+          d?.retryAt !== undefined && `next attempt at ${formatDateTime(d.retryAt)}`,
+        ]}
+      />
 
-      <section aria-labelledby="raw-title" className="raw-section">
-        <h3 id="raw-title">Raw data</h3>
-        <RawJson label="Job JSON" value={job} />
-        <RawJson label="Events JSON" value={events} />
-      </section>
+      <RawData values={{ "Job JSON": job, "Events JSON": events }} />
     </article>
   );
 }

@@ -4,9 +4,10 @@ import { api } from "../../convex/_generated/api";
 import { describeError } from "./errors";
 import { formatDateTime, formatMs } from "./format";
 import { StatusBadge, Thumb } from "./JobTable";
-import { RawJson } from "./RawJson";
+import { RawData } from "./RawJson";
 import { RunBadge } from "./StoryRuns";
 import { Time } from "./Time";
+import { Timeline } from "./Timeline";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
@@ -126,76 +127,32 @@ export function StoryRunPage({ runId }: { runId: string }) {
       )}
       {run.status === "pending" && run.attempt > 1 && <p className="muted">Next attempt at {formatDateTime(run.runAt)}.</p>}
 
-      <section aria-labelledby="attempts-title">
-        <h3 id="attempts-title">Transitions and Claude's answers</h3>
-        <table className="timeline stack">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col" className="num">
-                Attempt
-              </th>
-              <th scope="col">Transition</th>
-              <th scope="col">Model</th>
-              <th scope="col" className="num">
-                Tokens in / out
-              </th>
-              <th scope="col">Stop reason</th>
-              <th scope="col" className="num">
-                Duration
-              </th>
-              <th scope="col">Notes</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((event) => {
-              const d = event.details;
-              const notes = [
-                event.error && `${event.error.code}: ${event.error.message}`,
-                d?.problems?.length && `problems sent back: ${d.problems.join("; ")}`,
-                d?.normalized && `${d.normalized} characters normalized`,
-                d?.reason,
-                d?.retryAt && `retry at ${formatDateTime(d.retryAt)}`,
-                d?.anthropicRequestId && `request ${d.anthropicRequestId}`,
-              ].filter(Boolean);
-              return (
-                <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined} data-to={event.to}>
-                  <td data-label="Time">
-                    <Time at={event.at} ms />
-                  </td>
-                  <td data-label="Attempt" className="num">
-                    {event.attempt}
-                  </td>
-                  <td data-label="Transition">
-                    {event.from ? <RunBadge status={event.from} /> : <span className="muted">new</span>} → <RunBadge status={event.to} />
-                  </td>
-                  <td data-label="Model" className="mono break">
-                    {d?.model ?? "—"}
-                  </td>
-                  <td data-label="Tokens in / out" className="num">
-                    {d?.inputTokens !== undefined || d?.outputTokens !== undefined
-                      ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}`
-                      : "—"}
-                  </td>
-                  <td data-label="Stop reason">{d?.stopReason ?? "—"}</td>
-                  <td data-label="Duration" className="num">
-                    {formatMs(d?.durationMs)}
-                  </td>
-                  <td data-label="Notes" className="break">
-                    {notes.join(" · ")}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-        {data.eventsTruncated && <p className="muted">Only the first {events.length} events are shown.</p>}
-      </section>
-      <section aria-labelledby="raw-title" className="raw-section">
-        <h3 id="raw-title">Raw data</h3>
-        <RawJson label="Run JSON" value={run} />
-        <RawJson label="Events JSON" value={events} />
-      </section>
+      <Timeline
+        id="attempts-title"
+        title="Transitions and Claude's answers"
+        events={events}
+        truncated={data.eventsTruncated}
+        Badge={RunBadge}
+        columns={[
+          { label: "Model", className: "mono break", cell: (event) => event.details?.model ?? "—" },
+          {
+            label: "Tokens in / out",
+            num: true,
+            cell: ({ details: d }) =>
+              d?.inputTokens !== undefined || d?.outputTokens !== undefined ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}` : "—",
+          },
+          { label: "Stop reason", cell: (event) => event.details?.stopReason ?? "—" },
+          { label: "Duration", num: true, cell: (event) => formatMs(event.details?.durationMs) },
+        ]}
+        notes={({ details: d }) => [
+          d?.problems?.length && `problems sent back: ${d.problems.join("; ")}`,
+          d?.normalized && `${d.normalized} characters normalized`,
+          d?.reason,
+          d?.retryAt && `retry at ${formatDateTime(d.retryAt)}`,
+          d?.anthropicRequestId && `request ${d.anthropicRequestId}`,
+        ]}
+      />
+      <RawData values={{ "Run JSON": run, "Events JSON": events }} />
     </article>
   );
 }
