@@ -1,77 +1,15 @@
 import { useMutation, useQuery } from "convex/react";
-import { useEffect, useRef, useState } from "react";
+import { useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { describeError } from "./errors";
+import { ActionButton } from "./ActionButton";
 import { formatBytes, formatDateTime, formatMs } from "./format";
 import { StatusBadge } from "./JobTable";
 import { RawData } from "./RawJson";
+import { NoSuchRecord, RecordTimes } from "./RecordPage";
 import { Timeline } from "./Timeline";
 import { Time } from "./Time";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
-
-/**
- * A button whose action runs once per click burst: a second click while the
- * first is in flight does nothing. Its note stays once the button goes (e.g.
- * the job is no longer failed), so it is always mounted; if the button had
- * focus when it went, focus moves to the note rather than to the page's body.
- */
-function ActionButton({
-  label,
-  shown,
-  busyNote,
-  run,
-  testId,
-  note: shownNote,
-}: {
-  label: string;
-  shown: boolean;
-  busyNote: string;
-  run: () => Promise<string>;
-  testId: string;
-  note?: (note: string) => string;
-}) {
-  const inFlight = useRef(false);
-  const hadFocus = useRef(false);
-  const noteRef = useRef<HTMLSpanElement>(null);
-  const [state, setState] = useState<{ busy: boolean; note: string }>({ busy: false, note: "" });
-  useEffect(() => {
-    if (!shown && hadFocus.current) {
-      hadFocus.current = false;
-      if (document.activeElement === null || document.activeElement === document.body) noteRef.current?.focus();
-    }
-  }, [shown]);
-  const onClick = async () => {
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setState({ busy: true, note: busyNote });
-    try {
-      setState({ busy: false, note: await run() });
-    } catch (error) {
-      setState({ busy: false, note: describeError(error) });
-    } finally {
-      inFlight.current = false;
-    }
-  };
-  return (
-    <>
-      {shown && (
-        <button
-          type="button"
-          onClick={onClick}
-          disabled={state.busy}
-          onFocus={() => (hadFocus.current = true)}
-          onBlur={() => (hadFocus.current = false)}
-        >
-          {label}
-        </button>
-      )}
-      <span role="status" className="muted" data-testid={testId} tabIndex={-1} ref={noteRef}>
-        {shownNote ? shownNote(state.note) : state.note}
-      </span>
-    </>
-  );
-}
 
 /** Cancels a pending or requested job, or discards a failed one: it ends `cancelled`, its events kept. */
 function CancelButton({ jobId, status }: { jobId: string; status: string }) {
@@ -163,17 +101,7 @@ export function JobPage({ jobId }: { jobId: string }) {
     return <Loading what="case file" />;
   }
   if (data === null) {
-    return (
-      <section className="panel">
-        <ViewHeading id="view-title" title="No such job">
-          No such job
-        </ViewHeading>
-        <p className="muted">
-          Nothing is filed under “<span className="break">{jobId}</span>”.
-        </p>
-        <a href="#/">Back to all jobs</a>
-      </section>
-    );
+    return <NoSuchRecord what="job" id={jobId} back={{ href: "#/", label: "Back to all jobs" }} />;
   }
   const { job, story, portraitUrl, portraitAttempt, portraitStoredAt, events } = data;
   const title = story?.title ?? "(story deleted)";
@@ -199,18 +127,7 @@ export function JobPage({ jobId }: { jobId: string }) {
         />
       </header>
       <dl className="job-times">
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={job.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Last change</dt>
-          <dd>
-            <Time at={job.updatedAt} />
-          </dd>
-        </div>
+        <RecordTimes createdAt={job.createdAt} updatedAt={job.updatedAt} />
       </dl>
       {job.error && (
         <p className="error-text break">

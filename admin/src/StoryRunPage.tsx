@@ -1,59 +1,21 @@
 import { useMutation, useQuery } from "convex/react";
-import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { describeError } from "./errors";
+import { ActionButton } from "./ActionButton";
 import { formatDateTime, formatMs } from "./format";
 import { StatusBadge, Thumb } from "./JobTable";
 import { RawData } from "./RawJson";
+import { NoSuchRecord, RecordTimes } from "./RecordPage";
 import { RunBadge } from "./StoryRuns";
-import { Time } from "./Time";
 import { Timeline } from "./Timeline";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
-/** Retries a failed story run as a new attempt; once the run moves on, focus goes to the note (the button goes). */
+/** Retries a failed story run as a new attempt. */
 function RetryRunButton({ runId, failed }: { runId: string; failed: boolean }) {
   const retry = useMutation(api.admin.retryStoryRun);
-  const [note, setNote] = useState("");
-  const [busy, setBusy] = useState(false);
-  const hadFocus = useRef(false);
-  const noteRef = useRef<HTMLSpanElement>(null);
-  useEffect(() => {
-    if (!failed && hadFocus.current) {
-      hadFocus.current = false;
-      if (document.activeElement === null || document.activeElement === document.body) noteRef.current?.focus();
-    }
-  }, [failed]);
-  const onClick = async () => {
-    if (busy) return;
-    setBusy(true);
-    setNote("Re-queueing…");
-    try {
-      setNote((await retry({ runId })) === "queued" ? "Queued as a new attempt: Claude is asked again." : "The run is no longer failed.");
-    } catch (error) {
-      setNote(describeError(error));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <>
-      {failed && (
-        <button
-          type="button"
-          onClick={onClick}
-          disabled={busy}
-          onFocus={() => (hadFocus.current = true)}
-          onBlur={() => (hadFocus.current = false)}
-        >
-          Retry story run
-        </button>
-      )}
-      <span role="status" className="muted" tabIndex={-1} ref={noteRef} data-testid="retry-run-note">
-        {note}
-      </span>
-    </>
-  );
+  const run = async () =>
+    (await retry({ runId })) === "queued" ? "Queued as a new attempt: Claude is asked again." : "The run is no longer failed.";
+  return <ActionButton label="Retry story run" shown={failed} busyNote="Re-queueing…" run={run} testId="retry-run-note" />;
 }
 
 /**
@@ -65,17 +27,7 @@ export function StoryRunPage({ runId }: { runId: string }) {
   const data = useQuery(api.admin.getStoryRun, { runId });
   if (data === undefined) return <Loading what="story run" />;
   if (data === null) {
-    return (
-      <section className="panel">
-        <ViewHeading id="view-title" title="No such story run">
-          No such story run
-        </ViewHeading>
-        <p className="muted">
-          Nothing is filed under “<span className="break">{runId}</span>”.
-        </p>
-        <a href="#/stories">Back to story runs</a>
-      </section>
-    );
+    return <NoSuchRecord what="story run" id={runId} back={{ href: "#/stories", label: "Back to story runs" }} />;
   }
   const { run, events } = data;
   const title = run.story?.title ?? (run.status === "inserted" ? "(story deleted)" : "Story run");
@@ -98,18 +50,7 @@ export function StoryRunPage({ runId }: { runId: string }) {
             {run.hint ?? <span className="muted">none</span>}
           </dd>
         </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={run.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Last change</dt>
-          <dd>
-            <Time at={run.updatedAt} />
-          </dd>
-        </div>
+        <RecordTimes createdAt={run.createdAt} updatedAt={run.updatedAt} />
         {run.job && (
           <div>
             <dt>Portrait</dt>
