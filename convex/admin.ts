@@ -233,45 +233,64 @@ export const failedFacets = adminQuery({
     httpStatuses: v.array(v.object({ httpStatus: v.number(), count: v.number(), capped: v.boolean() })),
   }),
   handler: async (ctx) => {
-    const codes = [];
-    let lastCode: ErrorCode | undefined;
-    for (let i = 0; i < MAX_FACETS; i++) {
-      const after = lastCode;
-      const next = await ctx.db
-        .query("portraitJobs")
-        .withIndex("by_error_code", (q) =>
-          after === undefined ? q.eq("status", "failed") : q.eq("status", "failed").gt("error.code", after),
-        )
-        .first();
-      const code = next?.error?.code;
-      if (!code) break;
-      const some = await ctx.db
-        .query("portraitJobs")
-        .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
-        .take(FACET_CAP + 1);
-      codes.push({ code, count: Math.min(some.length, FACET_CAP), capped: some.length > FACET_CAP });
-      lastCode = code;
-    }
-    const httpStatuses = [];
-    let lastStatus = 0;
-    for (let i = 0; i < MAX_FACETS; i++) {
-      const after = lastStatus;
-      const next = await ctx.db
-        .query("portraitJobs")
-        .withIndex("by_http_status", (q) => q.eq("status", "failed").gt("error.httpStatus", after))
-        .first();
-      const httpStatus = next?.error?.httpStatus;
-      if (httpStatus === undefined) break;
-      const some = await ctx.db
-        .query("portraitJobs")
-        .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", httpStatus))
-        .take(FACET_CAP + 1);
-      httpStatuses.push({ httpStatus, count: Math.min(some.length, FACET_CAP), capped: some.length > FACET_CAP });
-      lastStatus = httpStatus;
-    }
-    return { codes, httpStatuses };
+    const codes = await facetCounts<ErrorCode>(
+      async (after) =>
+        (
+          await ctx.db
+            .query("portraitJobs")
+            .withIndex("by_error_code", (q) =>
+              after === undefined ? q.eq("status", "failed") : q.eq("status", "failed").gt("error.code", after),
+            )
+            .first()
+        )?.error?.code,
+      (code) =>
+        ctx.db
+          .query("portraitJobs")
+          .withIndex("by_error_code", (q) => q.eq("status", "failed").eq("error.code", code))
+          .take(FACET_CAP + 1),
+    );
+    const httpStatuses = await facetCounts<number>(
+      // From 0 up: a failure with no HTTP status is not a facet.
+      async (after = 0) =>
+        (
+          await ctx.db
+            .query("portraitJobs")
+            .withIndex("by_http_status", (q) => q.eq("status", "failed").gt("error.httpStatus", after))
+            .first()
+        )?.error?.httpStatus,
+      (httpStatus) =>
+        ctx.db
+          .query("portraitJobs")
+          .withIndex("by_http_status", (q) => q.eq("status", "failed").eq("error.httpStatus", httpStatus))
+          .take(FACET_CAP + 1),
+    );
+    return {
+      codes: codes.map(({ value, ...count }) => ({ code: value, ...count })),
+      httpStatuses: httpStatuses.map(({ value, ...count }) => ({ httpStatus: value, ...count })),
+    };
   },
 });
+
+/**
+ * The distinct values of one indexed field, walked in index order: `next`
+ * gives the first value after `after` (undefined: none left), `withValue`
+ * reads up to FACET_CAP + 1 documents holding one value. At most MAX_FACETS values.
+ */
+async function facetCounts<T>(
+  next: (after: T | undefined) => Promise<T | undefined>,
+  withValue: (value: T) => Promise<unknown[]>,
+): Promise<{ value: T; count: number; capped: boolean }[]> {
+  const facets = [];
+  let after: T | undefined;
+  for (let i = 0; i < MAX_FACETS; i++) {
+    const value = await next(after);
+    if (value === undefined) break;
+    const some = await withValue(value);
+    facets.push({ value, count: Math.min(some.length, FACET_CAP), capped: some.length > FACET_CAP });
+    after = value;
+  }
+  return facets;
+}
 
 // A job has a handful of events per attempt; this bounds a pathological one.
 const MAX_EVENTS_PER_JOB = 500;

@@ -13,6 +13,9 @@ import type { FakeAnthropic } from "../scripts/fakes/anthropicServer";
 import type { FakeRecraft, RecraftServerOptions } from "../scripts/fakes/recraftServer";
 import type { FakeTinify } from "../scripts/fakes/tinifyServer";
 import { startStack as startBaseStack, type Stack as BaseStack } from "../scripts/lib/stack";
+import { sleep } from "../scripts/lib/wait";
+
+export { until } from "../scripts/lib/wait";
 
 export const modules = import.meta.glob(["../convex/**/*.ts", "!../convex/**/*.test.ts"]);
 
@@ -89,8 +92,6 @@ export function captureLogs(level = "DEBUG"): string[] {
   return lines;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * Waits (on real timers: the pipeline's fetch needs them) until no scheduled
  * function is running or due within `horizonMs` (a dispatcher wakeup a minute
@@ -114,18 +115,6 @@ export async function settle(t: Backend, { timeoutMs = 20_000, horizonMs = 5_000
     // Nothing in flight: the earliest due function's timer fires at its time (a late timer: soon after).
     const nextDue = Math.min(...busy.map((fn) => (fn.state.kind === "inProgress" ? Date.now() : fn.scheduledTime)));
     await sleep(Math.min(50, Math.max(1, nextDue - Date.now() + 1)));
-  }
-}
-
-/** Polls `condition` (sync or async) until it holds; throws `message` after `timeoutMs`. For waits no event marks. */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  { timeoutMs = 5_000, pollMs = 5, message = "condition not reached in time" } = {},
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`until: ${message} after ${timeoutMs} ms`);
-    await sleep(pollMs);
   }
 }
 

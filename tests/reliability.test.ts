@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
 import { throwingOnce } from "../scripts/fakes/busyBackend";
-import { captureLogs, caseFile, eventsOf, jobOf, modules, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, eventsOf, jobOf, modules, pathOf, settle, startStack, until, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -32,14 +32,6 @@ const insertMany = (n: number, prefix = "s") =>
       stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `${prefix}${i}`, imageGenerationPrompt: `${prefix} patient ${i}` })),
     ),
   );
-
-const until = async (condition: () => Promise<boolean>, timeoutMs = 5_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-};
 
 const jobStatus = async (jobId: Id<"portraitJobs">) => (await stack.t.run((ctx) => ctx.db.get(jobId)))!.status;
 
@@ -185,7 +177,7 @@ describe("pacing at the provider's limits", () => {
     });
     const state = async () => (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
     await insertMany(40);
-    await until(async () => ((await state())?.limit ?? Infinity) <= 8, 20_000);
+    await until(async () => ((await state())?.limit ?? Infinity) <= 8, { timeoutMs: 20_000 });
     const slowed = await state();
     expect(slowed.pausedUntil).toBeDefined();
     const firstLimited = stack.recraft.requests.find((r) => r.status === 429)!;

@@ -1,12 +1,22 @@
 import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
+import type { FunctionReturnType } from "convex/server";
 import { Loading } from "./Connection";
+import { DataTable, type Column } from "./DataTable";
 import { formatDateTime, useKept, useMinute } from "./format";
 import { patchRoute, RANGES, type Range, type Route } from "./route";
 
 const RANGE_LABEL: Record<Range, string> = { "6h": "6 hours", "24h": "24 hours", "7d": "7 days", "30d": "30 days" };
 const W = 600;
 const H = 160;
+
+type Bucket = FunctionReturnType<typeof api.admin.activity>["buckets"][number];
+
+const BUCKET_COLUMNS: Column<Bucket>[] = [
+  { label: "From", cell: (b) => formatDateTime(b.start) },
+  { label: "Stored", num: true, cell: (b) => `${b.storedCapped ? "≥ " : ""}${b.stored}` },
+  { label: "Failed", num: true, cell: (b) => `${b.failedCapped ? "≥ " : ""}${b.failed}` },
+];
 
 /** Portraits stored and attempts failed per bucket (convex/lib/activity.ts), with a range picker. */
 export function ActivityChart({ route }: { route: Extract<Route, { page: "audit" }> }) {
@@ -76,36 +86,7 @@ export function ActivityChart({ route }: { route: Extract<Route, { page: "audit"
           </div>
           <details className="chart-table">
             <summary>As a table</summary>
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">From</th>
-                  <th scope="col" className="num">
-                    Stored
-                  </th>
-                  <th scope="col" className="num">
-                    Failed
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.buckets
-                  .filter((b) => b.stored + b.failed > 0)
-                  .map((b) => (
-                    <tr key={b.start}>
-                      <td>{formatDateTime(b.start)}</td>
-                      <td className="num">
-                        {b.storedCapped ? "≥ " : ""}
-                        {b.stored}
-                      </td>
-                      <td className="num">
-                        {b.failedCapped ? "≥ " : ""}
-                        {b.failed}
-                      </td>
-                    </tr>
-                  ))}
-              </tbody>
-            </table>
+            <DataTable columns={BUCKET_COLUMNS} rows={data.buckets.filter((b) => b.stored + b.failed > 0)} rowKey={(b) => b.start} />
           </details>
           {capped && (
             <p className="muted">

@@ -1,7 +1,9 @@
 import { useQuery } from "convex/react";
+import type { FunctionReturnType } from "convex/server";
 import { api } from "../../convex/_generated/api";
 import { ActivityChart } from "./ActivityChart";
 import { BulkRetry } from "./BulkRetry";
+import { DataTable, type Column } from "./DataTable";
 import { QueueMetrics } from "./QueueMetrics";
 import { formatMs, useKept, useMinute } from "./format";
 import { StatusBadge } from "./JobTable";
@@ -20,6 +22,77 @@ const STEP_LABELS = {
   total: "Total (created → stored)",
 } as const;
 
+type FailureRow = FunctionReturnType<typeof api.admin.failureSummary>["codes"][number];
+type StepRow = FunctionReturnType<typeof api.admin.latency>["steps"][number];
+
+function failureColumns(route: AuditRoute): Column<FailureRow>[] {
+  return [
+    { label: "Code", rowHeader: true, cell: (row) => <span className="code">{row.code}</span> },
+    { label: "Failures", num: true, cell: (row) => row.count },
+    { label: "Jobs", num: true, cell: (row) => row.jobs },
+    {
+      label: "Still failed",
+      num: true,
+      cell: (row) => row.stillFailed,
+      cellAttributes: (row) => ({ "data-testid": `still-failed-${row.code}` }),
+    },
+    { label: "Latest message", className: "message break", cell: (row) => row.latestMessage },
+    { label: "Latest", cell: (row) => <Time at={row.latestAt} /> },
+    { label: "Actions", className: "actions", cell: (row) => <FailureActions route={route} row={row} /> },
+  ];
+}
+
+/** A code's jobs, shown in place, and a retry of all of them. */
+function FailureActions({ route, row }: { route: AuditRoute; row: FailureRow }) {
+  const open = route.code === row.code;
+  return (
+    <>
+      <div className="action-row">
+        <a
+          href={formatRoute({ ...route, code: open ? undefined : row.code })}
+          aria-expanded={open}
+          aria-controls={`jobs-${row.code}`}
+          onClick={(e) => {
+            e.preventDefault();
+            patchRoute(route, { code: open ? undefined : row.code });
+          }}
+        >
+          {open ? "Hide jobs" : "View jobs"}
+        </a>
+        {/* Every job failed with the code now, whatever its age: the confirmation counts them. */}
+        <BulkRetry
+          filter={{ code: row.code }}
+          label="Retry all"
+          ariaLabel={`Retry all ${row.code} jobs`}
+          what={<span className="code">{row.code}</span>}
+        />
+      </div>
+      {open && (
+        <ul className="code-jobs" id={`jobs-${row.code}`} aria-label={`Jobs that failed with ${row.code}`}>
+          {row.recentJobs.map((job) => (
+            <li key={job.jobId}>
+              <StatusBadge status={job.status} /> <a href={formatRoute({ page: "job", id: job.jobId })}>{job.title ?? "(story deleted)"}</a>
+            </li>
+          ))}
+          {row.jobs > row.recentJobs.length && <li className="muted">…and {row.jobs - row.recentJobs.length} more</li>}
+          {row.stillFailed > 0 && (
+            <li>
+              <a href={formatRoute({ page: "jobs", code: row.code })}>All jobs failed with {row.code} now</a>
+            </li>
+          )}
+        </ul>
+      )}
+    </>
+  );
+}
+
+const LATENCY_COLUMNS: Column<StepRow>[] = [
+  { label: "Step", rowHeader: true, cell: (s) => STEP_LABELS[s.step] },
+  { label: "p50", num: true, cell: (s) => formatMs(s.p50) },
+  { label: "p95", num: true, cell: (s) => formatMs(s.p95) },
+  { label: "Samples", num: true, cell: (s) => s.count },
+];
+
 export function Failures({ route }: { route: AuditRoute }) {
   const now = useMinute();
   const summary = useKept(useQuery(api.admin.failureSummary, { now }), "failures");
@@ -34,90 +107,13 @@ export function Failures({ route }: { route: AuditRoute }) {
           No failures in the last 24 hours.
         </p>
       ) : (
-        <table className="audit stack">
-          <thead>
-            <tr>
-              <th scope="col">Code</th>
-              <th scope="col" className="num">
-                Failures
-              </th>
-              <th scope="col" className="num">
-                Jobs
-              </th>
-              <th scope="col" className="num">
-                Still failed
-              </th>
-              <th scope="col">Latest message</th>
-              <th scope="col">Latest</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {summary.codes.map((row) => {
-              const open = route.code === row.code;
-              return (
-                <tr key={row.code} data-code={row.code}>
-                  <th scope="row" data-label="Code">
-                    <span className="code">{row.code}</span>
-                  </th>
-                  <td data-label="Failures" className="num">
-                    {row.count}
-                  </td>
-                  <td data-label="Jobs" className="num">
-                    {row.jobs}
-                  </td>
-                  <td data-label="Still failed" className="num" data-testid={`still-failed-${row.code}`}>
-                    {row.stillFailed}
-                  </td>
-                  <td data-label="Latest message" className="message break">
-                    {row.latestMessage}
-                  </td>
-                  <td data-label="Latest">
-                    <Time at={row.latestAt} />
-                  </td>
-                  <td data-label="Actions" className="actions">
-                    <div className="action-row">
-                      <a
-                        href={formatRoute({ ...route, code: open ? undefined : row.code })}
-                        aria-expanded={open}
-                        aria-controls={`jobs-${row.code}`}
-                        onClick={(e) => {
-                          e.preventDefault();
-                          patchRoute(route, { code: open ? undefined : row.code });
-                        }}
-                      >
-                        {open ? "Hide jobs" : "View jobs"}
-                      </a>
-                      {/* Every job failed with the code now, whatever its age: the confirmation counts them. */}
-                      <BulkRetry
-                        filter={{ code: row.code }}
-                        label="Retry all"
-                        ariaLabel={`Retry all ${row.code} jobs`}
-                        what={<span className="code">{row.code}</span>}
-                      />
-                    </div>
-                    {open && (
-                      <ul className="code-jobs" id={`jobs-${row.code}`} aria-label={`Jobs that failed with ${row.code}`}>
-                        {row.recentJobs.map((job) => (
-                          <li key={job.jobId}>
-                            <StatusBadge status={job.status} />{" "}
-                            <a href={formatRoute({ page: "job", id: job.jobId })}>{job.title ?? "(story deleted)"}</a>
-                          </li>
-                        ))}
-                        {row.jobs > row.recentJobs.length && <li className="muted">…and {row.jobs - row.recentJobs.length} more</li>}
-                        {row.stillFailed > 0 && (
-                          <li>
-                            <a href={formatRoute({ page: "jobs", code: row.code })}>All jobs failed with {row.code} now</a>
-                          </li>
-                        )}
-                      </ul>
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <DataTable
+          className="audit stack"
+          columns={failureColumns(route)}
+          rows={summary.codes}
+          rowKey={(row) => row.code}
+          rowAttributes={(row) => ({ "data-code": row.code })}
+        />
       )}
       {summary?.truncated && <p className="muted">More failures than the summary reads: counts are a lower bound.</p>}
     </section>
@@ -136,35 +132,14 @@ export function Latency() {
           No stored portraits yet.
         </p>
       ) : (
-        <table className="latency">
-          <caption className="muted">
-            over the last {latency.sample} stored portrait{latency.sample === 1 ? "" : "s"}
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Step</th>
-              <th scope="col" className="num">
-                p50
-              </th>
-              <th scope="col" className="num">
-                p95
-              </th>
-              <th scope="col" className="num">
-                Samples
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {latency.steps.map((s) => (
-              <tr key={s.step} data-step={s.step}>
-                <th scope="row">{STEP_LABELS[s.step]}</th>
-                <td className="num">{formatMs(s.p50)}</td>
-                <td className="num">{formatMs(s.p95)}</td>
-                <td className="num">{s.count}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable
+          className="latency"
+          caption={`over the last ${latency.sample} stored portrait${latency.sample === 1 ? "" : "s"}`}
+          columns={LATENCY_COLUMNS}
+          rows={latency.steps}
+          rowKey={(s) => s.step}
+          rowAttributes={(s) => ({ "data-step": s.step })}
+        />
       )}
     </section>
   );

@@ -1,76 +1,15 @@
 import { useMutation, useQuery } from "convex/react";
-import { useEffect, useRef, useState } from "react";
+import { useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { describeError } from "./errors";
+import { ActionButton } from "./ActionButton";
 import { formatBytes, formatDateTime, formatMs } from "./format";
 import { StatusBadge } from "./JobTable";
-import { RawJson } from "./RawJson";
+import { RawData } from "./RawJson";
+import { NoSuchRecord, RecordTimes } from "./RecordPage";
+import { Timeline } from "./Timeline";
 import { Time } from "./Time";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
-
-/**
- * A button whose action runs once per click burst: a second click while the
- * first is in flight does nothing. Its note stays once the button goes (e.g.
- * the job is no longer failed), so it is always mounted; if the button had
- * focus when it went, focus moves to the note rather than to the page's body.
- */
-function ActionButton({
-  label,
-  shown,
-  busyNote,
-  run,
-  testId,
-  note: shownNote,
-}: {
-  label: string;
-  shown: boolean;
-  busyNote: string;
-  run: () => Promise<string>;
-  testId: string;
-  note?: (note: string) => string;
-}) {
-  const inFlight = useRef(false);
-  const hadFocus = useRef(false);
-  const noteRef = useRef<HTMLSpanElement>(null);
-  const [state, setState] = useState<{ busy: boolean; note: string }>({ busy: false, note: "" });
-  useEffect(() => {
-    if (!shown && hadFocus.current) {
-      hadFocus.current = false;
-      if (document.activeElement === null || document.activeElement === document.body) noteRef.current?.focus();
-    }
-  }, [shown]);
-  const onClick = async () => {
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setState({ busy: true, note: busyNote });
-    try {
-      setState({ busy: false, note: await run() });
-    } catch (error) {
-      setState({ busy: false, note: describeError(error) });
-    } finally {
-      inFlight.current = false;
-    }
-  };
-  return (
-    <>
-      {shown && (
-        <button
-          type="button"
-          onClick={onClick}
-          disabled={state.busy}
-          onFocus={() => (hadFocus.current = true)}
-          onBlur={() => (hadFocus.current = false)}
-        >
-          {label}
-        </button>
-      )}
-      <span role="status" className="muted" data-testid={testId} tabIndex={-1} ref={noteRef}>
-        {shownNote ? shownNote(state.note) : state.note}
-      </span>
-    </>
-  );
-}
 
 /** Cancels a pending or requested job, or discards a failed one: it ends `cancelled`, its events kept. */
 function CancelButton({ jobId, status }: { jobId: string; status: string }) {
@@ -162,17 +101,7 @@ export function JobPage({ jobId }: { jobId: string }) {
     return <Loading what="case file" />;
   }
   if (data === null) {
-    return (
-      <section className="panel">
-        <ViewHeading id="view-title" title="No such job">
-          No such job
-        </ViewHeading>
-        <p className="muted">
-          Nothing is filed under “<span className="break">{jobId}</span>”.
-        </p>
-        <a href="#/">Back to all jobs</a>
-      </section>
-    );
+    return <NoSuchRecord what="job" id={jobId} back={{ href: "#/", label: "Back to all jobs" }} />;
   }
   const { job, story, portraitUrl, portraitAttempt, portraitStoredAt, events } = data;
   const title = story?.title ?? "(story deleted)";
@@ -198,18 +127,7 @@ export function JobPage({ jobId }: { jobId: string }) {
         />
       </header>
       <dl className="job-times">
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={job.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Last change</dt>
-          <dd>
-            <Time at={job.updatedAt} />
-          </dd>
-        </div>
+        <RecordTimes createdAt={job.createdAt} updatedAt={job.updatedAt} />
       </dl>
       {job.error && (
         <p className="error-text break">
@@ -273,76 +191,32 @@ export function JobPage({ jobId }: { jobId: string }) {
         )}
       </div>
 
-      <section aria-labelledby="timeline-title">
-        <h3 id="timeline-title">Timeline</h3>
-        <table className="timeline stack">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col">Attempt</th>
-              <th scope="col">Transition</th>
-              <th scope="col">Step</th>
-              <th scope="col">HTTP</th>
-              <th scope="col">Recraft request</th>
-              <th scope="col">Credits</th>
-              <th scope="col">Bytes</th>
-              <th scope="col">Notes</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((event, i) => {
-              const d = event.details;
-              const step = d?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined);
-              const notes = [
-                event.error && `${event.error.code}: ${event.error.message}`,
-                d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
-                d?.contentType,
-                d?.reason,
-                d?.retryAt !== undefined && `next attempt at ${formatDateTime(d.retryAt)}`,
-              ].filter(Boolean);
-              return (
-                <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined}>
-                  <td data-label="Time">
-                    <Time at={event.at} ms />
-                  </td>
-                  <td data-label="Attempt" className="num">
-                    {event.attempt}
-                  </td>
-                  <td data-label="Transition">
-                    {event.from ? <StatusBadge status={event.from} /> : <span className="muted">new</span>} →{" "}
-                    <StatusBadge status={event.to} />
-                  </td>
-                  <td data-label="Step" className="num">
-                    {formatMs(step)}
-                  </td>
-                  <td data-label="HTTP" className="num">
-                    {d?.httpStatus ?? event.error?.httpStatus ?? "—"}
-                  </td>
-                  <td data-label="Recraft request" className="mono break">
-                    {d?.recraftRequestId ?? "—"}
-                  </td>
-                  <td data-label="Credits" className="num">
-                    {d?.credits ?? "—"}
-                  </td>
-                  <td data-label="Bytes" className="num">
-                    {formatBytes(d?.bytes)}
-                  </td>
-                  <td data-label="Notes" className="break">
-                    {notes.join(" · ")}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-        {data.eventsTruncated && <p className="muted">Only the first {events.length} events are shown.</p>}
-      </section>
+      <Timeline
+        id="timeline-title"
+        title="Timeline"
+        events={events}
+        truncated={data.eventsTruncated}
+        Badge={StatusBadge}
+        columns={[
+          {
+            label: "Step",
+            num: true,
+            cell: (event, i) => formatMs(event.details?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined)),
+          },
+          { label: "HTTP", num: true, cell: (event) => event.details?.httpStatus ?? event.error?.httpStatus ?? "—" },
+          { label: "Recraft request", className: "mono break", cell: (event) => event.details?.recraftRequestId ?? "—" },
+          { label: "Credits", num: true, cell: (event) => event.details?.credits ?? "—" },
+          { label: "Bytes", num: true, cell: (event) => formatBytes(event.details?.bytes) },
+        ]}
+        notes={({ details: d }) => [
+          d?.requestMs !== undefined && `request ${formatMs(d.requestMs)}, download ${formatMs(d.downloadMs)}`,
+          d?.contentType,
+          d?.reason,
+          d?.retryAt !== undefined && `next attempt at ${formatDateTime(d.retryAt)}`,
+        ]}
+      />
 
-      <section aria-labelledby="raw-title" className="raw-section">
-        <h3 id="raw-title">Raw data</h3>
-        <RawJson label="Job JSON" value={job} />
-        <RawJson label="Events JSON" value={events} />
-      </section>
+      <RawData values={{ "Job JSON": job, "Events JSON": events }} />
     </article>
   );
 }

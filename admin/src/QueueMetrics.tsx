@@ -1,7 +1,28 @@
 import { useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
+import type { FunctionReturnType } from "convex/server";
 import { Loading } from "./Connection";
+import { DataTable, type Column } from "./DataTable";
 import { formatDateTime, formatMs, useKept, useMinute } from "./format";
+
+type Hour = FunctionReturnType<typeof api.admin.queueMetrics>["hours"][number];
+
+const HOUR_COLUMNS: Column<Hour>[] = [
+  {
+    label: "Hour",
+    rowHeader: true,
+    cell: (h) => (
+      <>
+        {formatDateTime(h.start).slice(0, 16)}–{formatDateTime(h.start + 3_600_000).slice(11, 16)}
+      </>
+    ),
+  },
+  { label: "Waiting", num: true, cell: (h) => (h.samples > 0 ? h.maxPending : "—") },
+  { label: "In flight", num: true, cell: (h) => (h.samples > 0 ? h.maxInFlight : "—") },
+  { label: "Attempts", num: true, cell: (h) => `${h.attempts}${h.attemptsCapped ? "+" : ""}` },
+  { label: "p50", num: true, cell: (h) => formatMs(h.p50) },
+  { label: "p95", num: true, cell: (h) => formatMs(h.p95) },
+];
 
 /**
  * The queue per hour over the last 24 hours, beside the stored/failed chart:
@@ -23,54 +44,14 @@ export function QueueMetrics() {
           No snapshots or attempts in the last 24 hours.
         </p>
       ) : (
-        <table className="metrics stack">
-          <caption className="muted">last 24 hours, newest first; queue figures are the most seen in the hour's 5-minute snapshots</caption>
-          <thead>
-            <tr>
-              <th scope="col">Hour</th>
-              <th scope="col" className="num">
-                Waiting
-              </th>
-              <th scope="col" className="num">
-                In flight
-              </th>
-              <th scope="col" className="num">
-                Attempts
-              </th>
-              <th scope="col" className="num">
-                p50
-              </th>
-              <th scope="col" className="num">
-                p95
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {[...hours].reverse().map((h) => (
-              <tr key={h.start} data-hour={h.start}>
-                <th scope="row" data-label="Hour">
-                  {formatDateTime(h.start).slice(0, 16)}–{formatDateTime(h.start + 3_600_000).slice(11, 16)}
-                </th>
-                <td data-label="Waiting" className="num">
-                  {h.samples > 0 ? h.maxPending : "—"}
-                </td>
-                <td data-label="In flight" className="num">
-                  {h.samples > 0 ? h.maxInFlight : "—"}
-                </td>
-                <td data-label="Attempts" className="num">
-                  {h.attempts}
-                  {h.attemptsCapped ? "+" : ""}
-                </td>
-                <td data-label="p50" className="num">
-                  {formatMs(h.p50)}
-                </td>
-                <td data-label="p95" className="num">
-                  {formatMs(h.p95)}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DataTable
+          className="metrics stack"
+          caption="last 24 hours, newest first; queue figures are the most seen in the hour's 5-minute snapshots"
+          columns={HOUR_COLUMNS}
+          rows={[...hours].reverse()}
+          rowKey={(h) => h.start}
+          rowAttributes={(h) => ({ "data-hour": h.start })}
+        />
       )}
     </section>
   );

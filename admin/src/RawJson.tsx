@@ -27,3 +27,15 @@ export function RawJson({ label, value }: { label: string; value: unknown }) {
     </details>
   );
 }
+
+/** A page's "Raw data" section: one copyable JSON block per labelled value. */
+export function RawData({ values }: { values: Record<string, unknown> }) {
+  return (
+    <section aria-labelledby="raw-title" className="raw-section">
+      <h3 id="raw-title">Raw data</h3>
+      {Object.entries(values).map(([label, value]) => (
+        <RawJson key={label} label={label} value={value} />
+      ))}
+    </section>
+  );
+}

@@ -1,58 +1,21 @@
 import { useMutation, useQuery } from "convex/react";
-import { useEffect, useRef, useState } from "react";
 import { api } from "../../convex/_generated/api";
-import { describeError } from "./errors";
+import { ActionButton } from "./ActionButton";
 import { formatDateTime, formatMs } from "./format";
 import { StatusBadge, Thumb } from "./JobTable";
-import { RawJson } from "./RawJson";
+import { RawData } from "./RawJson";
+import { NoSuchRecord, RecordTimes } from "./RecordPage";
 import { RunBadge } from "./StoryRuns";
-import { Time } from "./Time";
+import { Timeline } from "./Timeline";
 import { Loading } from "./Connection";
 import { ViewHeading } from "./ViewHeading";
 
-/** Retries a failed story run as a new attempt; once the run moves on, focus goes to the note (the button goes). */
+/** Retries a failed story run as a new attempt. */
 function RetryRunButton({ runId, failed }: { runId: string; failed: boolean }) {
   const retry = useMutation(api.admin.retryStoryRun);
-  const [note, setNote] = useState("");
-  const [busy, setBusy] = useState(false);
-  const hadFocus = useRef(false);
-  const noteRef = useRef<HTMLSpanElement>(null);
-  useEffect(() => {
-    if (!failed && hadFocus.current) {
-      hadFocus.current = false;
-      if (document.activeElement === null || document.activeElement === document.body) noteRef.current?.focus();
-    }
-  }, [failed]);
-  const onClick = async () => {
-    if (busy) return;
-    setBusy(true);
-    setNote("Re-queueing…");
-    try {
-      setNote((await retry({ runId })) === "queued" ? "Queued as a new attempt: Claude is asked again." : "The run is no longer failed.");
-    } catch (error) {
-      setNote(describeError(error));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <>
-      {failed && (
-        <button
-          type="button"
-          onClick={onClick}
-          disabled={busy}
-          onFocus={() => (hadFocus.current = true)}
-          onBlur={() => (hadFocus.current = false)}
-        >
-          Retry story run
-        </button>
-      )}
-      <span role="status" className="muted" tabIndex={-1} ref={noteRef} data-testid="retry-run-note">
-        {note}
-      </span>
-    </>
-  );
+  const run = async () =>
+    (await retry({ runId })) === "queued" ? "Queued as a new attempt: Claude is asked again." : "The run is no longer failed.";
+  return <ActionButton label="Retry story run" shown={failed} busyNote="Re-queueing…" run={run} testId="retry-run-note" />;
 }
 
 /**
@@ -64,17 +27,7 @@ export function StoryRunPage({ runId }: { runId: string }) {
   const data = useQuery(api.admin.getStoryRun, { runId });
   if (data === undefined) return <Loading what="story run" />;
   if (data === null) {
-    return (
-      <section className="panel">
-        <ViewHeading id="view-title" title="No such story run">
-          No such story run
-        </ViewHeading>
-        <p className="muted">
-          Nothing is filed under “<span className="break">{runId}</span>”.
-        </p>
-        <a href="#/stories">Back to story runs</a>
-      </section>
-    );
+    return <NoSuchRecord what="story run" id={runId} back={{ href: "#/stories", label: "Back to story runs" }} />;
   }
   const { run, events } = data;
   const title = run.story?.title ?? (run.status === "inserted" ? "(story deleted)" : "Story run");
@@ -97,18 +50,7 @@ export function StoryRunPage({ runId }: { runId: string }) {
             {run.hint ?? <span className="muted">none</span>}
           </dd>
         </div>
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={run.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Last change</dt>
-          <dd>
-            <Time at={run.updatedAt} />
-          </dd>
-        </div>
+        <RecordTimes createdAt={run.createdAt} updatedAt={run.updatedAt} />
         {run.job && (
           <div>
             <dt>Portrait</dt>
@@ -126,76 +68,32 @@ export function StoryRunPage({ runId }: { runId: string }) {
       )}
       {run.status === "pending" && run.attempt > 1 && <p className="muted">Next attempt at {formatDateTime(run.runAt)}.</p>}
 
-      <section aria-labelledby="attempts-title">
-        <h3 id="attempts-title">Transitions and Claude's answers</h3>
-        <table className="timeline stack">
-          <thead>
-            <tr>
-              <th scope="col">Time</th>
-              <th scope="col" className="num">
-                Attempt
-              </th>
-              <th scope="col">Transition</th>
-              <th scope="col">Model</th>
-              <th scope="col" className="num">
-                Tokens in / out
-              </th>
-              <th scope="col">Stop reason</th>
-              <th scope="col" className="num">
-                Duration
-              </th>
-              <th scope="col">Notes</th>
-            </tr>
-          </thead>
-          <tbody>
-            {events.map((event) => {
-              const d = event.details;
-              const notes = [
-                event.error && `${event.error.code}: ${event.error.message}`,
-                d?.problems?.length && `problems sent back: ${d.problems.join("; ")}`,
-                d?.normalized && `${d.normalized} characters normalized`,
-                d?.reason,
-                d?.retryAt && `retry at ${formatDateTime(d.retryAt)}`,
-                d?.anthropicRequestId && `request ${d.anthropicRequestId}`,
-              ].filter(Boolean);
-              return (
-                <tr key={event._id} className={event.to === "failed" ? "row-failed" : undefined} data-to={event.to}>
-                  <td data-label="Time">
-                    <Time at={event.at} ms />
-                  </td>
-                  <td data-label="Attempt" className="num">
-                    {event.attempt}
-                  </td>
-                  <td data-label="Transition">
-                    {event.from ? <RunBadge status={event.from} /> : <span className="muted">new</span>} → <RunBadge status={event.to} />
-                  </td>
-                  <td data-label="Model" className="mono break">
-                    {d?.model ?? "—"}
-                  </td>
-                  <td data-label="Tokens in / out" className="num">
-                    {d?.inputTokens !== undefined || d?.outputTokens !== undefined
-                      ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}`
-                      : "—"}
-                  </td>
-                  <td data-label="Stop reason">{d?.stopReason ?? "—"}</td>
-                  <td data-label="Duration" className="num">
-                    {formatMs(d?.durationMs)}
-                  </td>
-                  <td data-label="Notes" className="break">
-                    {notes.join(" · ")}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-        {data.eventsTruncated && <p className="muted">Only the first {events.length} events are shown.</p>}
-      </section>
-      <section aria-labelledby="raw-title" className="raw-section">
-        <h3 id="raw-title">Raw data</h3>
-        <RawJson label="Run JSON" value={run} />
-        <RawJson label="Events JSON" value={events} />
-      </section>
+      <Timeline
+        id="attempts-title"
+        title="Transitions and Claude's answers"
+        events={events}
+        truncated={data.eventsTruncated}
+        Badge={RunBadge}
+        columns={[
+          { label: "Model", className: "mono break", cell: (event) => event.details?.model ?? "—" },
+          {
+            label: "Tokens in / out",
+            num: true,
+            cell: ({ details: d }) =>
+              d?.inputTokens !== undefined || d?.outputTokens !== undefined ? `${d?.inputTokens ?? "—"} / ${d?.outputTokens ?? "—"}` : "—",
+          },
+          { label: "Stop reason", cell: (event) => event.details?.stopReason ?? "—" },
+          { label: "Duration", num: true, cell: (event) => formatMs(event.details?.durationMs) },
+        ]}
+        notes={({ details: d }) => [
+          d?.problems?.length && `problems sent back: ${d.problems.join("; ")}`,
+          d?.normalized && `${d.normalized} characters normalized`,
+          d?.reason,
+          d?.retryAt && `retry at ${formatDateTime(d.retryAt)}`,
+          d?.anthropicRequestId && `request ${d.anthropicRequestId}`,
+        ]}
+      />
+      <RawData values={{ "Run JSON": run, "Events JSON": events }} />
     </article>
   );
 }

@@ -15,7 +15,7 @@ import { expectInvariants } from "../../tests/invariants";
 import { bridgeRenderer, type Caller } from "../test/render";
 import { App, Counts } from "./App";
 import { Audit } from "./Audit";
-import { backoffMs } from "./bridgeClient";
+import { reconnectDelayMs } from "./bridgeClient";
 import { onCaughtError } from "./errors";
 import { formatDateTime } from "./format";
 import { JobPage } from "./JobPage";
@@ -368,9 +368,9 @@ describe("admin views on the real backend", () => {
   });
 
   test("reconnects back off exponentially (1 s, 2 s, 4 s … 30 s) with bounded jitter", () => {
-    const low = [0, 1, 2, 3, 4, 5, 6, 10].map((n) => backoffMs(n, () => 0));
+    const low = [0, 1, 2, 3, 4, 5, 6, 10].map((n) => reconnectDelayMs(n, () => 0));
     expect(low).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
-    expect(backoffMs(2, () => 0.999)).toBeLessThanOrEqual(4800);
+    expect(reconnectDelayMs(2, () => 0.999)).toBeLessThanOrEqual(4800);
   });
 
   test("times are one format everywhere: local date and 24-hour time", () => {

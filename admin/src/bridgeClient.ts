@@ -14,6 +14,7 @@
 import type { ConvexReactClient } from "convex/react";
 import { getFunctionName, type FunctionReference } from "convex/server";
 import { ConvexError, convexToJson, jsonToConvex, type JSONValue, type Value } from "convex/values";
+import { backoffMs, type Backoff } from "../../convex/lib/backoff";
 
 export type CallKind = "query" | "mutation" | "action";
 /** One function call; `args` are in Convex's JSON encoding (convexToJson). */
@@ -39,9 +40,16 @@ export interface BridgeTransport {
   subscribe(onChange: () => void, onLink?: (link: Link) => void): () => void;
 }
 
-/** Reconnect delays: 1 s, 2 s, 4 s … up to 30 s, each with up to 20% jitter. */
-export function backoffMs(failures: number, random = Math.random): number {
-  return Math.round(Math.min(30_000, 1000 * 2 ** failures) * (1 + random() / 5));
+const RECONNECT_BACKOFF: Backoff = { initialMs: 1000, maxMs: 30_000, jitter: false };
+
+/**
+ * Reconnect delays: 1 s, 2 s, 4 s … up to 30 s (the project's backoff), each
+ * with up to 20% jitter added, never taken off: a console never retries sooner
+ * than that, so a stopped backend is not hammered (the backoff's own jitter
+ * takes up to half off).
+ */
+export function reconnectDelayMs(failures: number, random = Math.random): number {
+  return Math.round(backoffMs(failures + 1, RECONNECT_BACKOFF) * (1 + random() / 5));
 }
 
 /** A fetch that never reached the backend (as opposed to an error the backend answered). */
@@ -107,7 +115,7 @@ export function httpTransport(base: string, as: string): BridgeTransport {
           // Refused, dropped or aborted: below.
         }
         if (stopped) return;
-        const delay = backoffMs(failures++);
+        const delay = reconnectDelayMs(failures++);
         onLink({ connected: false, retryAt: Date.now() + delay, failures });
         timer = setTimeout(connect, delay);
       };
@@ -222,7 +230,7 @@ export class BridgeClient {
         if (auth !== this.auth) return;
         auth.pending = undefined;
         if (!(error instanceof TokenRejectedError)) {
-          setTimeout(() => void this.authenticate(auth, forceRefreshToken, failures + 1), backoffMs(failures));
+          setTimeout(() => void this.authenticate(auth, forceRefreshToken, failures + 1), reconnectDelayMs(failures));
         } else if (!forceRefreshToken) {
           await this.authenticate(auth, true);
         } else {

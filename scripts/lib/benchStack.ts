@@ -6,6 +6,7 @@ import { portraitPng } from "../fakes/png.ts";
 import { caseFiles } from "../caseFiles.ts";
 import type { Backend } from "./backend.ts";
 import { jobCounts, LIVE, startDemoStack, type Counts, type DemoStackOptions } from "./stack.ts";
+import { until } from "./wait.ts";
 
 /** Windows of 1 ms allowing 8 192 requests each: one start slot a millisecond, a late start tolerated for a second. */
 export const LIFTED_RATE_LIMITS = {
@@ -51,17 +52,15 @@ export function nthCaseFile(i: number): StoryInput {
 
 export const insertStory = (t: Backend, i: number): Promise<Id<"stories">> => t.mutation(internal.stories.insertStory, nthCaseFile(i));
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Polls the five counts rows (cheap) until `done` holds; throws after `timeoutMs`. */
 export async function waitForCounts(t: Backend, done: (counts: Counts) => boolean, pollMs: number, timeoutMs: number): Promise<Counts> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const counts = await jobCounts(t);
-    if (done(counts)) return counts;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for jobs: ${JSON.stringify(counts)}`);
-    await sleep(pollMs);
-  }
+  let counts: Counts | undefined;
+  await until(async () => done((counts = await jobCounts(t))), {
+    pollMs,
+    timeoutMs,
+    message: () => `jobs: ${JSON.stringify(counts)}`,
+  });
+  return counts!;
 }
 
 export const live = (counts: Counts) => LIVE.reduce((sum, s) => sum + counts[s], 0);

@@ -14,7 +14,8 @@ import { MAX_IMAGE_BYTES, recraftConfig } from "../../convex/lib/config.ts";
 import { downloadImage, requestGeneration } from "../../convex/lib/recraft.ts";
 import { resolveRecraftRequest } from "../../convex/lib/recraftModels.ts";
 import { portraitPng } from "../fakes/png.ts";
-import { benchStack, insertStory, nthCaseFile, live, sleep, waitForCounts } from "./benchStack.ts";
+import { benchStack, insertStory, nthCaseFile, live, waitForCounts } from "./benchStack.ts";
+import { sleep } from "./wait.ts";
 import { intFlag, isEntryPoint, parseFlags } from "./cli.ts";
 import { jobCounts } from "./stack.ts";
 

@@ -14,6 +14,7 @@ import { startTinifyServer, type FakeTinify, type StartTinifyServerOptions } fro
 import { ADMIN_IDENTITY, convexModules, newBackend, type Backend, type Modules } from "./backend.ts";
 import { convexAuthEnv, convexAuthModules, convexAuthSchema } from "./convexAuth.ts";
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
+import { sleep } from "./wait.ts";
 
 export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
 export const FAKE_ANTHROPIC_KEY = "sk-ant-demo-fake-anthropic-key";
@@ -271,8 +272,6 @@ export interface GenerateResult {
   progress: Progress;
   timedOut: boolean;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Starts `n` story runs one after another through `internal.storyRuns.generateStory`,
