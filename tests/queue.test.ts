@@ -10,7 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
-import { captureLogs, caseFile, gameStoryDocument, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, editSlot, gameStoryDocument, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -106,8 +106,8 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         await t.mutation(internal.portraits.sweep, {});
         break;
       case "kill": {
-        const live = (await snapshot(t)).jobs.filter((j) => j.holdsSlot);
-        if (live.length) await t.run((ctx) => ctx.db.patch(live[step.pick % live.length]._id, { scheduledFunctionId: dead }));
+        const live = (await snapshot(t)).jobs.filter((j) => j.slot.kind === "held");
+        if (live.length) await editSlot(t, live[step.pick % live.length]._id, { scheduledFunctionId: dead });
         break;
       }
       case "retryJob": {
@@ -246,8 +246,8 @@ describe("the dispatcher loop", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitWakes", { at: bucketAt }));
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, { at: bucketAt })).toBe(1);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job.holdsSlot).toBe(true);
-    expect(job.slotAt).toBeGreaterThanOrEqual(bucketAt - 50); // never before the job's own runAt
+    expect(job.slot.kind).toBe("held");
+    expect(job.slot.kind === "held" && job.slot.plannedAt).toBeGreaterThanOrEqual(bucketAt - 50); // never before the job's own runAt
     await settle(stack.t);
   });
 
@@ -296,11 +296,11 @@ describe("the dispatcher loop", () => {
     const [jobId] = await queueJobs(stack.t, 1);
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(1);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job.slotAt).toBeGreaterThanOrEqual(pausedUntil);
-    await stack.t.run(async (ctx) => {
-      await ctx.scheduler.cancel(job.scheduledFunctionId!);
-      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-    });
+    if (job.slot.kind !== "held") throw new Error("the job holds no slot");
+    expect(job.slot.plannedAt).toBeGreaterThanOrEqual(pausedUntil);
+    const { scheduledFunctionId } = job.slot;
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, jobId, null);
   });
 });
 
@@ -314,12 +314,12 @@ describe("a late start", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [], pausedUntil }));
     expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job).toMatchObject({ status: "pending", holdsSlot: true, slotAt: pausedUntil });
+    expect(job).toMatchObject({ status: "pending", slot: { kind: "held", plannedAt: pausedUntil } });
     expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
-    await stack.t.run(async (ctx) => {
-      await ctx.scheduler.cancel(job.scheduledFunctionId!);
-      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-    });
+    if (job.slot.kind !== "held") throw new Error("the job holds no slot");
+    const { scheduledFunctionId } = job.slot;
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, jobId, null);
     await settle(stack.t);
   });
 
@@ -329,14 +329,13 @@ describe("a late start", () => {
     const [jobId] = await queueJobs(stack.t, 1);
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     // As if the scheduler ran the action a minute after its slot.
-    await stack.t.run((ctx) => ctx.db.patch(jobId, { slotAt: Date.now() - 60_000 }));
+    await editSlot(stack.t, jobId, { plannedAt: Date.now() - 60_000 });
     const claimed = await stack.t.mutation(internal.portraits.claim, { jobId });
     expect(claimed).toMatchObject({ attempt: 1 });
     expect(claimed!.startAt - Date.now()).toBeLessThanOrEqual(50);
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!).toMatchObject({
       status: "requested",
-      holdsSlot: true,
-      startedAt: claimed!.startAt,
+      slot: { kind: "held", startedAt: claimed!.startAt },
     });
     await settle(stack.t); // the scheduled action is refused (the job is claimed); this one stands in for it
     expect(warnings.filter((line) => line.includes("start_deferred"))).toEqual([]);
@@ -359,7 +358,7 @@ describe("a late start", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [heldUntil - 110] }));
     expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
     const deferred = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(deferred).toMatchObject({ status: "pending", holdsSlot: true, slotAt: heldUntil });
+    expect(deferred).toMatchObject({ status: "pending", slot: { kind: "held", plannedAt: heldUntil } });
     expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
     await settle(stack.t);
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.status).toBe("stored");
@@ -453,6 +452,6 @@ describe("the claim", () => {
       from: "requested",
       error: { step: "request", code: "timeout", message: "test" },
     });
-    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.claimId).toBeUndefined();
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.slot).toEqual({ kind: "none" }); // the claim id went with the slot
   });
 });
