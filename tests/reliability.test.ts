@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
 import { throwingOnce } from "../scripts/fakes/busyBackend";
-import { captureLogs, caseFile, editSlot, eventsOf, jobOf, modules, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, editSlot, eventsOf, jobOf, modules, pathOf, settle, slotPathOf, startStack, type Stack } from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -364,6 +364,8 @@ describe("recovery", () => {
       // The hung first action timed out after the sweep and was refused: attempt 1 failed once, as stalled.
       expect(events.filter((e) => e.attempt === 1 && e.to === "failed")).toHaveLength(1);
       expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2 });
+      // The sweep released attempt 1's slot with its event, like any other move out of flight.
+      expect(await slotPathOf(stack.t, job._id)).toBe("granted>claimed>released>granted>claimed>released");
     },
   );
 
