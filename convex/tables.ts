@@ -93,7 +93,8 @@ export const portraitTables = {
     counts: v.record(v.string(), v.number()),
   }).index("by_kind", ["kind"]),
 
-  // State of the dispatcher loop (lib/dispatch.ts), written only by the loop:
+  // State of the dispatcher loop (lib/dispatch.ts), written only by the loop
+  // (the sweep's reconcileHolding repairs a hand-edited tally):
   // the slots it planned (the latest, for the windows), the adaptive
   // concurrency, a 429's pause, and `holding`: a tally derived from the jobs'
   // slots (grants it made less release notices it read), kept so the loop

@@ -16,7 +16,7 @@
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { JobError, JobStatus, StepDetails } from "../validators";
-import { queueConfig, type QueueConfig } from "./config";
+import { queueConfig } from "./config";
 import { backoffMs } from "./backoff";
 import { adjustCounts, readCounts as readKindCounts } from "./counts";
 import { kickDispatcher } from "./dispatch";
@@ -67,7 +67,11 @@ const machine = defineMachine<"portraitJobs", JobError, StepDetails, Change>({
   retry: {
     isTransient: (error) => TRANSIENT_CODES.has(error.code) || (error.code === "http_error" && (error.httpStatus ?? 0) >= 500),
     maxAttempts: () => queueConfig().maxAttempts,
-    delayMs: (attempt, error) => retryDelayMs(attempt, error, queueConfig()),
+    // Exponential backoff with jitter (the workpool's shape), never sooner than Retry-After.
+    delayMs: (attempt, error) => {
+      const { retryInitialMs, retryMaxMs } = queueConfig();
+      return backoffMs(attempt, { initialMs: retryInitialMs, maxMs: retryMaxMs, jitter: true }, error.retryAfterMs);
+    },
     // A pending job waits in the queue from `runAt`; the loop gives it a slot then.
     requeue: async (ctx, job, runAt) => {
       await ctx.db.patch("portraitJobs", job._id, { runAt });
@@ -77,11 +81,6 @@ const machine = defineMachine<"portraitJobs", JobError, StepDetails, Change>({
 });
 
 export const { canMove, current, move, requeue, fail, isTransient } = machine;
-
-/** Exponential backoff with jitter (the workpool's shape), never sooner than Retry-After. */
-export function retryDelayMs(attempt: number, error: JobError, config: QueueConfig): number {
-  return backoffMs(attempt, { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs, jitter: true }, error.retryAfterMs);
-}
 
 /**
  * Jobs per status, exact at every instant (lib/counts.ts explains why), or

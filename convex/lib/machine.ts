@@ -133,5 +133,5 @@ export function defineMachine<T extends Table, E extends MachineError, D, C exte
     await spec.retry.requeue(ctx, next, retryAt);
   }
 
-  return { canMove, current, move, created, requeue, fail, isTransient: spec.retry.isTransient, retryDelayMs: spec.retry.delayMs };
+  return { canMove, current, move, created, requeue, fail, isTransient: spec.retry.isTransient };
 }
