@@ -13,9 +13,10 @@ import { CHART_RANGES, readActivity, type ChartRange } from "./lib/activity";
 import { backfillProgress as backfillProgressValidator, latestBackfill, startBackfill } from "./lib/backfill";
 import { countMatching, COUNT_CAP, failedJobs, startBulkRetry, type RetryFilter } from "./lib/bulkRetry";
 import { queueConfig } from "./lib/config";
-import { cancelOne, readCounts, regenerateOne, retryOne } from "./lib/jobs";
+import { cancelOne, regenerateOne, retryOne, retryRun } from "./lib/commands";
+import { readCounts } from "./lib/jobs";
 import { changeQueueControl, queueControl } from "./lib/queueControl";
-import { MAX_HINT_CHARS, retryRun, startRun } from "./lib/storyRunMachine";
+import { MAX_HINT_CHARS, startRun } from "./lib/storyRunMachine";
 import {
   errorCode,
   jobError,

@@ -12,12 +12,14 @@ import { queueConfig, recraftConfig, stallBackstopMs, tinifyConfig } from "./lib
 import { runBackfillBatch, startBackfill } from "./lib/backfill";
 import { FOLD_BATCH, foldCounts, type CountKind } from "./lib/counts";
 import { kickDispatcher, reconcileHolding, reserveRequestStart, runDispatcher } from "./lib/dispatch";
-import { fail, move, regenerateOne, retryBatch, retryOne } from "./lib/jobs";
+import { regenerateOne, retryBatch, retryOne } from "./lib/commands";
+import { current as currentJob, fail, move } from "./lib/jobs";
 import { maxStartWaitMs } from "./lib/pacing";
 import { logger } from "./lib/log";
 import { downloadImage, requestGeneration } from "./lib/recraft";
 import { promptLength, resolveRecraftRequest } from "./lib/recraftModels";
 import { deadActionState } from "./lib/recovery";
+import { claimSlot, deferSlot } from "./lib/slots";
 import { compressImage } from "./lib/tinify";
 import { describeError } from "./lib/redact";
 import { retryTransition } from "./lib/transitionRetry";
@@ -27,16 +29,6 @@ import voice from "./voice";
 const log = logger("portraits");
 
 const attemptArgs = { jobId: v.id("portraitJobs"), attempt: v.number() };
-
-/** The compare-and-set read: the job if it is in the state (and attempt) the caller expects, else null. */
-async function currentJob(ctx: MutationCtx, jobId: Id<"portraitJobs">, status: "pending" | "requested" | "downloaded", attempt?: number) {
-  const job = await ctx.db.get("portraitJobs", jobId);
-  const current = job && job.status === status && job.holdsSlot && (attempt === undefined || job.attempt === attempt);
-  if (!current) {
-    log.warn("portrait.refused", { jobId, attempt, expected: status, actual: job ? `${job.status}#${job.attempt}` : "missing" });
-  }
-  return current ? job : null;
-}
 
 /** Why a job must not be sent to Recraft, if it must not: checked before any request. */
 function inputProblem(prompt: string | undefined, voiceError: string | undefined): JobError | null {
@@ -116,12 +108,17 @@ export const claim = internalMutation({
     const { start, reserved } = await reserveRequestStart(ctx, maxStartWaitMs(queueConfig()));
     if (!reserved) {
       const scheduledFunctionId = await ctx.scheduler.runAt(start, internal.portraits.generatePatientPortrait, { jobId });
-      await ctx.db.patch("portraitJobs", job._id, { slotAt: start, scheduledFunctionId });
-      log.warn("portrait.start_deferred", { jobId, slotAt: job.slotAt, startAt: start, waitMs: start - Date.now() });
+      await deferSlot(ctx, job, { plannedAt: start, scheduledFunctionId });
+      log.warn("portrait.start_deferred", {
+        jobId,
+        slotAt: job.slot.kind === "held" ? job.slot.plannedAt : null,
+        startAt: start,
+        waitMs: start - Date.now(),
+      });
       return null;
     }
-    await move(ctx, job, "requested", { startedAt: start });
-    if (claimId) await ctx.db.patch("portraitJobs", job._id, { claimId });
+    await claimSlot(ctx, job, { startedAt: start, claimId });
+    await move(ctx, (await ctx.db.get("portraitJobs", jobId))!, "requested");
     return { attempt: job.attempt, prompt: prompt!.trim(), startAt: start };
   },
 });
@@ -129,9 +126,10 @@ export const claim = internalMutation({
 /** The claim this action already made, if the job is still in it (same claim id, still requested). */
 async function ownClaim(ctx: MutationCtx, jobId: Id<"portraitJobs">, claimId: string, voicePrompt: string | undefined) {
   const job = await ctx.db.get("portraitJobs", jobId);
-  if (!job || job.status !== "requested" || job.claimId !== claimId || job.startedAt === undefined) return null;
+  const slot = job?.slot.kind === "held" ? job.slot : null;
+  if (!job || !slot || job.status !== "requested" || slot.claimId !== claimId || slot.startedAt === undefined) return null;
   const story = await ctx.db.get("stories", job.storyId);
-  return story ? { attempt: job.attempt, prompt: (voicePrompt ?? story.imageGenerationPrompt).trim(), startAt: job.startedAt } : null;
+  return story ? { attempt: job.attempt, prompt: (voicePrompt ?? story.imageGenerationPrompt).trim(), startAt: slot.startedAt } : null;
 }
 
 /** requested -> downloaded. */
@@ -184,7 +182,7 @@ export const markStored = internalMutation({
 /** A retried call whose first try committed: the job is already where the call would have moved it. */
 async function alreadyAt(ctx: MutationCtx, jobId: Id<"portraitJobs">, attempt: number, status: "downloaded") {
   const job = await ctx.db.get("portraitJobs", jobId);
-  return !!job && job.status === status && job.attempt === attempt && job.holdsSlot;
+  return !!job && job.status === status && job.attempt === attempt && job.slot.kind === "held";
 }
 
 async function deleteFileIfPresent(ctx: MutationCtx, storageId: Id<"_storage">) {
@@ -392,12 +390,14 @@ export const sweep = internalMutation({
     let swept = 0;
     const holders = await ctx.db
       .query("portraitJobs")
-      .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+      .withIndex("by_slot", (q) => q.eq("slot.kind", "held"))
       .take(SWEEP_BATCH);
     for (const job of holders) {
-      const actionState = await deadActionState(ctx, job.scheduledFunctionId);
+      if (job.slot.kind !== "held") continue; // for the type: the index holds only these
+      const actionState = await deadActionState(ctx, job.slot.scheduledFunctionId);
       const dead = actionState !== null;
-      const heldMs = job.status === "pending" || job.startedAt === undefined ? 0 : now - job.startedAt;
+      const { startedAt } = job.slot;
+      const heldMs = job.status === "pending" || startedAt === undefined ? 0 : now - startedAt;
       if (!dead && heldMs <= stallMs) continue;
       const message = dead
         ? `the attempt's action is ${actionState} but the job is still ${job.status}`

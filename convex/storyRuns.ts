@@ -19,7 +19,7 @@ import { logger } from "./lib/log";
 import { deadActionState } from "./lib/recovery";
 import { describeError } from "./lib/redact";
 import { retryTransition } from "./lib/transitionRetry";
-import { currentRun, fail, move, startRun } from "./lib/storyRunMachine";
+import { current as currentRun, fail, move, startRun } from "./lib/storyRunMachine";
 import { askClaude, repairRequest, warnIfDeprecated, type RecentStory, type Turn } from "./lib/storyWriter";
 import { insertCaseFile, slugTakenMessage, storyWithSlug } from "./stories";
 import { slugify } from "./lib/caseFile";

@@ -13,7 +13,9 @@ import {
   errorCode,
   eventFields,
   jobError,
+  jobSlot,
   jobStatus,
+  slotChange,
   storyFields,
   storyRunError,
   storyRunStatus,
@@ -41,22 +43,10 @@ export const portraitTables = {
     storageId: v.optional(v.id("_storage")),
     createdAt: v.number(),
     updatedAt: v.number(),
-    // Queue position of a pending job: creation time, or when its backoff ends.
+    // Queue position of a pending job without a slot: creation time, or when its backoff ends.
     runAt: v.number(),
-    // True from the moment the dispatcher gives the job a slot until it leaves
-    // `requested`/`downloaded` (or is refused before claiming).
-    holdsSlot: v.boolean(),
-    // The action currently responsible for the job, for recovery.
-    scheduledFunctionId: v.optional(v.id("_scheduled_functions")),
-    dispatchedAt: v.optional(v.number()),
-    // The start slot the dispatcher planned for this attempt (its action is
-    // scheduled then; the claim reserves the real start, lib/dispatch.ts).
-    slotAt: v.optional(v.number()),
-    // When the claim reserved this attempt's request: the real start, from
-    // which the sweep's time backstop counts.
-    startedAt: v.optional(v.number()),
-    // The claiming action's own id for its claim, so a retried claim whose first try committed is recognised.
-    claimId: v.optional(v.string()),
+    // The dispatcher slot the job holds (validators.ts jobSlot), changed only by lib/slots.ts.
+    slot: jobSlot,
     // While `downloaded`: the image about to be stored, so recovery can find and
     // delete the file of an action that died between storing it and saying so.
     download: v.optional(v.object({ sha256: v.string(), bytes: v.number(), at: v.number() })),
@@ -65,8 +55,8 @@ export const portraitTables = {
   })
     .index("by_story", ["storyId"])
     .index("by_status", ["status", "updatedAt"])
-    .index("by_queue", ["status", "holdsSlot", "runAt"])
-    .index("by_slot", ["holdsSlot", "dispatchedAt"])
+    .index("by_queue", ["status", "slot.kind", "runAt"])
+    .index("by_slot", ["slot.kind", "slot.grantedAt"])
     .index("by_error_code", ["status", "error.code", "updatedAt"])
     // The console's filters: failed jobs by HTTP status, and any job by last change.
     .index("by_http_status", ["status", "error.httpStatus", "updatedAt"])
@@ -75,6 +65,18 @@ export const portraitTables = {
 
   // Append-only: one row per transition, written by the mutation that makes it.
   portraitJobEvents: defineTable(eventFields).index("by_job", ["jobId", "at"]).index("by_to", ["to", "at"]),
+
+  // Append-only: one row per change of a job's slot (lib/slots.ts), written by
+  // the mutation that makes it, with the slot as it became.
+  portraitSlotEvents: defineTable({
+    jobId: v.id("portraitJobs"),
+    attempt: v.number(),
+    change: slotChange,
+    at: v.number(),
+    slot: jobSlot,
+    // On `released`: how long the slot was held since the request's real start (or its planned start).
+    heldMs: v.optional(v.number()),
+  }).index("by_job", ["jobId", "at"]),
 
   // Counts (lib/counts.ts): each key's (job's, run's) unfolded changes in a row
   // of its own, and per kind the totals the dispatcher loop folds them into.
@@ -91,9 +93,12 @@ export const portraitTables = {
     counts: v.record(v.string(), v.number()),
   }).index("by_kind", ["kind"]),
 
-  // State of the dispatcher loop (lib/dispatch.ts), written only by the loop:
-  // the slots it planned (the latest, for the windows), how many jobs hold a
-  // slot, the adaptive concurrency, and a 429's pause.
+  // State of the dispatcher loop (lib/dispatch.ts), written only by the loop
+  // (the sweep's reconcileHolding repairs a hand-edited tally):
+  // the slots it planned (the latest, for the windows), the adaptive
+  // concurrency, a 429's pause, and `holding`: a tally derived from the jobs'
+  // slots (grants it made less release notices it read), kept so the loop
+  // never reads the holders (docs/ARCHITECTURE.md, "One home for a slot").
   portraitDispatcher: defineTable({
     planned: v.optional(v.array(v.number())),
     // Before the start log: the next free slot. Read by nothing, dropped at the loop's next write.
@@ -126,10 +131,11 @@ export const portraitTables = {
     ),
   }).index("by_at", ["at"]),
 
-  // Freed slots (releaseSlot): every release inserts its own row, with how long
-  // the slot was held and whether the provider said 429; the loop reads and
-  // deletes them. Apart from the wakeup rows, so a release never writes an
-  // index range another transition's kick reads.
+  // Release notices (lib/slots.ts releaseSlot): the loop's inbox. Every slot
+  // release inserts its own row, with how long the slot was held and whether
+  // the provider said 429; the loop reads and deletes them (its tally and its
+  // latency). Apart from the wakeup rows, so a release never writes an index
+  // range another transition's kick reads.
   portraitReleases: defineTable({
     heldMs: v.optional(v.number()),
     stored: v.boolean(),

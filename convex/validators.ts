@@ -69,6 +69,35 @@ export const compressionDetails = v.object({
 });
 export type CompressionDetails = Infer<typeof compressionDetails>;
 
+/**
+ * The dispatcher slot a portrait job holds: the one home of the queue's state
+ * about a job (lib/slots.ts changes it, with an event each time). `held` from
+ * the loop's grant until the job leaves `requested`/`downloaded` (or is
+ * refused before claiming).
+ */
+export const jobSlot = v.union(
+  v.object({ kind: v.literal("none") }),
+  v.object({
+    kind: v.literal("held"),
+    // When the loop granted it.
+    grantedAt: v.number(),
+    // The start the loop (or a deferring claim) planned: the action is scheduled then.
+    plannedAt: v.number(),
+    // The action responsible for the job, for recovery.
+    scheduledFunctionId: v.id("_scheduled_functions"),
+    // The request's real start, reserved by the claim; the sweep's time backstop counts from it.
+    startedAt: v.optional(v.number()),
+    // The claiming action's own id, so a retried claim whose first try committed is recognised.
+    claimId: v.optional(v.string()),
+  }),
+);
+export type JobSlot = Infer<typeof jobSlot>;
+export type HeldSlot = Extract<JobSlot, { kind: "held" }>;
+
+/** Why a job's slot changed: the loop granted it, a claim deferred or claimed it, the job let it go. */
+export const slotChange = v.union(v.literal("granted"), v.literal("deferred"), v.literal("claimed"), v.literal("released"));
+export type SlotChange = Infer<typeof slotChange>;
+
 /** What an auditor needs to know about the step that led to a transition. */
 export const stepDetails = v.object({
   durationMs: v.optional(v.number()),

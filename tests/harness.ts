@@ -7,6 +7,7 @@ import { convexTest } from "convex-test";
 import { onTestFinished, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import type { HeldSlot } from "../convex/validators";
 import { slugify } from "../convex/lib/caseFile";
 import schema from "../convex/schema";
 import type { FakeAnthropic } from "../scripts/fakes/anthropicServer";
@@ -175,6 +176,31 @@ export async function eventsOf(t: Backend, jobId: string) {
       .withIndex("by_job", (q) => q.eq("jobId", jobId as never))
       .collect(),
   );
+}
+
+/**
+ * A hand edit of a job's slot, bypassing lib/slots.ts (no event, no release
+ * notice), as a dashboard edit would: how a test stands in for a dead action,
+ * a late start or a slot far ahead. `null` puts the slot back to none.
+ */
+export async function editSlot(t: Backend, jobId: Id<"portraitJobs">, fields: Partial<HeldSlot> | null) {
+  await t.run(async (ctx) => {
+    const job = (await ctx.db.get(jobId))!;
+    if (fields === null) return ctx.db.patch(jobId, { slot: { kind: "none" } });
+    const base = job.slot.kind === "held" ? job.slot : { grantedAt: Date.now(), plannedAt: Date.now() };
+    await ctx.db.patch(jobId, { slot: { ...base, ...fields, kind: "held" } as HeldSlot });
+  });
+}
+
+/** The changes of a job's slot, e.g. "granted>claimed>released". */
+export async function slotPathOf(t: Backend, jobId: Id<"portraitJobs">) {
+  const events = await t.run((ctx) =>
+    ctx.db
+      .query("portraitSlotEvents")
+      .withIndex("by_job", (q) => q.eq("jobId", jobId))
+      .collect(),
+  );
+  return events.map((e) => e.change).join(">");
 }
 
 /** The path a job took, e.g. "pending>requested>downloaded>stored". */

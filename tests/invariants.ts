@@ -5,7 +5,8 @@
  */
 import { expect } from "vitest";
 import { canMove, readCounts, STATUSES } from "../convex/lib/jobs";
-import { canMoveRun } from "../convex/lib/storyRunMachine";
+import { canMove as canMoveRun } from "../convex/lib/storyRunMachine";
+import type { Doc } from "../convex/_generated/dataModel";
 import type { Backend } from "./harness";
 import { ANTHROPIC_KEY, RECRAFT_KEY } from "./harness";
 
@@ -23,12 +24,13 @@ export async function snapshot(t: Backend) {
     dispatcher: await ctx.db.query("portraitDispatcher").first(),
     wakes: await ctx.db.query("portraitWakes").collect(),
     releases: await ctx.db.query("portraitReleases").collect(),
+    slotEvents: await ctx.db.query("portraitSlotEvents").collect(),
   }));
 }
 
 /** Returns every violated invariant as a sentence (empty when all hold). */
 export async function violations(t: Backend, { settled = true } = {}): Promise<string[]> {
-  const { stories, jobs, events, counts, files, runs, runEvents, scheduled, dispatcher, wakes, releases } = await snapshot(t);
+  const { stories, jobs, events, counts, files, runs, runEvents, scheduled, dispatcher, wakes, releases, slotEvents } = await snapshot(t);
   const problems: string[] = [];
   const storyIds = new Set(stories.map((s) => s._id as string));
 
@@ -53,10 +55,14 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     }
     if (at !== job.status) problems.push(`job ${job._id} is ${job.status} but its events end at ${at}`);
     if (job.attempt !== attempt) problems.push(`job ${job._id} attempt ${job.attempt} but events count ${attempt}`);
-    if (settled && job.holdsSlot) problems.push(`job ${job._id} still holds a slot after settling (${job.status})`);
+    if (settled && job.slot.kind === "held") problems.push(`job ${job._id} still holds a slot after settling (${job.status})`);
     if (settled && (job.status === "requested" || job.status === "downloaded")) {
       problems.push(`job ${job._id} is stuck in ${job.status}`);
     }
+    if ((job.status === "requested" || job.status === "downloaded") && job.slot.kind !== "held") {
+      problems.push(`job ${job._id} is ${job.status} without a slot`);
+    }
+    problems.push(...slotPathProblems(job, slotEvents));
   }
 
   // Every file belongs to exactly one story (at rest: between an action's store and
@@ -138,7 +144,7 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
     if (runs.filter((r) => r.storyId === story._id).length > 1) problems.push(`story ${story._id} was inserted by more than one run`);
   }
   // The dispatcher's count of held slots, less the releases it has not read yet, is the number of holders.
-  const holders = jobs.filter((j) => j.holdsSlot).length;
+  const holders = jobs.filter((j) => j.slot.kind === "held").length;
   const believed = dispatcher ? dispatcher.holding - releases.length - wakes.filter((w) => w.release).length : 0;
   if (believed !== holders) problems.push(`the dispatcher counts ${believed} held slots, ${holders} jobs hold one`);
 
@@ -146,6 +152,34 @@ export async function violations(t: Backend, { settled = true } = {}): Promise<s
   const everything = JSON.stringify({ stories, jobs, events, counts, files, runs, runEvents });
   for (const secret of [RECRAFT_KEY, ANTHROPIC_KEY]) {
     if (everything.includes(secret)) problems.push(`a secret is stored in the database`);
+  }
+  return problems;
+}
+
+/**
+ * Every change of a job's slot has its event (lib/slots.ts): the events are a
+ * path none -granted-> held (-deferred/-claimed-> held)* -released-> none ...,
+ * each recording the slot as it became, ending in the job's slot (the grant
+ * that made it, when held).
+ */
+function slotPathProblems(job: Doc<"portraitJobs">, slotEvents: Doc<"portraitSlotEvents">[]): string[] {
+  const problems: string[] = [];
+  const path = slotEvents.filter((e) => e.jobId === job._id).sort((a, b) => a._creationTime - b._creationTime);
+  let kind: "none" | "held" = "none";
+  let grantedAt: number | undefined;
+  for (const [i, e] of path.entries()) {
+    const from = e.change === "granted" ? "none" : "held";
+    const to = e.change === "released" ? "none" : "held";
+    if (kind !== from) problems.push(`job ${job._id} slot event ${i} (${e.change}) from a slot that was ${kind}`);
+    if (e.slot.kind !== to) problems.push(`job ${job._id} slot event ${i} (${e.change}) recorded a slot ${e.slot.kind}`);
+    if (e.change === "released" && e.heldMs !== undefined && e.heldMs < 0)
+      problems.push(`job ${job._id} slot event ${i} held ${e.heldMs} ms`);
+    kind = to;
+    grantedAt = e.slot.kind === "held" ? e.slot.grantedAt : undefined;
+  }
+  if (job.slot.kind !== kind) problems.push(`job ${job._id} slot is ${job.slot.kind} but its slot events end at ${kind}`);
+  else if (job.slot.kind === "held" && job.slot.grantedAt !== grantedAt) {
+    problems.push(`job ${job._id} holds a slot granted at ${job.slot.grantedAt}, its events say ${grantedAt}`);
   }
   return problems;
 }

@@ -24,7 +24,7 @@ describe("happy path", () => {
   test("a story's portrait is requested, downloaded, stored and patched into the story", async () => {
     const { storyId, job, path, events } = await runOne();
     expect(path).toBe("pending>requested>downloaded>stored");
-    expect(job).toMatchObject({ status: "stored", attempt: 1, holdsSlot: false });
+    expect(job).toMatchObject({ status: "stored", attempt: 1, slot: { kind: "none" } });
     const { story, buffer } = await stack.t.run(async (ctx) => {
       const story = (await ctx.db.get(storyId))!;
       const blob = await ctx.storage.get(story.storageId!);

@@ -10,7 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
-import { captureLogs, caseFile, gameStoryDocument, jobOf, pathOf, settle, startStack, type Stack } from "./harness";
+import { captureLogs, caseFile, editSlot, gameStoryDocument, jobOf, pathOf, settle, slotPathOf, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
 let stack: Stack | undefined;
@@ -106,8 +106,8 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         await t.mutation(internal.portraits.sweep, {});
         break;
       case "kill": {
-        const live = (await snapshot(t)).jobs.filter((j) => j.holdsSlot);
-        if (live.length) await t.run((ctx) => ctx.db.patch(live[step.pick % live.length]._id, { scheduledFunctionId: dead }));
+        const live = (await snapshot(t)).jobs.filter((j) => j.slot.kind === "held");
+        if (live.length) await editSlot(t, live[step.pick % live.length]._id, { scheduledFunctionId: dead });
         break;
       }
       case "retryJob": {
@@ -246,8 +246,8 @@ describe("the dispatcher loop", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitWakes", { at: bucketAt }));
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, { at: bucketAt })).toBe(1);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job.holdsSlot).toBe(true);
-    expect(job.slotAt).toBeGreaterThanOrEqual(bucketAt - 50); // never before the job's own runAt
+    expect(job.slot.kind).toBe("held");
+    expect(job.slot.kind === "held" && job.slot.plannedAt).toBeGreaterThanOrEqual(bucketAt - 50); // never before the job's own runAt
     await settle(stack.t);
   });
 
@@ -296,11 +296,11 @@ describe("the dispatcher loop", () => {
     const [jobId] = await queueJobs(stack.t, 1);
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(1);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job.slotAt).toBeGreaterThanOrEqual(pausedUntil);
-    await stack.t.run(async (ctx) => {
-      await ctx.scheduler.cancel(job.scheduledFunctionId!);
-      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-    });
+    if (job.slot.kind !== "held") throw new Error("the job holds no slot");
+    expect(job.slot.plannedAt).toBeGreaterThanOrEqual(pausedUntil);
+    const { scheduledFunctionId } = job.slot;
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, jobId, null);
   });
 });
 
@@ -314,12 +314,12 @@ describe("a late start", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [], pausedUntil }));
     expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(job).toMatchObject({ status: "pending", holdsSlot: true, slotAt: pausedUntil });
+    expect(job).toMatchObject({ status: "pending", slot: { kind: "held", plannedAt: pausedUntil } });
     expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
-    await stack.t.run(async (ctx) => {
-      await ctx.scheduler.cancel(job.scheduledFunctionId!);
-      await ctx.db.patch(jobId, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-    });
+    if (job.slot.kind !== "held") throw new Error("the job holds no slot");
+    const { scheduledFunctionId } = job.slot;
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, jobId, null);
     await settle(stack.t);
   });
 
@@ -329,14 +329,13 @@ describe("a late start", () => {
     const [jobId] = await queueJobs(stack.t, 1);
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     // As if the scheduler ran the action a minute after its slot.
-    await stack.t.run((ctx) => ctx.db.patch(jobId, { slotAt: Date.now() - 60_000 }));
+    await editSlot(stack.t, jobId, { plannedAt: Date.now() - 60_000 });
     const claimed = await stack.t.mutation(internal.portraits.claim, { jobId });
     expect(claimed).toMatchObject({ attempt: 1 });
     expect(claimed!.startAt - Date.now()).toBeLessThanOrEqual(50);
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!).toMatchObject({
       status: "requested",
-      holdsSlot: true,
-      startedAt: claimed!.startAt,
+      slot: { kind: "held", startedAt: claimed!.startAt },
     });
     await settle(stack.t); // the scheduled action is refused (the job is claimed); this one stands in for it
     expect(warnings.filter((line) => line.includes("start_deferred"))).toEqual([]);
@@ -359,12 +358,14 @@ describe("a late start", () => {
     await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [heldUntil - 110] }));
     expect(await stack.t.mutation(internal.portraits.claim, { jobId })).toBeNull();
     const deferred = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
-    expect(deferred).toMatchObject({ status: "pending", holdsSlot: true, slotAt: heldUntil });
+    expect(deferred).toMatchObject({ status: "pending", slot: { kind: "held", plannedAt: heldUntil } });
     expect(warnings.some((line) => line.includes("portrait.start_deferred"))).toBe(true);
     await settle(stack.t);
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.status).toBe("stored");
     expect(stack.recraft.requests).toHaveLength(1);
     expect(stack.recraft.requests[0].at).toBeGreaterThanOrEqual(heldUntil - 5);
+    // The deferral is a change of the slot too, with its event (the loop's own action may defer once more).
+    expect(await slotPathOf(stack.t, jobId)).toMatch(/^granted>(deferred>)+claimed>released$/);
   });
 });
 
@@ -453,6 +454,96 @@ describe("the claim", () => {
       from: "requested",
       error: { step: "request", code: "timeout", message: "test" },
     });
-    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.claimId).toBeUndefined();
+    expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.slot).toEqual({ kind: "none" }); // the claim id went with the slot
+  });
+});
+
+describe("the slot, one record on the job", () => {
+  test("every change is an event with the slot as it became: granted, claimed, released with the time held", async () => {
+    stack = await startStack({ recraft: { latencyMs: () => 40 } });
+    const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
+    await settle(stack.t);
+    const job = await jobOf(stack.t, storyId);
+    expect(job).toMatchObject({ status: "stored", slot: { kind: "none" } });
+    const events = await stack.t.run((ctx) =>
+      ctx.db
+        .query("portraitSlotEvents")
+        .withIndex("by_job", (q) => q.eq("jobId", job._id))
+        .collect(),
+    );
+    expect(events.map((e) => e.change)).toEqual(["granted", "claimed", "released"]);
+    const [granted, claimed, released] = events;
+    expect(granted.slot).toMatchObject({ kind: "held", grantedAt: granted.at });
+    // The claim keeps the grant and adds the request's real start, which the provider saw.
+    if (claimed.slot.kind !== "held" || granted.slot.kind !== "held") throw new Error("the claim recorded no held slot");
+    expect(claimed.slot.grantedAt).toBe(granted.slot.grantedAt);
+    expect(claimed.slot.startedAt).toBeLessThanOrEqual(stack.recraft.requests[0].at);
+    expect(released.slot).toEqual({ kind: "none" });
+    // Held from the real start until the job was stored: at least the provider's 40 ms.
+    expect(released.heldMs).toBeGreaterThanOrEqual(40);
+    expect(released.heldMs).toBe(released.at - claimed.slot.startedAt!);
+    expect(events.every((e) => e.attempt === 1)).toBe(true);
+  });
+
+  test("a slot changed without its event (a hand edit) is reported by the invariants", async () => {
+    quiet();
+    stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
+    const [jobId] = await queueJobs(stack.t, 1);
+    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    expect(await violations(stack.t, { settled: false })).toEqual([]);
+    const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+    if (job.slot.kind !== "held") throw new Error("the job holds no slot");
+    const { scheduledFunctionId } = job.slot;
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, jobId, null);
+    expect(await violations(stack.t, { settled: false })).toEqual(
+      expect.arrayContaining([
+        `job ${jobId} slot is none but its slot events end at held`,
+        "the dispatcher counts 1 held slots, 0 jobs hold one",
+      ]),
+    );
+  });
+
+  test("the loop's tally and the jobs' slots agree at every step of a burst with 429s, failures, retries and sweeps, with no repair", async () => {
+    const warnings = quiet();
+    stack = await startStack({
+      recraft: { latencyMs: () => 20 + Math.random() * 40 },
+      env: { PORTRAIT_MAX_CONCURRENCY: "4", PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_RETRY_INITIAL_MS: "50" },
+    });
+    // Every third request is refused with a 429 (no wait), every fifth fails with a 500: both release the slot, some retry.
+    stack.recraft.setFault(({ index }) =>
+      index % 3 === 1
+        ? { kind: "status", status: 429, body: "", headers: { "retry-after": "0" } }
+        : index % 5 === 2
+          ? { kind: "status", status: 500, body: "Internal Server Error" }
+          : undefined,
+    );
+    const ids = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        stack!.t.mutation(internal.stories.insertStory, caseFile({ slug: `t${i}`, imageGenerationPrompt: `tally patient ${i}` })),
+      ),
+    );
+    let checks = 0;
+    let sawHolders = false;
+    for (
+      let i = 0;
+      i < 400 && (i < 3 || (await snapshot(stack.t)).jobs.some((j) => j.slot.kind === "held" || j.status === "pending"));
+      i++
+    ) {
+      expect(await violations(stack.t, { settled: false })).toEqual([]);
+      sawHolders ||= (await snapshot(stack.t)).jobs.some((j) => j.slot.kind === "held");
+      checks++;
+      if (i % 4 === 0) await stack.t.mutation(internal.portraits.sweep, {});
+      await new Promise((resolve) => setTimeout(resolve, 15));
+    }
+    await settle(stack.t);
+    expect(await violations(stack.t)).toEqual([]);
+    expect(checks).toBeGreaterThan(3);
+    expect(sawHolders).toBe(true);
+    const { jobs } = await snapshot(stack.t);
+    expect(jobs.filter((j) => ids.includes(j.storyId))).toHaveLength(24);
+    expect(stack.recraft.requests.length).toBeGreaterThan(24); // some attempts were retried
+    // The sweep's repair found nothing to put right: the tally is exact by construction.
+    expect(warnings.filter((line) => line.includes("portrait.dispatcher_drift"))).toEqual([]);
   });
 });

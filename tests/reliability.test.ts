@@ -10,7 +10,20 @@ import { createHash } from "node:crypto";
 import { readCounts } from "../convex/lib/jobs";
 import { portraitPng } from "../scripts/fakes/png";
 import { throwingOnce } from "../scripts/fakes/busyBackend";
-import { captureLogs, caseFile, eventsOf, jobOf, modules, pathOf, settle, startStack, until, type Stack } from "./harness";
+import {
+  captureLogs,
+  caseFile,
+  editSlot,
+  eventsOf,
+  jobOf,
+  modules,
+  pathOf,
+  settle,
+  slotPathOf,
+  startStack,
+  until,
+  type Stack,
+} from "./harness";
 import { expectInvariants, snapshot } from "./invariants";
 
 let stack: Stack;
@@ -33,6 +46,15 @@ const insertMany = (n: number, prefix = "s") =>
     ),
   );
 
+/** The id of a scheduled function that no longer exists (its record gone): the job's own, with a counter never issued. */
+const goneActionId = async (jobId: Id<"portraitJobs">) => {
+  const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
+  if (job.slot.kind !== "held") throw new Error(`job ${jobId} holds no slot`);
+  const gone = job.slot.scheduledFunctionId.replace(/^[0-9]+/, (digits) => "9".repeat(digits.length)) as Id<"_scheduled_functions">;
+  expect(await stack.t.run((ctx) => ctx.db.system.get(gone))).toBeNull();
+  return gone;
+};
+
 const jobStatus = async (jobId: Id<"portraitJobs">) => (await stack.t.run((ctx) => ctx.db.get(jobId)))!.status;
 
 describe("bounded dispatch", () => {
@@ -43,7 +65,7 @@ describe("bounded dispatch", () => {
     for (let i = 0; i < 8; i++)
       ids.push(await stack.t.mutation(internal.stories.insertStory, caseFile({ slug: `s${i}`, imageGenerationPrompt: `patient ${i}` })));
     // The inserts only asked the dispatcher loop to run: every job waits in the queue (waiting is not failing).
-    const waiting = (await snapshot(stack.t)).jobs.filter((j) => j.status === "pending" && !j.holdsSlot);
+    const waiting = (await snapshot(stack.t)).jobs.filter((j) => j.status === "pending" && j.slot.kind === "none");
     expect(waiting).toHaveLength(8);
     await settle(stack.t);
     expect(stack.recraft.maxInFlight).toBe(2);
@@ -337,7 +359,7 @@ describe("recovery", () => {
         vi.spyOn(console, "error").mockImplementation(() => {});
         await until(async () => (await stack.t.run((ctx) => ctx.db.system.get(deadRecord!)))!.state.kind === "failed");
       }
-      await stack.t.run((ctx) => ctx.db.patch(job._id, { scheduledFunctionId: deadRecord ?? undefined }));
+      await editSlot(stack.t, job._id, { scheduledFunctionId: deadRecord ?? (await goneActionId(job._id)) });
       expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
       await settle(stack.t);
       const events = await eventsOf(stack.t, job._id);
@@ -347,6 +369,8 @@ describe("recovery", () => {
       // The hung first action timed out after the sweep and was refused: attempt 1 failed once, as stalled.
       expect(events.filter((e) => e.attempt === 1 && e.to === "failed")).toHaveLength(1);
       expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2 });
+      // The sweep released attempt 1's slot with its event, like any other move out of flight.
+      expect(await slotPathOf(stack.t, job._id)).toBe("granted>claimed>released>granted>claimed>released");
     },
   );
 
@@ -357,10 +381,11 @@ describe("recovery", () => {
     const job = await jobOf(stack.t, storyId);
     await until(async () => (await jobStatus(job._id)) === "requested");
     // Dispatched and last moved long ago, but its request started just now: not stalled.
-    await stack.t.run((ctx) => ctx.db.patch(job._id, { dispatchedAt: Date.now() - 3_600_000, updatedAt: Date.now() - 3_600_000 }));
+    await editSlot(stack.t, job._id, { grantedAt: Date.now() - 3_600_000 });
+    await stack.t.run((ctx) => ctx.db.patch(job._id, { updatedAt: Date.now() - 3_600_000 }));
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
     // Its request started past the backstop: stalled, whatever its action says.
-    await stack.t.run((ctx) => ctx.db.patch(job._id, { startedAt: Date.now() - 61_000 }));
+    await editSlot(stack.t, job._id, { startedAt: Date.now() - 61_000 });
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await settle(stack.t);
     const final = await jobOf(stack.t, storyId);
@@ -376,15 +401,11 @@ describe("recovery", () => {
     const scheduledFunctionId = await stack.t.run((ctx) =>
       ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job._id }),
     );
-    await stack.t.run((ctx) =>
-      ctx.db.patch(job._id, { holdsSlot: true, slotAt: Date.now() + 3_600_000, dispatchedAt: Date.now() - 3_600_000, scheduledFunctionId }),
-    );
+    await editSlot(stack.t, job._id, { plannedAt: Date.now() + 3_600_000, grantedAt: Date.now() - 3_600_000, scheduledFunctionId });
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
     expect(await jobStatus(job._id)).toBe("pending");
-    await stack.t.run(async (ctx) => {
-      await ctx.scheduler.cancel(scheduledFunctionId);
-      await ctx.db.patch(job._id, { holdsSlot: false, slotAt: undefined, dispatchedAt: undefined, scheduledFunctionId: undefined });
-    });
+    await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
+    await editSlot(stack.t, job._id, null);
     await settle(stack.t);
   });
 
@@ -410,7 +431,7 @@ describe("recovery", () => {
     const { _id: jobId } = await jobOf(stack.t, storyId);
     await until(async () => (await jobStatus(jobId)) === "requested");
     // Attempt 1's action is gone as far as the sweep can tell: it fails as stalled and attempt 2 starts.
-    await stack.t.run((ctx) => ctx.db.patch(jobId, { scheduledFunctionId: undefined }));
+    await editSlot(stack.t, jobId, { scheduledFunctionId: await goneActionId(jobId) });
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await until(async () => {
       const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
@@ -476,7 +497,7 @@ describe("recovery", () => {
     const deadRecord = await stack.t.run((ctx) => ctx.scheduler.runAfter(0, internal.stories.insertStory, caseFile({ title: "" })));
     vi.spyOn(console, "error").mockImplementation(() => {});
     await until(async () => (await stack.t.run((ctx) => ctx.db.system.get(deadRecord)))!.state.kind === "failed");
-    await stack.t.run((ctx) => ctx.db.patch(job._id, { scheduledFunctionId: deadRecord }));
+    await editSlot(stack.t, job._id, { scheduledFunctionId: deadRecord });
 
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await settle(stack.t);

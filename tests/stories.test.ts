@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { DEFAULT_STORY_MODEL, MAX_NONSTREAMING_TOKENS } from "../convex/lib/config";
 import { CASE_LIST_LIMIT } from "../convex/stories";
-import { isTransientStoryError, move, startRun } from "../convex/lib/storyRunMachine";
+import { isTransient as isTransientStoryError, move, startRun } from "../convex/lib/storyRunMachine";
 import { retryTransition } from "../convex/lib/transitionRetry";
 import type { AnthropicBehavior } from "../scripts/fakes/anthropicServer";
 import {

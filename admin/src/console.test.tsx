@@ -333,7 +333,7 @@ describe("features", () => {
         await stack.t.run((ctx) =>
           ctx.db
             .query("portraitJobs")
-            .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+            .withIndex("by_slot", (q) => q.eq("slot.kind", "held"))
             .collect(),
         )
       ).length;
@@ -408,7 +408,7 @@ describe("features", () => {
         .map((e) => e.to)
         .join(">");
     expect(await path(hanging)).toBe("pending>requested>cancelled");
-    expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", holdsSlot: false, attempt: 1 });
+    expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", slot: { kind: "none" }, attempt: 1 });
     cleanup();
 
     // A failed job discarded leaves the failed filter; its failure stays in its events.

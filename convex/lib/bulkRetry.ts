@@ -13,7 +13,7 @@ import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { ErrorCode } from "../validators";
-import { retryOne } from "./jobs";
+import { retryOne } from "./commands";
 
 export type RetryFilter = { code?: ErrorCode; httpStatus?: number; since?: number };
 

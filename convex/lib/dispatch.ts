@@ -22,13 +22,17 @@
  * until its Retry-After) and recovers by RECOVERY_STEP a stored job, between 1
  * and PORTRAIT_MAX_CONCURRENCY.
  *
- * No hot documents. The loop's state is written only by the loop. A
- * transition that adds work kicks the loop (`kickDispatcher`: the first in a
- * wakeup bucket inserts a row and schedules the run, the rest read it); a
- * transition that frees a slot inserts a row of its own saying so in another
- * table (`releaseSlot`, with the time held and any 429), which the loop counts
- * and deletes. The start log is written by claims (a few a second at most) and by
- * 429s.
+ * No hot documents. The loop's state is written only by the loop (and
+ * repaired only by the sweep's `reconcileHolding`). A transition that adds
+ * work kicks the loop (`kickDispatcher`: the first in a wakeup bucket inserts
+ * a row and schedules the run, the rest read it). A job's slot lives on the
+ * job (lib/slots.ts: granted here, released by the job's move out of flight,
+ * each change with its event); a release also leaves the loop a notice of
+ * its own in another table (`portraitReleases`, with the time held and any
+ * 429), which the loop reads and deletes. Its `holding` is a tally of those
+ * changes (its grants less the notices read), so it never reads the holders,
+ * whose every transition would conflict with that read. The start log is
+ * written by claims (a few a second at most) and by 429s.
  */
 import { internal } from "../_generated/api";
 import type { Doc } from "../_generated/dataModel";
@@ -38,6 +42,7 @@ import { foldCounts } from "./counts";
 import { allowedInFlight as littleLaw, reserveStart, sustainedSpacingMs } from "./pacing";
 import { queueControl } from "./queueControl";
 import { logger } from "./log";
+import { grantSlot } from "./slots";
 
 const RECOVERY_STEP = 0.5;
 const LATENCY_WEIGHT = 0.3;
@@ -56,7 +61,8 @@ export function kickBucketMs(config: QueueConfig): number {
 export const allowedInFlight = (state: { latencyMs?: number; limit: number }, config: QueueConfig) =>
   littleLaw(state, config, kickBucketMs(config));
 
-export type Release = Omit<Doc<"portraitReleases">, "_id" | "_creationTime">;
+/** A release notice (lib/slots.ts releaseSlot): how long a freed slot was held, and any 429. */
+type Release = Omit<Doc<"portraitReleases">, "_id" | "_creationTime">;
 
 /** Makes sure the loop runs at or soon after `at`: one scheduled run per wakeup bucket, whoever asks first. */
 export async function kickDispatcher(ctx: MutationCtx, at = Date.now()): Promise<void> {
@@ -71,18 +77,6 @@ export async function kickDispatcher(ctx: MutationCtx, at = Date.now()): Promise
   await ctx.scheduler.runAt(wakeAt, internal.portraits.dispatchQueue, { at: wakeAt });
 }
 
-/**
- * A job gives up its slot: a row of its own in `portraitReleases` (so the
- * loop counts every freed slot exactly, and no two releases write the same
- * index range), and a loop run soon. A 429 also pauses the start log until
- * its Retry-After, so starts already planned wait for it too.
- */
-export async function releaseSlot(ctx: MutationCtx, release: Release): Promise<void> {
-  await ctx.db.insert("portraitReleases", release);
-  await kickDispatcher(ctx);
-  if (release.rateLimitedUntil !== undefined) await pauseStarts(ctx, release.rateLimitedUntil);
-}
-
 type State = { planned: number[]; holding: number; limit: number; latencyMs?: number; pausedUntil?: number };
 
 async function loadState(ctx: MutationCtx, config: QueueConfig): Promise<{ doc: Doc<"portraitDispatcher"> | null; state: State }> {
@@ -94,7 +88,7 @@ async function loadState(ctx: MutationCtx, config: QueueConfig): Promise<{ doc: 
   // First run (or first since an upgrade): count the slots already held once (at most the concurrency ceiling).
   const holders = await ctx.db
     .query("portraitJobs")
-    .withIndex("by_slot", (q) => q.eq("holdsSlot", true))
+    .withIndex("by_slot", (q) => q.eq("slot.kind", "held"))
     .take(config.maxConcurrency + MAX_DISPATCH);
   return { doc, state: { planned: [], holding: holders.length, limit: config.maxConcurrency } };
 }
@@ -156,13 +150,13 @@ export async function runDispatcher(ctx: MutationCtx, at = 0): Promise<number> {
   if (free > 0) {
     const ready = await ctx.db
       .query("portraitJobs")
-      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("holdsSlot", false).lte("runAt", due))
+      .withIndex("by_queue", (q) => q.eq("status", "pending").eq("slot.kind", "none").lte("runAt", due))
       .take(free);
     for (const job of ready) {
       const { start: slotAt, log } = reserveStart(state.planned, Math.max(now, job.runAt, state.pausedUntil ?? 0), config);
       state.planned = log;
       const scheduledFunctionId = await ctx.scheduler.runAt(slotAt, internal.portraits.generatePatientPortrait, { jobId: job._id });
-      await ctx.db.patch("portraitJobs", job._id, { holdsSlot: true, dispatchedAt: now, slotAt, scheduledFunctionId });
+      await grantSlot(ctx, job, { plannedAt: slotAt, scheduledFunctionId });
       dispatched++;
     }
     state.holding += dispatched;
@@ -195,18 +189,21 @@ export async function reserveRequestStart(ctx: MutationCtx, maxWaitMs: number): 
 }
 
 /** A 429: no request starts before `until` (its Retry-After). */
-async function pauseStarts(ctx: MutationCtx, until: number): Promise<void> {
+export async function pauseStarts(ctx: MutationCtx, until: number): Promise<void> {
   const doc = await startLog(ctx);
   if (!doc) await ctx.db.insert("portraitStarts", { starts: [], pausedUntil: until });
   else if ((doc.pausedUntil ?? 0) < until) await ctx.db.patch("portraitStarts", doc._id, { pausedUntil: until });
 }
 
 /**
- * The sweep's check of the loop's held-slot count against the jobs that hold
- * one (less the releases the loop has not read yet). They agree by
- * construction; if a hand edit made them drift, this puts the count right, so
- * a lost release can cost at most a minute of capacity. Skipped when either
- * set is larger than one transaction should read.
+ * The one repair of the loop's `holding` tally, run by the sweep: the tally
+ * less the notices the loop has not read must equal the jobs whose slot is
+ * held. Every slot change goes through lib/slots.ts, so they agree by
+ * construction (tests/invariants.ts checks it after every step of the
+ * queue's histories); only a change that bypassed it (a hand edit in the
+ * dashboard, a restored backup) can make them drift, and then this puts the
+ * tally right, so a lost release costs at most a minute of capacity. Skipped
+ * when either set is larger than one transaction should read.
  */
 export async function reconcileHolding(ctx: MutationCtx, holders: number): Promise<void> {
   const doc = await ctx.db.query("portraitDispatcher").first();

@@ -461,7 +461,7 @@ async function seedJobs(t: Backend, template: Omit<Doc<"portraitJobs">, "_id" | 
     const delta: Partial<Record<JobStatus, number>> = {};
     for (let i = from; i < from + n; i++) {
       const status = SEED_STATUSES[i % SEED_STATUSES.length];
-      await ctx.db.insert("portraitJobs", { ...template, status, holdsSlot: false });
+      await ctx.db.insert("portraitJobs", { ...template, status, slot: { kind: "none" } });
       delta[status] = (delta[status] ?? 0) + 1;
     }
     await adjustCounts(ctx, "portrait", `seed-${from}`, delta);

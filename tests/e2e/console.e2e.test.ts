@@ -293,7 +293,7 @@ for (const [theme, viewport, name] of [
     let most = 0;
     for (let i = 0; i < 200; i++) {
       const now = await jobs();
-      most = Math.max(most, now.filter((j) => j.holdsSlot).length);
+      most = Math.max(most, now.filter((j) => j.slot.kind === "held").length);
       if (now.every((j) => j.status === "stored" || j.status === "failed")) break;
       await new Promise((r) => setTimeout(r, 25));
     }
