@@ -20,9 +20,7 @@
  * cross-site calls (a JSON body and custom header force a CORS preflight,
  * which it never grants).
  */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -167,40 +165,6 @@ export async function buildAdmin(outDir?: string, auth: AdminAuth = "none"): Pro
     define: { "import.meta.env.VITE_AUTH": JSON.stringify(auth === "none" ? "" : auth) },
     build: { outDir: dir, emptyOutDir: true },
   });
-  return dir;
-}
-
-/**
- * The bridge-mode build of the admin app, built once for its sources: kept in
- * node_modules/.cache under a hash of admin/, the generated API and the lockfile,
- * so test files (and runs) share one build until a source changes. The build lands
- * in a temporary folder and is renamed into place, so concurrent callers never
- * see half of one.
- */
-export async function cachedAdminBuild(): Promise<string> {
-  const hash = createHash("sha256");
-  const root = fileURLToPath(new URL("../../", import.meta.url));
-  const sources = [
-    ...readdirSync(ADMIN_DIR, { recursive: true, encoding: "utf8" }).map((file) => join(ADMIN_DIR, file)),
-    join(root, "convex", "_generated", "api.js"),
-    join(root, "package-lock.json"),
-  ];
-  for (const file of sources.sort()) {
-    if (!statSync(file).isFile() || /\.test\.tsx?$/.test(file)) continue;
-    hash.update(file).update(readFileSync(file));
-  }
-  const cache = join(root, "node_modules", ".cache");
-  const dir = join(cache, `admin-bridge-${hash.digest("hex").slice(0, 16)}`);
-  if (existsSync(join(dir, "index.html"))) return dir;
-  await mkdir(cache, { recursive: true });
-  const built = await buildAdmin(await mkdtemp(join(cache, "admin-bridge-building-")));
-  try {
-    await rename(built, dir);
-  } catch (error) {
-    // Another test file built the same sources first: use its build.
-    await rm(built, { recursive: true, force: true });
-    if (!existsSync(join(dir, "index.html"))) throw error;
-  }
   return dir;
 }
 
