@@ -43,8 +43,10 @@ async function openAs(as: string, hash = "#/") {
 
 test("an admin generates a story and watches its portrait arrive; a failure is audited and retried", async () => {
   const { page, errors } = await openAs("admin");
-  await expect.poll(() => count(page, "stored")).toBe("0");
+  // Wait for the page's first answers (an event, not a time: a busy machine takes longer), then read them.
   await page.getByText("No jobs yet").waitFor();
+  await page.getByTestId("count-stored").locator(".count-n").filter({ hasNotText: "…" }).waitFor();
+  expect(await count(page, "stored")).toBe("0");
   // Set on this document: still there at the end means nothing reloaded the page.
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 
