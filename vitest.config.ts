@@ -33,7 +33,12 @@ export default defineConfig({
         extends: true,
         plugins: [react()],
         // The admin app's components, on the real backend functions (convex-test).
-        test: { name: "admin", environment: "./admin/test/environment.ts", include: ["admin/**/*.test.tsx"] },
+        test: {
+          name: "admin",
+          environment: "./admin/test/environment.ts",
+          include: ["admin/**/*.test.tsx"],
+          setupFiles: ["./admin/test/setup.ts"],
+        },
       },
       {
         extends: true,

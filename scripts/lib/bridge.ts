@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { makeFunctionReference } from "convex/server";
 import { ConvexError, convexToJson, jsonToConvex, type JSONValue, type Value } from "convex/values";
 import type { BridgeTransport, Call, CallKind, Outcome } from "../../admin/src/bridgeClient.ts";
-import { ADMIN_IDENTITY, convexModules, type Backend } from "./backend.ts";
+import { ADMIN_IDENTITY, convexModules, type Backend, type Modules } from "./backend.ts";
 import { identityFromToken, TokenRejected } from "./convexAuth.ts";
 
 export const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
@@ -54,7 +54,7 @@ function publicFunctions(modules: Record<string, () => Promise<unknown>>) {
       const loaded = await Promise.all(
         Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const),
       );
-      return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
+      return new Map(loaded.map(([file, mod]) => [file.replace(/^.*convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
     })();
     const [path, exportName = "default"] = name.split(":");
     const fn = (await registry).get(path)?.[exportName] as Record<string, boolean> | undefined;
@@ -136,9 +136,12 @@ export function watchChanges(t: Backend, onChange: () => void, { pollMs = 150 } 
   };
 }
 
-/** The bridge without HTTP: the admin app's client talking to the backend in this process (component tests). */
-export function localTransport(t: Backend, as: string, options?: { pollMs?: number }): BridgeTransport {
-  const execute = bridgeExecutor(t);
+/**
+ * The bridge without HTTP: the admin app's client talking to the backend in this process (component
+ * tests). `modules`: the Convex modules `t` runs (default: convex/ as it is).
+ */
+export function localTransport(t: Backend, as: string, options?: { pollMs?: number; modules?: Modules }): BridgeTransport {
+  const execute = bridgeExecutor(t, options?.modules);
   return {
     run: (calls) => Promise.all(calls.map((call) => execute(bridgeIdentity(as), call))),
     subscribe: (onChange, onLink) => {
