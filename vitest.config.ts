@@ -1,6 +1,9 @@
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vitest/config";
 
+// The slow tier (`npm run test:e2e`, run by .ci/run after `npm test`): the browser suites and the quick bench.
+const SLOW = ["tests/e2e/**", "tests/bench.test.ts"];
+
 export default defineConfig({
   test: {
     server: { deps: { inline: ["convex-test"] } },
@@ -10,6 +13,10 @@ export default defineConfig({
     env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "OFF" },
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // Most of a suite's time is spent waiting (provider latencies, pacing windows, timeouts under test),
+    // so two files run at once even on two cores, where vitest's default is one. Not more: the suites'
+    // request timeouts are real time, and a starved event loop turns a slow answer into a timeout.
+    maxWorkers: 2,
     projects: [
       {
         extends: true,
@@ -19,13 +26,36 @@ export default defineConfig({
           // pipeline's real fetch runs against them, so the suites run under Node.
           environment: "node",
           include: ["tests/**/*.test.ts"],
+          exclude: SLOW,
         },
       },
       {
         extends: true,
         plugins: [react()],
         // The admin app's components, on the real backend functions (convex-test).
-        test: { name: "admin", environment: "./admin/test/environment.ts", include: ["admin/**/*.test.tsx"] },
+        test: {
+          name: "admin",
+          environment: "./admin/test/environment.ts",
+          include: ["admin/**/*.test.tsx"],
+          setupFiles: ["./admin/test/setup.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["tests/e2e/**/*.e2e.test.ts"],
+          // One Chromium and one build of each admin app variant for every browser suite of the run.
+          globalSetup: ["tests/e2e/setup.ts"],
+          // One file at a time: a browser suite keeps both cores busy (Chromium, the page's polling, the backend).
+          maxWorkers: 1,
+        },
+      },
+      {
+        extends: true,
+        // Alone too: the bench measures this machine.
+        test: { name: "bench", environment: "node", include: ["tests/bench.test.ts"], maxWorkers: 1 },
       },
     ],
   },

@@ -3,7 +3,7 @@
  * or a count within one run, against its goal. Prints a markdown table and
  * writes it (full runs) to bench/RESULTS.md.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, platform, release } from "node:os";
 import { dirname } from "node:path";
 import { isEntryPoint, parseFlags, runCli, UsageError, type Io } from "./lib/cli.ts";
@@ -103,10 +103,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
   io.stdout.write(`\n${renderTable(rows)}\n\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   if (out) {
     await mkdir(dirname(out), { recursive: true });
-    await writeFile(out, renderResults(rows, mode, new Date()));
+    await writeFile(out, renderResults(rows, mode, new Date()) + (await keptSection(out)));
     io.stdout.write(`written to ${out}\n`);
   }
   return 0;
+}
+
+/** The test suite's times, measured by hand (CONTRIBUTING.md, "Test tiers"): kept when the bench rewrites the file. */
+const TEST_TIMES_HEADING = "## Test suite time";
+
+async function keptSection(file: string): Promise<string> {
+  const old = await readFile(file, "utf8").catch(() => "");
+  const at = old.indexOf(`\n${TEST_TIMES_HEADING}`);
+  return at < 0 ? "" : old.slice(at);
 }
 
 if (isEntryPoint(import.meta.url)) runCli("bench", main);

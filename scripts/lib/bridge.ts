@@ -20,9 +20,7 @@
  * cross-site calls (a JSON body and custom header force a CORS preflight,
  * which it never grants).
  */
-import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -31,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { makeFunctionReference } from "convex/server";
 import { ConvexError, convexToJson, jsonToConvex, type JSONValue, type Value } from "convex/values";
 import type { BridgeTransport, Call, CallKind, Outcome } from "../../admin/src/bridgeClient.ts";
-import { ADMIN_IDENTITY, convexModules, type Backend } from "./backend.ts";
+import { ADMIN_IDENTITY, convexModules, type Backend, type Modules } from "./backend.ts";
 import { identityFromToken, TokenRejected } from "./convexAuth.ts";
 
 export const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
@@ -56,7 +54,7 @@ function publicFunctions(modules: Record<string, () => Promise<unknown>>) {
       const loaded = await Promise.all(
         Object.entries(modules).map(async ([file, load]) => [file, (await load()) as Record<string, unknown>] as const),
       );
-      return new Map(loaded.map(([file, mod]) => [file.replace(/^convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
+      return new Map(loaded.map(([file, mod]) => [file.replace(/^.*convex\//, "").replace(/\.(ts|js)$/, ""), mod]));
     })();
     const [path, exportName = "default"] = name.split(":");
     const fn = (await registry).get(path!)?.[exportName] as Record<string, boolean> | undefined;
@@ -138,9 +136,12 @@ export function watchChanges(t: Backend, onChange: () => void, { pollMs = 150 } 
   };
 }
 
-/** The bridge without HTTP: the admin app's client talking to the backend in this process (component tests). */
-export function localTransport(t: Backend, as: string, options?: { pollMs?: number }): BridgeTransport {
-  const execute = bridgeExecutor(t);
+/**
+ * The bridge without HTTP: the admin app's client talking to the backend in this process (component
+ * tests). `modules`: the Convex modules `t` runs (default: convex/ as it is).
+ */
+export function localTransport(t: Backend, as: string, options?: { pollMs?: number; modules?: Modules }): BridgeTransport {
+  const execute = bridgeExecutor(t, options?.modules);
   return {
     run: (calls) => Promise.all(calls.map((call) => execute(bridgeIdentity(as), call))),
     subscribe: (onChange, onLink) => {
@@ -167,40 +168,6 @@ export async function buildAdmin(outDir?: string, auth: AdminAuth = "none"): Pro
     define: { "import.meta.env.VITE_AUTH": JSON.stringify(auth === "none" ? "" : auth) },
     build: { outDir: dir, emptyOutDir: true },
   });
-  return dir;
-}
-
-/**
- * The bridge-mode build of the admin app, built once for its sources: kept in
- * node_modules/.cache under a hash of admin/, the generated API and the lockfile,
- * so test files (and runs) share one build until a source changes. The build lands
- * in a temporary folder and is renamed into place, so concurrent callers never
- * see half of one.
- */
-export async function cachedAdminBuild(): Promise<string> {
-  const hash = createHash("sha256");
-  const root = fileURLToPath(new URL("../../", import.meta.url));
-  const sources = [
-    ...readdirSync(ADMIN_DIR, { recursive: true, encoding: "utf8" }).map((file) => join(ADMIN_DIR, file)),
-    join(root, "convex", "_generated", "api.js"),
-    join(root, "package-lock.json"),
-  ];
-  for (const file of sources.sort()) {
-    if (!statSync(file).isFile() || /\.test\.tsx?$/.test(file)) continue;
-    hash.update(file).update(readFileSync(file));
-  }
-  const cache = join(root, "node_modules", ".cache");
-  const dir = join(cache, `admin-bridge-${hash.digest("hex").slice(0, 16)}`);
-  if (existsSync(join(dir, "index.html"))) return dir;
-  await mkdir(cache, { recursive: true });
-  const built = await buildAdmin(await mkdtemp(join(cache, "admin-bridge-building-")));
-  try {
-    await rename(built, dir);
-  } catch (error) {
-    // Another test file built the same sources first: use its build.
-    await rm(built, { recursive: true, force: true });
-    if (!existsSync(join(dir, "index.html"))) throw error;
-  }
   return dir;
 }
 

@@ -29,7 +29,7 @@ import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createBrotliDecompress } from "node:zlib";
-import { chromium as playwrightChromium, type Browser, type Page } from "playwright-core";
+import { chromium as playwrightChromium, type Browser, type BrowserServer, type Page } from "playwright-core";
 import { isEntryPoint, SetupError } from "./cli.ts";
 
 export const DEBIAN_CHROMIUM = "/usr/bin/chromium";
@@ -227,6 +227,19 @@ export async function paintedTextPixels(page: Page, text = "Patient P-0470 screa
   );
 }
 
+/** Fails loudly when `browser` paints no text (blank screenshots while every DOM check still passes). */
+async function checkPaintsText(browser: Browser, executablePath: string): Promise<void> {
+  const page = await browser.newPage();
+  const painted = await paintedTextPixels(page);
+  await page.close();
+  if (painted === 0) {
+    throw new SetupError(
+      `Chromium (${executablePath}) paints no text, so screenshots would be blank: no font found ` +
+        "(install fontconfig and fonts-dejavu-core, or set CHROMIUM_PREFER=npm for the npm build's fonts)",
+    );
+  }
+}
+
 /** Launches the resolved Chromium and checks that it paints text. */
 export async function launchChromium(env: NodeJS.ProcessEnv = process.env): Promise<Browser> {
   const resolved = await resolveChromium(env);
@@ -236,20 +249,47 @@ export async function launchChromium(env: NodeJS.ProcessEnv = process.env): Prom
     env: { ...env, ...resolved.env },
   });
   try {
-    const page = await browser.newPage();
-    const painted = await paintedTextPixels(page);
-    await page.close();
-    if (painted === 0) {
-      throw new SetupError(
-        `Chromium (${resolved.executablePath}) paints no text, so screenshots would be blank: no font found ` +
-          "(install fontconfig and fonts-dejavu-core, or set CHROMIUM_PREFER=npm for the npm build's fonts)",
-      );
-    }
+    await checkPaintsText(browser, resolved.executablePath);
   } catch (error) {
     await browser.close();
     throw error;
   }
   return browser;
+}
+
+/**
+ * Launches the resolved Chromium as a server that several processes drive at
+ * once (`connectChromium(server.wsEndpoint())`), checked to paint text like
+ * `launchChromium`. The browser test files share one this way (tests/e2e/setup.ts).
+ */
+export async function launchChromiumServer(env: NodeJS.ProcessEnv = process.env): Promise<BrowserServer> {
+  const resolved = await resolveChromium(env);
+  const server = await playwrightChromium.launchServer({
+    executablePath: resolved.executablePath,
+    args: CHROMIUM_ARGS,
+    env: { ...env, ...resolved.env },
+  });
+  try {
+    const browser = await connectChromium(server.wsEndpoint());
+    try {
+      await checkPaintsText(browser, resolved.executablePath);
+    } finally {
+      await browser.close();
+    }
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  return server;
+}
+
+/**
+ * Connects to a `launchChromiumServer` browser. `close()` on the result
+ * closes the contexts this connection opened and disconnects; the browser
+ * itself stays up for the other connections.
+ */
+export function connectChromium(wsEndpoint: string): Promise<Browser> {
+  return playwrightChromium.connect(wsEndpoint);
 }
 
 if (isEntryPoint(import.meta.url)) {

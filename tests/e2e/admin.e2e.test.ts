@@ -5,11 +5,11 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { api } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { cachedAdminBuild, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
-import { launchChromium } from "../../scripts/lib/browser";
+import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { connectChromium } from "../../scripts/lib/browser";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 
 const SHOTS = "out/screenshots";
@@ -21,8 +21,8 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   stack = await startDemoStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email, PORTRAIT_MAX_ATTEMPTS: "1" }, backendLog: () => {} });
-  server = await serveAdmin(stack, { dist: await cachedAdminBuild() });
-  browser = await launchChromium();
+  server = await serveAdmin(stack, { dist: inject("adminDist") });
+  browser = await connectChromium(inject("chromiumEndpoint"));
 }, 60_000);
 
 afterAll(async () => {
@@ -43,8 +43,10 @@ async function openAs(as: string, hash = "#/") {
 
 test("an admin generates a story and watches its portrait arrive; a failure is audited and retried", async () => {
   const { page, errors } = await openAs("admin");
-  await expect.poll(() => count(page, "stored")).toBe("0");
+  // Wait for the page's first answers (an event, not a time: a busy machine takes longer), then read them.
   await page.getByText("No jobs yet").waitFor();
+  await page.getByTestId("count-stored").locator(".count-n").filter({ hasNotText: "…" }).waitFor();
+  expect(await count(page, "stored")).toBe("0");
   // Set on this document: still there at the end means nothing reloaded the page.
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 

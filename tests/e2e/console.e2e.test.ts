@@ -7,13 +7,12 @@
  * are copied from there into docs/: CONTRIBUTING.md, "Regenerating the screenshots").
  */
 import { mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import type { Browser, BrowserContextOptions, Page } from "playwright-core";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { launchChromium } from "../../scripts/lib/browser";
-import { buildAdmin, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { connectChromium } from "../../scripts/lib/browser";
+import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 import { numberedCaseFile, settle } from "../harness";
 
@@ -23,7 +22,6 @@ const DESKTOP = { width: 1280, height: 900 };
 const THEMES = ["light", "dark"] as const;
 
 let stack: DemoStack;
-let dist: string;
 let server: AdminServer;
 let browser: Browser;
 
@@ -47,16 +45,14 @@ beforeAll(async () => {
   await stack.admin.mutation(api.admin.generateStory, { hint: "a drowned lighthouse keeper" });
   await settle(stack.t, { timeoutMs: 60_000 });
   stack.recraft!.setFault(undefined);
-  dist = await buildAdmin();
-  server = await serveAdmin(stack, { dist });
-  browser = await launchChromium();
+  server = await serveAdmin(stack, { dist: inject("adminDist") });
+  browser = await connectChromium(inject("chromiumEndpoint"));
 }, 180_000);
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
   await stack?.close();
-  if (dist) await rm(dist, { recursive: true, force: true });
 });
 
 async function open(

@@ -7,13 +7,13 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Browser, BrowserContextOptions, Page } from "playwright-core";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { cachedAdminBuild, serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
+import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 import { caseFile, numberedCaseFile, settle } from "../harness";
-import { launchChromium } from "../../scripts/lib/browser";
+import { connectChromium } from "../../scripts/lib/browser";
 
 const SHOTS = "out/screenshots";
 const PHONE = { width: 390, height: 844 };
@@ -61,9 +61,9 @@ beforeAll(async () => {
   );
   await settle(stack.t, { timeoutMs: 60_000 });
   stack.recraft!.setFault(undefined);
-  dist = await cachedAdminBuild(); // shared with the other browser tests, never deleted here
+  dist = inject("adminDist"); // built once per run for every browser suite (tests/e2e/setup.ts)
   server = await serveAdmin(stack, { dist });
-  browser = await launchChromium();
+  browser = await connectChromium(inject("chromiumEndpoint"));
 }, 120_000);
 
 afterAll(async () => {

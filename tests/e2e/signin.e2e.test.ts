@@ -11,11 +11,11 @@ import { mkdirSync } from "node:fs";
 import { ConvexHttpClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, inject, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { serveAdmin, type AdminServer } from "../../scripts/lib/bridge";
-import { launchChromium } from "../../scripts/lib/browser";
+import { connectChromium } from "../../scripts/lib/browser";
 import { withAuthTables } from "../../scripts/lib/convexAuth";
 import { startDemoStack, type DemoStack } from "../../scripts/lib/stack";
 import { caseFile, settle } from "../harness";
@@ -38,8 +38,8 @@ beforeAll(async () => {
   stack = await startDemoStack({ convexAuth: true, env: { ADMIN_EMAILS: WARDEN.email, ADMIN_SUBJECTS: undefined }, backendLog: () => {} });
   await stack.t.mutation(internal.stories.insertStory, caseFile({ title: TITLE }));
   await settle(stack.t);
-  server = await serveAdmin(stack, { auth: "convex-auth" });
-  browser = await launchChromium();
+  server = await serveAdmin(stack, { dist: inject("adminAuthDist") });
+  browser = await connectChromium(inject("chromiumEndpoint"));
 }, 120_000);
 
 afterEach(() => {
@@ -213,11 +213,12 @@ test("an expired token is refreshed through Convex's HTTP API: the console stays
 }, 60_000);
 
 test("the demo's console keeps its ?as= identities and no sign-in, whatever VITE_AUTH the environment has", async () => {
-  process.env.VITE_AUTH = "convex-auth"; // e.g. from .env.local, for the deployment's console
+  // The demo's build was made with VITE_AUTH=convex-auth in the environment (tests/e2e/setup.ts), as
+  // .env.local has it for the deployment's console.
   process.env.ADMIN_EMAILS = ADMIN_IDENTITY.email;
   let demo: AdminServer | undefined;
   try {
-    demo = await serveAdmin(stack);
+    demo = await serveAdmin(stack, { dist: inject("adminDist") });
     const { page, errors, close } = await openConsole({ url: `${demo.url}/?as=admin#/` });
     await page.getByRole("link", { name: TITLE }).waitFor();
     expect(await page.locator(".bridge-banner").textContent()).toContain("acting as admin");
@@ -226,7 +227,6 @@ test("the demo's console keeps its ?as= identities and no sign-in, whatever VITE
     expect(errors).toEqual([]);
     await close();
   } finally {
-    delete process.env.VITE_AUTH;
     process.env.ADMIN_EMAILS = WARDEN.email;
     await demo?.close();
   }
