@@ -250,6 +250,7 @@ export async function queueAtScale(scale: QueueScale): Promise<Map<string, Trans
     await seedQueue(stack, scale);
     const now = Date.now();
     await admin.query(api.admin.statusCounts, {});
+    await t.mutation(internal.queueMetrics.snapshot, {}); // it reads the counts too
     // One loop run: every wake and release row, a fold batch, a full dispatch batch. Then pause, so the
     // 10,000 queued jobs stay queued (their actions would take the rest of the run).
     await t.mutation(internal.portraits.dispatchQueue, { at: now });
@@ -303,7 +304,6 @@ export async function queueAtScale(scale: QueueScale): Promise<Map<string, Trans
     await admin.query(api.admin.latency, {});
     await admin.query(api.admin.queueState, {});
     await admin.query(api.admin.backfillProgress, {});
-    await t.mutation(internal.queueMetrics.snapshot, {});
     await t.query(api.stories.getAllStories, {});
     await t.query(api.stories.getLatestStory, {});
     await t.mutation(internal.stories.insertStory, nthCaseFile(scale.stored + scale.queued + 1));
