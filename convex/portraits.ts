@@ -197,6 +197,8 @@ function sameChecksum(recorded: string, hex: string): boolean {
 
 const CLOCK_SLACK_MS = 1_000;
 const MAX_FILES_SCANNED = 2_000;
+/** Orphan checks (each up to MAX_FILES_SCANNED files) one sweep makes; a sweep scheduled at once takes the rest. */
+const ORPHAN_CHECKS_PER_SWEEP = 2;
 
 /**
  * Deletes the file of an attempt whose action died after storing its image but
@@ -378,8 +380,9 @@ const SWEEP_BATCH = 500;
  * by the compare-and-set transitions.
  *
  * Bounded: at most SWEEP_BATCH holders (more than the concurrency ceiling
- * allows) and one fold batch per kind, the rest folded by follow-up runs of
- * `foldCountRows`.
+ * allows), ORPHAN_CHECKS_PER_SWEEP dead `downloaded` jobs (the rest wait for
+ * a sweep it schedules at once) and one fold batch per kind, the rest folded
+ * by follow-up runs of `foldCountRows`.
  */
 export const sweep = internalMutation({
   args: {},
@@ -388,6 +391,8 @@ export const sweep = internalMutation({
     const stallMs = stallBackstopMs();
     const now = Date.now();
     let swept = 0;
+    let orphanChecks = 0;
+    let orphanChecksLeft = false;
     const holders = await ctx.db
       .query("portraitJobs")
       .withIndex("by_slot", (q) => q.eq("slot.kind", "held"))
@@ -402,11 +407,19 @@ export const sweep = internalMutation({
       const message = dead
         ? `the attempt's action is ${actionState} but the job is still ${job.status}`
         : `in flight for ${heldMs} ms since its request started, longer than PORTRAIT_STALL_MS (${stallMs} ms)`;
-      if (job.status === "downloaded") await deleteOrphanedPortrait(ctx, job, holders);
+      if (job.status === "downloaded") {
+        if (orphanChecks === ORPHAN_CHECKS_PER_SWEEP) {
+          orphanChecksLeft = true;
+          continue;
+        }
+        orphanChecks++;
+        await deleteOrphanedPortrait(ctx, job, holders);
+      }
       await fail(ctx, job, { step: "recovery", code: "stalled", message });
       swept++;
     }
     if (holders.length < SWEEP_BATCH) await reconcileHolding(ctx, holders.length - swept);
+    if (orphanChecksLeft) await ctx.scheduler.runAfter(0, internal.portraits.sweep, {});
     for (const kind of ["portrait", "story"] as const) {
       if ((await foldCounts(ctx, kind)) === FOLD_BATCH) await ctx.scheduler.runAfter(0, internal.portraits.foldCountRows, { kind });
     }

@@ -13,8 +13,10 @@ export const USAGE = `Usage: npm run bench -- [options]
 
 Measures the portrait pipeline on the embedded backend (convex-test) with the
 loopback fakes: insert cost, pipeline overhead, burst makespan, memory, admin
-read cost, chart read cost, failure isolation, provider-limit share, cost per job. Each
-figure is a ratio or a count measured within this run, reported against its goal.
+read cost, chart read cost, failure isolation, provider-limit share, cost per job,
+drain time, and the largest transaction of each function (documents read and written
+at 10,000 queued and 100,000 stored jobs: --only largest, about 15 minutes on 2 busy
+cores). Each figure is a ratio or a count measured within this run, reported against its goal.
 
 Options:
   --quick          a small version that runs in seconds (prints only, unless --out)

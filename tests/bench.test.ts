@@ -16,6 +16,7 @@ const FIGURES = [
   "provider-limit share",
   "cost per job",
   "drain time",
+  "largest transaction",
 ];
 
 /** The table's body rows as cells, e.g. ["insert cost", "2.10× (…)", "≤ 1.5×", "❌"]. */

@@ -38,6 +38,8 @@ export async function startStack(
     recraft?: RecraftServerOptions;
     /** The Convex modules to run (e.g. wrapped by scripts/fakes/busyBackend.ts); default: convex/ as it is. */
     modules?: Record<string, () => Promise<unknown>>;
+    /** Enforce Convex's per-transaction limits (scripts/lib/stack.ts). */
+    transactionLimits?: boolean;
   } = {},
 ): Promise<Stack> {
   const stack = await startBaseStack({
@@ -45,6 +47,7 @@ export async function startStack(
     anthropic: { apiKey: ANTHROPIC_KEY },
     tinify: { apiKey: TINIFY_KEY },
     modules: options.modules ?? modules,
+    transactionLimits: options.transactionLimits,
     env: {
       // The defaults of what a test may change, whatever the shell running the tests has set.
       RECRAFT_MODEL: undefined,

@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
-import { internalMutationGeneric, type GenericSchema, type SchemaDefinition } from "convex/server";
+import { internalMutationGeneric, internalQueryGeneric, type GenericSchema, type SchemaDefinition } from "convex/server";
 import projectSchema from "../../convex/schema.ts";
 
 export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
@@ -28,12 +28,13 @@ export function convexModules(dir = CONVEX_DIR): Record<string, () => Promise<un
 
 export type Backend = ReturnType<typeof newBackend>;
 
-/** `schema` may add tables to the project's (the Convex Auth stack adds `authTables`). */
+/** `schema` may add tables to the project's (the Convex Auth stack adds `authTables`); `transactionLimits` enforces Convex's. */
 export function newBackend(
   modules: Record<string, () => Promise<unknown>> = convexModules(),
   schema: SchemaDefinition<GenericSchema, boolean> = projectSchema,
+  { transactionLimits = false }: { transactionLimits?: boolean } = {},
 ) {
-  return convexTest(schema as typeof projectSchema, modules);
+  return convexTest({ schema: schema as typeof projectSchema, modules, transactionLimits });
 }
 
 export const ADMIN_IDENTITY = { email: "admin@demo.local", emailVerified: true, subject: "demo-admin", name: "Demo Admin" };
@@ -49,6 +50,15 @@ type RegisteredFunction = ((...args: unknown[]) => unknown) & Record<string, unk
  * this way, and the fakes make them fail.
  */
 export function wrapMutations(modules: Modules, wrap: (fnName: string, handler: MutationHandler) => MutationHandler): Modules {
+  return wrapFunctions(modules, wrap, { queries: false });
+}
+
+/** Like wrapMutations, and queries too when `queries` (the bench's transaction meter). */
+export function wrapFunctions(
+  modules: Modules,
+  wrap: (fnName: string, handler: MutationHandler) => MutationHandler,
+  { queries }: { queries: boolean },
+): Modules {
   return Object.fromEntries(
     Object.entries(modules).map(([path, load]) => [
       path,
@@ -58,9 +68,11 @@ export function wrapMutations(modules: Modules, wrap: (fnName: string, handler: 
         const file = path.replace(/^.*convex\//, "").replace(/\.(ts|js)$/, "");
         return Object.fromEntries(
           Object.entries(mod).map(([name, fn]) => {
-            if (!fn || typeof fn !== "function" || !fn.isMutation || typeof fn._handler !== "function") return [name, fn];
+            if (!fn || typeof fn !== "function" || typeof fn._handler !== "function") return [name, fn];
+            if (!fn.isMutation && !(queries && fn.isQuery)) return [name, fn];
             const handler = wrap(`${file}:${name}`, fn._handler as MutationHandler);
-            const wrapped = internalMutationGeneric({ handler }) as unknown as RegisteredFunction;
+            const register = fn.isMutation ? internalMutationGeneric : internalQueryGeneric;
+            const wrapped = register({ handler }) as unknown as RegisteredFunction;
             Object.assign(wrapped, {
               exportArgs: fn.exportArgs,
               exportReturns: fn.exportReturns,

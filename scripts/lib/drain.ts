@@ -9,6 +9,7 @@
  * latency. The measured drain runs from the inserts to the last job stored.
  */
 import { reserveStart } from "../../convex/lib/pacing.ts";
+import { convexModules, wrapMutations } from "./backend.ts";
 import { benchStack, insertStory, live, waitForCounts } from "./benchStack.ts";
 import { lagScheduler, randomLag, type LagOptions } from "./lag.ts";
 
@@ -37,7 +38,42 @@ export type DrainResult = {
   actionsWithoutRequest: number;
   deferred: number;
   maxRunning?: number;
+  /** Requests over a window counted at the starts the claims reserved (the start log's own view). */
+  reservedOverSecond: number;
+  reservedOverMinute: number;
+  /** Requests over a window counted at the fake's receipt (this thread's handler time). */
+  receivedOverSecond: number;
+  receivedOverMinute: number;
+  /** Reserved start to send, and send to the fake's receipt, ms: median and max over the requests. */
+  startToSendMs: { median: number; max: number };
+  sendToReceiptMs: { median: number; max: number };
 };
+
+/**
+ * Over a window is counted at each request's send: the moment the action
+ * handed it to fetch, seen by a pass-through wrapper (the real fetch runs).
+ * This process runs the backend, every action and the fake Recraft on one
+ * JS thread, and the fake dates a request when that thread reaches its
+ * handler: requests sent on time were dated up to 1.5 s later, behind other
+ * actions' transactions (measured: fetch called within 20 ms of the reserved
+ * start, the fake's handler 200+ ms after), so the fake's own count showed
+ * 5–7% over a window while the start log had kept every one. A provider
+ * receives a request when it is sent, one network hop later for all of them;
+ * the fake's count is still shown beside it.
+ */
+function observeSends(): { sent: Map<string, number>; restore(): void } {
+  const sent = new Map<string, number>();
+  const real = globalThis.fetch;
+  const observed: typeof fetch = (input, init) => {
+    if (String(input instanceof Request ? input.url : input).endsWith("/images/generations") && typeof init?.body === "string") {
+      const prompt = (JSON.parse(init.body) as { prompt?: string }).prompt;
+      if (prompt !== undefined) sent.set(prompt, Date.now());
+    }
+    return real(input, init);
+  };
+  globalThis.fetch = observed;
+  return { sent, restore: () => void (globalThis.fetch === observed && (globalThis.fetch = real)) };
+}
 
 export async function drain(s: DrainScenario): Promise<DrainResult> {
   const latencies = new Map<string, number>();
@@ -46,7 +82,19 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
     return latencies.get(prompt)!;
   };
   let deferred = 0;
+  // Each claim's reserved start, by the prompt it returns (the action sends that prompt).
+  const reserved = new Map<string, number>();
+  const modules = wrapMutations(convexModules(), (fnName, handler) =>
+    fnName !== "portraits:claim"
+      ? handler
+      : async (ctx, args) => {
+          const claimed = (await handler(ctx, args)) as { prompt: string; startAt: number } | null;
+          if (claimed) reserved.set(claimed.prompt, claimed.startAt);
+          return claimed;
+        },
+  );
   const stack = await benchStack({
+    modules,
     recraft: { latencyMs: latencyOf, downloadLatencyMs: 0 },
     backendLog: (_level, line) => void (line.includes('"portrait.start_deferred"') && deferred++),
     env: {
@@ -59,8 +107,9 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
       ...s.env,
     },
   });
-  const lag = s.lag ? lagScheduler(s.lag) : undefined;
   const { t } = stack;
+  const lag = s.lag ? lagScheduler(s.lag) : undefined;
+  const sends = observeSends();
   try {
     const started = Date.now();
     await Promise.all(Array.from({ length: s.jobs }, (_, i) => insertStory(t, i)));
@@ -87,22 +136,47 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
       async (ctx) =>
         (await ctx.db.system.query("_scheduled_functions").collect()).filter((fn) => fn.name.includes("generatePatientPortrait")).length,
     );
+    const requests = stack.recraft!.requests;
+    const spread = (values: number[]) => {
+      const sorted = values.filter(Number.isFinite).sort((x, y) => x - y);
+      return { median: sorted[Math.floor(sorted.length / 2)] ?? NaN, max: sorted.at(-1) ?? NaN };
+    };
+    const sentAt = (prompt = "") => sends.sent.get(prompt) ?? NaN;
+    const sent = requests.map((r) => sentAt(r.prompt));
+    if (sent.some((at) => !Number.isFinite(at))) throw new Error("drain: the fake received a generation request never seen sent");
     return {
       scenario: s.name,
+      reservedOverSecond: overLimit([...reserved.values()], s.secondMs, s.perSecond),
+      reservedOverMinute: overLimit([...reserved.values()], s.minuteMs, s.perMinute),
+      receivedOverSecond: stack.recraft!.startsOverLimit(s.secondMs, s.perSecond),
+      receivedOverMinute: stack.recraft!.startsOverLimit(s.minuteMs, s.perMinute),
+      startToSendMs: spread(requests.map((r) => sentAt(r.prompt) - (reserved.get(r.prompt ?? "") ?? NaN))),
+      sendToReceiptMs: spread(requests.map((r) => r.at - sentAt(r.prompt))),
       drainMs,
       idealMs,
       stored: stored.length,
       jobs: s.jobs,
-      overSecond: stack.recraft!.startsOverLimit(s.secondMs, s.perSecond),
-      overMinute: stack.recraft!.startsOverLimit(s.minuteMs, s.perMinute),
+      overSecond: overLimit(sent, s.secondMs, s.perSecond),
+      overMinute: overLimit(sent, s.minuteMs, s.perMinute),
       actionsWithoutRequest: actions - stack.recraft!.requests.length,
       deferred,
       maxRunning: lag?.stats.maxRunning,
     };
   } finally {
+    sends.restore();
     lag?.restore();
     await stack.close();
   }
+}
+
+/** How many of `starts` had `limit` others in the `windowMs` before them (the fake's count, lib/recraftServer.ts). */
+function overLimit(starts: number[], windowMs: number, limit: number): number {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let first = 0;
+  return sorted.filter((at, i) => {
+    while (sorted[first] <= at - windowMs) first++;
+    return i - first + 1 > limit;
+  }).length;
 }
 
 /** The issue's scenarios: real windows (scale 1) or shorter ones for a quick run (scale 10: windows and latencies ÷ 10). */
@@ -147,11 +221,11 @@ export function drainFigureRow(results: DrainResult[], scale: number) {
   const pct = (r: DrainResult) => (100 * r.idealMs) / r.drainMs;
   const s = (ms: number) => `${((ms * scale) / 1000).toFixed(1)} s`;
   const table = [
-    "| scheduled starts | drain vs ideal | share | stored | over 1 s / 1 min | actions without a request | deferred starts |",
-    "|---|---|---|---|---|---|---|",
+    "| scheduled starts | drain vs ideal | share | stored | over 1 s / 1 min (sent) | at the reserved starts | at the fake's receipt | start → send, send → receipt (median / max) | actions without a request | deferred starts |",
+    "|---|---|---|---|---|---|---|---|---|---|",
     ...results.map(
       (r) =>
-        `| ${r.scenario} | ${s(r.drainMs)} vs ${s(r.idealMs)} | ${pct(r).toFixed(0)}% | ${r.stored}/${r.jobs} | ${r.overSecond} / ${r.overMinute} | ${r.actionsWithoutRequest} | ${r.deferred} |`,
+        `| ${r.scenario} | ${s(r.drainMs)} vs ${s(r.idealMs)} | ${pct(r).toFixed(0)}% | ${r.stored}/${r.jobs} | ${r.overSecond} / ${r.overMinute} | ${r.reservedOverSecond} / ${r.reservedOverMinute} | ${r.receivedOverSecond} / ${r.receivedOverMinute} | ${r.startToSendMs.median} / ${r.startToSendMs.max} ms, ${r.sendToReceiptMs.median} / ${r.sendToReceiptMs.max} ms | ${r.actionsWithoutRequest} | ${r.deferred} |`,
     ),
   ].join("\n");
   const [onTime, late, , second] = results;
@@ -159,7 +233,10 @@ export function drainFigureRow(results: DrainResult[], scale: number) {
   const met =
     onTime.drainMs <= 1.11 * onTime.idealMs &&
     late.drainMs <= 1.25 * late.idealMs &&
-    results.every((r) => r.stored === r.jobs && overShare(r) <= 0.01 && r.actionsWithoutRequest === 0) &&
+    results.every(
+      (r) =>
+        r.stored === r.jobs && overShare(r) <= 0.01 && r.reservedOverSecond + r.reservedOverMinute === 0 && r.actionsWithoutRequest === 0,
+    ) &&
     second.drainMs * scale <= 6_000;
   return { table, met, measured: results.map((r) => `${r.scenario}: ${pct(r).toFixed(0)}%`).join("; ") };
 }

@@ -76,6 +76,8 @@ export interface StackOptions {
   schema?: Parameters<typeof newBackend>[1];
   /** Where the backend's console output goes; default: the console. */
   backendLog?: (level: string, line: string) => void;
+  /** Enforce Convex's limits on each transaction (32,000 documents read, 16,000 written, ...): a function past one throws. */
+  transactionLimits?: boolean;
 }
 
 export interface Stack<
@@ -117,7 +119,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
   const restoreConsole = options.backendLog ? captureConsole(options.backendLog) : () => {};
   return {
-    t: newBackend(options.modules, options.schema),
+    t: newBackend(options.modules, options.schema, { transactionLimits: options.transactionLimits }),
     recraft,
     anthropic,
     tinify,
