@@ -271,7 +271,8 @@ describe("admin views on the real backend", () => {
 
   test("the audit view groups failures by code, retries a code, and shows step latencies", async () => {
     renderAs("admin", <Audit />);
-    const unauthorized = (await screen.findByText("unauthorized", { selector: ".code" })).closest("tr")!;
+    await ui.synced();
+    const unauthorized = screen.getByText("unauthorized", { selector: ".code" }).closest("tr")!;
     const cells = () =>
       within(unauthorized)
         .getAllByRole("cell")
@@ -287,18 +288,22 @@ describe("admin views on the real backend", () => {
 
     // A bulk retry asks first; Cancel changes nothing.
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
-    const dialog = await screen.findByRole("alertdialog");
+    await ui.synced();
+    const dialog = screen.getByRole("alertdialog");
     // Every job failed with the code now, whatever its age (issue 16): one here.
-    await waitFor(() => expect(dialog.textContent).toContain("all 1 job failed with unauthorized now"));
-    await waitFor(() => expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" })));
+    expect(dialog.textContent).toContain("all 1 job failed with unauthorized now");
+    expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" }));
     fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
     expect(screen.queryByRole("alertdialog")).toBeNull();
     expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "failed", attempt: 1 });
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
-    fireEvent.click(await within(await screen.findByRole("alertdialog")).findByRole("button", { name: "Retry 1 job" }));
-    await screen.findByText("Queued 1 job.");
+    await ui.synced();
+    fireEvent.click(within(screen.getByRole("alertdialog")).getByRole("button", { name: "Retry 1 job" }));
+    await ui.synced();
     await settle(stack.t);
-    await waitFor(() => expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0"), { timeout: 5000 });
+    await ui.synced();
+    expect(screen.getByText("Queued 1 job.")).toBeTruthy();
+    expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0");
     expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "stored", attempt: 2 });
   });
 
