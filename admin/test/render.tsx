@@ -30,8 +30,8 @@ export function bridgeRenderer(backend: () => Backend) {
     },
   });
   return {
-    render(as: Caller, ui: ReactElement, options?: RenderOptions) {
-      const client = new BridgeClient(tracked(localTransport(backend(), as, { pollMs: 25 })));
+    render(as: Caller, ui: ReactElement, options?: RenderOptions, transport = localTransport(backend(), as, { pollMs: 25 })) {
+      const client = new BridgeClient(tracked(transport));
       clients.push(client);
       return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>, options);
     },
