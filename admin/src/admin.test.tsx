@@ -81,24 +81,28 @@ const bodyRows = () => [...document.querySelectorAll("tbody tr")] as HTMLElement
 describe("admin views on the real backend", () => {
   test("status counts are exact and tick live", async () => {
     renderAs("admin", <Counts />);
-    // The first query of the file loads the admin module: on a busy machine that takes more than waitFor's default second.
-    await waitFor(() => expect(countOf("stored")).toBe("3"), { timeout: 5000 });
+    await ui.synced();
     expect(["pending", "requested", "downloaded", "stored", "failed"].map(countOf)).toEqual(["0", "0", "0", "3", "2"]);
 
     await stack.t.mutation(internal.stories.insertStory, story(5));
-    await waitFor(() => expect(countOf("stored")).toBe("4"), { timeout: 5000 });
+    await settle(stack.t);
+    await ui.synced();
+    expect(countOf("stored")).toBe("4");
     expect(countOf("failed")).toBe("2");
   });
 
   test("the job table pages, filters by status and code, and searches by title, patient and job id", async () => {
     renderAs("admin", <RoutedTable />);
-    await waitFor(() => expect(bodyRows()).toHaveLength(2));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(2);
     // Newest first.
     expect(bodyRows()[0].textContent).toContain("The Ward of Whisper4");
     fireEvent.click(screen.getByRole("button", { name: "Load more" }));
-    await waitFor(() => expect(bodyRows()).toHaveLength(4));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(4);
     fireEvent.click(screen.getByRole("button", { name: "Load more" }));
-    await waitFor(() => expect(bodyRows()).toHaveLength(5));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(5);
     expect(screen.queryByRole("button", { name: "Load more" })).toBeNull();
     const first = bodyRows()[4];
     expect(first.textContent).toContain("The Ward of Whisper0");
@@ -108,7 +112,8 @@ describe("admin views on the real backend", () => {
     // New jobs join the loaded pages live, at the top, without duplicating or dropping a row.
     await stack.t.mutation(internal.stories.insertStory, story(5));
     await stack.t.mutation(internal.stories.insertStory, story(6));
-    await waitFor(() => expect(bodyRows()).toHaveLength(7));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(7);
     const ids = bodyRows().map((r) => r.dataset.jobId);
     expect(new Set(ids).size).toBe(7);
     expect(ids.slice(2)).toEqual([...jobIds].reverse());
@@ -116,32 +121,41 @@ describe("admin views on the real backend", () => {
     await settle(stack.t);
 
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "failed" } });
-    await waitFor(() => expect(rowIds().sort()).toEqual([jobIds[1], jobIds[2]].sort()));
+    await ui.synced();
+    expect(rowIds().sort()).toEqual([jobIds[1], jobIds[2]].sort());
     expect(window.location.hash).toBe("#/?status=failed");
     fireEvent.change(screen.getByLabelText("Error code"), { target: { value: "unauthorized" } });
-    await waitFor(() => expect(rowIds()).toEqual([jobIds[1]]));
+    await ui.synced();
+    expect(rowIds()).toEqual([jobIds[1]]);
     expect(window.location.hash).toBe("#/?status=failed&code=unauthorized");
     // The error is written out, not only in a tooltip.
     expect(bodyRows()[0].querySelector(".error-cell")!.textContent).toMatch(/^unauthorized .*401/);
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "stored" } });
-    await screen.findByText("No jobs match these filters.");
+    await ui.synced();
+    screen.getByText("No jobs match these filters.");
 
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "" } });
     fireEvent.change(screen.getByLabelText("Error code"), { target: { value: "" } });
-    await waitFor(() => expect(window.location.hash).toBe("#/"));
+    await ui.synced();
+    expect(window.location.hash).toBe("#/");
     const search = screen.getByLabelText("Search");
     fireEvent.change(search, { target: { value: "Whisper3" } });
-    await waitFor(() => expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[3]]));
+    await ui.synced();
+    expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[3]]);
     fireEvent.change(search, { target: { value: "marrow2" } });
-    await waitFor(() => expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[2]]));
+    await ui.synced();
+    expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[2]]);
     fireEvent.change(search, { target: { value: jobIds[4] } });
-    await waitFor(() => expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[4]]));
+    await ui.synced();
+    expect(bodyRows().map((r) => r.dataset.jobId)).toEqual([jobIds[4]]);
     // A patient number's digits alone (P-1003).
     fireEvent.change(search, { target: { value: "1003" } });
-    await waitFor(() => expect(rowIds()).toEqual([jobIds[3]]));
+    await ui.synced();
+    expect(rowIds()).toEqual([jobIds[3]]);
     expect(window.location.hash).toBe("#/?q=1003");
     fireEvent.change(search, { target: { value: "nobody" } });
-    await screen.findByText("No jobs match these filters.");
+    await ui.synced();
+    screen.getByText("No jobs match these filters.");
   });
 
   test("filters, search and sort come from the address, so a shared link or Back restores them", async () => {
@@ -271,7 +285,8 @@ describe("admin views on the real backend", () => {
 
   test("the audit view groups failures by code, retries a code, and shows step latencies", async () => {
     renderAs("admin", <Audit />);
-    const unauthorized = (await screen.findByText("unauthorized", { selector: ".code" })).closest("tr")!;
+    await ui.synced();
+    const unauthorized = screen.getByText("unauthorized", { selector: ".code" }).closest("tr")!;
     const cells = () =>
       within(unauthorized)
         .getAllByRole("cell")
@@ -287,18 +302,22 @@ describe("admin views on the real backend", () => {
 
     // A bulk retry asks first; Cancel changes nothing.
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
-    const dialog = await screen.findByRole("alertdialog");
+    await ui.synced();
+    const dialog = screen.getByRole("alertdialog");
     // Every job failed with the code now, whatever its age (issue 16): one here.
-    await waitFor(() => expect(dialog.textContent).toContain("all 1 job failed with unauthorized now"));
-    await waitFor(() => expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" })));
+    expect(dialog.textContent).toContain("all 1 job failed with unauthorized now");
+    expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" }));
     fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
     expect(screen.queryByRole("alertdialog")).toBeNull();
     expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "failed", attempt: 1 });
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
-    fireEvent.click(await within(await screen.findByRole("alertdialog")).findByRole("button", { name: "Retry 1 job" }));
-    await screen.findByText("Queued 1 job.");
+    await ui.synced();
+    fireEvent.click(within(screen.getByRole("alertdialog")).getByRole("button", { name: "Retry 1 job" }));
+    await ui.synced();
     await settle(stack.t);
-    await waitFor(() => expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0"), { timeout: 5000 });
+    await ui.synced();
+    expect(screen.getByText("Queued 1 job.")).toBeTruthy();
+    expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0");
     expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "stored", attempt: 2 });
   });
 
@@ -349,21 +368,26 @@ describe("admin views on the real backend", () => {
 
   test("a new view names the document and takes focus at its heading", async () => {
     renderAs("admin", <App bridgeAs="admin" />);
-    await waitFor(() => expect(bodyRows()).toHaveLength(5));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(5);
     expect(document.title).toBe("Jobs · Case File Portraits admin");
     await go(`#/jobs/${jobIds[3]}`);
-    const heading = await screen.findByRole("heading", { name: "The Ward of Whisper3" });
-    await waitFor(() => expect(document.activeElement).toBe(heading));
+    await ui.synced();
+    const heading = screen.getByRole("heading", { name: "The Ward of Whisper3" });
+    expect(document.activeElement).toBe(heading);
     expect(document.title).toBe("Job: The Ward of Whisper3 · Case File Portraits admin");
     await go("#/audit");
-    await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("heading", { name: "Activity & failures" })));
+    await ui.synced();
+    expect(document.activeElement).toBe(screen.getByRole("heading", { name: "Activity & failures" }));
     expect(document.title).toBe("Activity & failures · Case File Portraits admin");
     // A filter is not a new view: focus stays where the operator is.
     await go("#/");
-    const select = await screen.findByLabelText("Status");
+    await ui.synced();
+    const select = screen.getByLabelText("Status");
     select.focus();
     fireEvent.change(select, { target: { value: "failed" } });
-    await waitFor(() => expect(bodyRows()).toHaveLength(2));
+    await ui.synced();
+    expect(bodyRows()).toHaveLength(2);
     expect(document.activeElement).toBe(select);
   });
 

@@ -2,7 +2,7 @@
  * The backfill control and the regenerate button, on the real backend
  * functions (convex-test and the loopback fakes, through the bridge client).
  */
-import { fireEvent, screen, waitFor } from "@testing-library/react";
+import { fireEvent, screen } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
@@ -52,13 +52,14 @@ test("the backfill button starts a run and its progress updates live to done", a
   });
 
   renderAsAdmin(<Backfill />);
-  await waitFor(() => expect(progressText()).toMatch(/No backfill has run/));
+  await ui.synced();
+  expect(progressText()).toMatch(/No backfill has run/);
   fireEvent.click(screen.getByRole("button", { name: "Backfill portraits" }));
-  await waitFor(() => expect(progressText()).toMatch(/^Done: 4 stories scanned, 3 jobs created \(1 had a portrait, 0 a job\), finished /), {
-    timeout: 5000,
-  });
-  expect((screen.getByRole("button", { name: "Backfill portraits" }) as HTMLButtonElement).disabled).toBe(false);
+  await ui.synced();
   await settle(stack.t);
+  await ui.synced();
+  expect(progressText()).toMatch(/^Done: 4 stories scanned, 3 jobs created \(1 had a portrait, 0 a job\), finished /);
+  expect((screen.getByRole("button", { name: "Backfill portraits" }) as HTMLButtonElement).disabled).toBe(false);
   for (const storyId of oldStories) expect((await jobOf(stack.t, storyId)).status).toBe("stored");
 });
 
@@ -78,7 +79,8 @@ test("a stored job's page regenerates its portrait; the new one replaces the old
   expect(regenerated).toMatchObject({ status: "stored", attempt: 2 });
   expect(regenerated.storageId).not.toBe(job.storageId);
   const src = () => screen.getByRole("img", { name: "Portrait of Edith Marrow" }).getAttribute("src");
-  await waitFor(() => expect(src()).not.toBe(oldSrc), { timeout: 5000 });
+  await ui.synced();
+  expect(src()).not.toBe(oldSrc);
   expect(src()).toMatch(/^\/storage\//);
   expect(screen.getByText("attempt 2")).toBeTruthy();
 });

@@ -3,8 +3,7 @@
  * and each feature is used as an operator would, on the real backend functions
  * (convex-test with the loopback fakes, through the bridge client in-process).
  */
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
-import { ConvexProvider } from "convex/react";
+import { act, cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
@@ -13,11 +12,12 @@ import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { localTransport } from "../../scripts/lib/bridge";
 import { DEMO_FAULTS } from "../../scripts/lib/faults";
-import { caseFile, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
+import { caseFile, jobOf, modules, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
 import { expectInvariants } from "../../tests/invariants";
+import { bridgeRenderer } from "../test/render";
 import { App, GenerateStory } from "./App";
 import { Audit } from "./Audit";
-import { asConvexClient, BridgeClient, UnreachableError, type BridgeTransport, type Link } from "./bridgeClient";
+import { UnreachableError, type BridgeTransport, type Link } from "./bridgeClient";
 import { JobPage } from "./JobPage";
 import { JobTable } from "./JobTable";
 import { QueueControl } from "./QueueControl";
@@ -27,7 +27,7 @@ import { StoryRunPage } from "./StoryRunPage";
 import { StoryRuns } from "./StoryRuns";
 
 let stack: Stack;
-let clients: BridgeClient[];
+const ui = bridgeRenderer(() => stack.t);
 let jobIds: Id<"portraitJobs">[];
 
 const admin = () => stack.t.withIdentity(ADMIN_IDENTITY);
@@ -36,7 +36,6 @@ const admin = () => stack.t.withIdentity(ADMIN_IDENTITY);
 beforeEach(async () => {
   window.location.hash = "";
   stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  clients = [];
   for (const level of ["log", "warn"] as const) vi.spyOn(console, level).mockImplementation(() => {});
   stack.recraft.setFault(({ prompt }) => {
     const i = Number(prompt.match(/#(\d+)/)?.[1] ?? 99);
@@ -54,8 +53,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  cleanup();
-  for (const client of clients) client.close();
+  ui.closeAll();
   try {
     await settle(stack.t);
     await expectInvariants(stack.t);
@@ -65,11 +63,7 @@ afterEach(async () => {
   }
 });
 
-function renderAsAdmin(ui: ReactElement, transport: BridgeTransport = localTransport(stack.t, "admin", { pollMs: 25 })) {
-  const client = new BridgeClient(transport);
-  clients.push(client);
-  return render(<ConvexProvider client={asConvexClient(client)}>{ui}</ConvexProvider>);
-}
+const renderAsAdmin = (element: ReactElement, transport?: BridgeTransport) => ui.render("admin", element, undefined, transport);
 
 function RoutedTable() {
   const route = useRoute();
@@ -98,14 +92,18 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
   test("the audit's confirmation counts every job failed with the code now, older than a day included; the result is the total", async () => {
     await ageFailure(jobIds[0], 3 * 24 * 60 * 60 * 1000);
     renderAsAdmin(<Audit />);
-    fireEvent.click(await screen.findByRole("button", { name: "Retry all unauthorized jobs" }, { timeout: 5000 }));
-    const dialog = await screen.findByRole("alertdialog");
+    await ui.synced();
+    fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
+    await ui.synced();
+    const dialog = screen.getByRole("alertdialog");
     // Job 1 failed today, job 0 three days ago: both are failed now, both are re-queued.
-    await waitFor(() => expect(dialog.textContent).toContain("all 2 jobs failed with unauthorized now"));
+    expect(dialog.textContent).toContain("all 2 jobs failed with unauthorized now");
     expect(dialog.textContent).not.toContain("in the last 24 hours");
     fireEvent.click(within(dialog).getByRole("button", { name: "Retry 2 jobs" }));
-    await screen.findByText("Queued 2 jobs.", undefined, { timeout: 5000 });
+    await ui.synced();
     await settle(stack.t);
+    await ui.synced();
+    expect(screen.getByText("Queued 2 jobs.")).toBeTruthy();
     expect((await jobsNow()).slice(0, 2).map((j) => j!.status)).toEqual(["stored", "stored"]);
   });
 
@@ -220,7 +218,7 @@ describe("bug 6: a failed regeneration", () => {
 
 /** The local transport, with a switch that takes the backend away and brings it back. */
 function switchableTransport() {
-  const inner = localTransport(stack.t, "admin", { pollMs: 25 });
+  const inner = localTransport(stack.t, "admin", { pollMs: 25, modules });
   let down = false;
   const links = new Set<(link: Link) => void>();
   const transport: BridgeTransport = {

@@ -47,23 +47,24 @@ describe("story runs in the admin console", () => {
         <StoryRuns route={{ page: "stories" }} />
       </>,
     );
-    await screen.findByText(/No story runs yet/);
+    await ui.synced();
+    expect(screen.getByText(/No story runs yet/)).toBeTruthy();
     generate("a drowned lighthouse keeper");
-    const title = await waitFor(() => {
-      const served = stack.anthropic.servedCaseFiles[0];
-      if (!served) throw new Error("Claude has not answered yet");
-      return served.title;
-    });
+    await ui.synced();
+    await settle(stack.t);
+    await ui.synced();
+    expect(stack.anthropic.servedCaseFiles).toHaveLength(1);
+    const title = stack.anthropic.servedCaseFiles[0]!.title;
     const status = document.querySelector("form.generate [role=status]") as HTMLElement;
-    await waitFor(() => expect(within(status).getByRole("link", { name: title })).toBeTruthy(), { timeout: 5000 });
-    const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0];
+    const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]!;
     const job = await jobOf(stack.t, run.storyId!);
     expect(within(status).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
+    expect(within(status).getByText("stored")).toBeTruthy();
 
-    const row = await waitFor(() => document.querySelector(`tr[data-run-id="${run._id}"]`) as HTMLElement);
-    await waitFor(() => expect(within(row).getByText("inserted")).toBeTruthy());
+    const row = document.querySelector<HTMLElement>(`tr[data-run-id="${run._id}"]`)!;
+    expect(row).not.toBeNull();
+    expect(within(row).getByText("inserted")).toBeTruthy();
     expect(within(row).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
-    await waitFor(() => expect(within(status).getByText("stored")).toBeTruthy(), { timeout: 5000 });
   });
 
   test("a run that Claude refuses ends with its code on the button and in the list", async () => {
@@ -75,13 +76,11 @@ describe("story runs in the admin console", () => {
       </>,
     );
     generate();
-    await waitFor(
-      () => expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/),
-      {
-        timeout: 5000,
-      },
-    );
-    await waitFor(() => expect(document.querySelector("tr[data-run-id] .code")?.textContent).toBe("refusal"));
+    await ui.synced();
+    await settle(stack.t);
+    await ui.synced();
+    expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/);
+    expect(document.querySelector("tr[data-run-id] .code")?.textContent).toBe("refusal");
   });
 
   test("a 529 shows the retry, then the case file", async () => {
