@@ -94,7 +94,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const rows: Row[] = [];
   const started = Date.now();
   for (const [name, run] of FIGURES) {
-    if (only && !only.includes(name.split(" ")[0])) continue;
+    if (only && !only.includes(name.split(" ")[0]!)) continue;
     const t0 = Date.now();
     io.stdout.write(`▶ ${name}…\n`);
     const row = await run(size);

@@ -111,15 +111,15 @@ describe("access", () => {
       // "other" is listed; Auth0-style "provider|id" subjects from another issuer never match by prefix.
       "listed entry as another issuer's prefix": stack.t.withIdentity({ subject: "other|12345", issuer: "https://tenant.auth0.test/" }),
     };
-    const missingJob = jobIds[0].replace(/.$/, (c) => (c === "a" ? "b" : "a"));
+    const missingJob = jobIds[0]!.replace(/.$/, (c) => (c === "a" ? "b" : "a"));
     for (const [who, t] of Object.entries(outsiders)) {
       const attempts: [string, () => Promise<unknown>][] = [
         ...calls.map(([name, call]) => [name, () => call(t)] as [string, () => Promise<unknown>]),
-        ["getJob (existing)", () => t.query(api.admin.getJob, { jobId: jobIds[0] })],
+        ["getJob (existing)", () => t.query(api.admin.getJob, { jobId: jobIds[0]! })],
         ["getJob (missing)", () => t.query(api.admin.getJob, { jobId: missingJob })],
-        ["retryJob (existing)", () => t.mutation(api.admin.retryJob, { jobId: jobIds[0] })],
+        ["retryJob (existing)", () => t.mutation(api.admin.retryJob, { jobId: jobIds[0]! })],
         ["retryJob (missing)", () => t.mutation(api.admin.retryJob, { jobId: "nonsense" })],
-        ["regenerate (existing)", () => t.mutation(api.admin.regenerate, { storyId: storyIds[20] })],
+        ["regenerate (existing)", () => t.mutation(api.admin.regenerate, { storyId: storyIds[20]! })],
         ["regenerate (missing)", () => t.mutation(api.admin.regenerate, { storyId: "nonsense" })],
       ];
       for (const [name, attempt] of attempts) {
@@ -275,7 +275,7 @@ describe("reading the job table", () => {
     const events = await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect());
     for (const row of rows) {
       const own = events.filter((e) => e.jobId === row.jobId).sort((a, b) => a.at - b.at);
-      expect(row.startedAt).toBe(own[1].at);
+      expect(row.startedAt).toBe(own[1]!.at);
       expect(row.finishedAt).toBe(own.at(-1)!.at);
       expect(row.finishedAt).toBe(row.updatedAt);
     }
@@ -287,8 +287,8 @@ describe("reading the job table", () => {
     const job = await jobOf(stack.t, storyId);
     await stack.t.mutation(internal.stories.deleteStory, { storyId });
     const [row] = (await admin().query(api.admin.listJobs, { paginationOpts: page(5) })).page;
-    expect(row).toMatchObject({ jobId: job._id, storyId, story: null });
-    const detail = await admin().query(api.admin.getJob, { jobId: job._id });
+    expect(row).toMatchObject({ jobId: job!._id, storyId, story: null });
+    const detail = await admin().query(api.admin.getJob, { jobId: job!._id });
     expect(detail).toMatchObject({ story: null, portraitUrl: null, job: { status: "stored" } });
   });
 
@@ -320,14 +320,14 @@ describe("reading the job table", () => {
       "2:stored",
     ]);
     expect(detail.events[2]).toMatchObject({ error: { code: "unauthorized", httpStatus: 401 }, details: { httpStatus: 401 } });
-    expect(detail.events[3].details?.reason).toMatch(/manual retry/);
-    expect(detail.events[5].details).toMatchObject({
+    expect(detail.events[3]!.details?.reason).toMatch(/manual retry/);
+    expect(detail.events[5]!.details).toMatchObject({
       recraftRequestId: expect.any(String),
       credits: expect.any(Number),
       requestMs: expect.any(Number),
       downloadMs: expect.any(Number),
     });
-    expect(detail.events[6].details).toMatchObject({ bytes: expect.any(Number), contentType: "image/png" });
+    expect(detail.events[6]!.details).toMatchObject({ bytes: expect.any(Number), contentType: "image/png" });
     expect(detail.eventsTruncated).toBe(false);
     expect(await admin().query(api.admin.getJob, { jobId: "not-an-id" })).toBeNull();
   });
@@ -359,18 +359,18 @@ describe("audit", () => {
       },
     ]);
     const failedAt = await stack.t.run(async (ctx) => Promise.all(jobIds.slice(0, 6).map(async (id) => (await ctx.db.get(id))!.updatedAt)));
-    expect(summary.codes[0].latestAt).toBe(Math.max(...failedAt));
-    expect(summary.codes[0].recentJobs.map((j) => j.jobId).sort()).toEqual(jobIds.slice(0, 6).sort());
-    expect(summary.codes[0].recentJobs[0]).toMatchObject({ status: "failed", title: expect.stringMatching(/^The Ward of Whisper[0-5]$/) });
+    expect(summary.codes[0]!.latestAt).toBe(Math.max(...failedAt));
+    expect(summary.codes[0]!.recentJobs.map((j) => j.jobId).sort()).toEqual(jobIds.slice(0, 6).sort());
+    expect(summary.codes[0]!.recentJobs[0]).toMatchObject({ status: "failed", title: expect.stringMatching(/^The Ward of Whisper[0-5]$/) });
 
     // A retried job still counts as a failure of the day, and is still listed, but no longer as failed now.
-    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
+    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0]! });
     await settle(stack.t);
     // A failure older than a day drops out of the window.
     await stack.t.run(async (ctx) => {
       const events = await ctx.db
         .query("portraitJobEvents")
-        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]))
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]!))
         .collect();
       for (const e of events) await ctx.db.patch(e._id, { at: e.at - 25 * 60 * 60 * 1000 });
     });
@@ -379,21 +379,21 @@ describe("audit", () => {
       { code: "unauthorized", count: 6, stillFailed: 5 },
       { code: "bad_content_type", count: 3, stillFailed: 3 },
     ]);
-    expect(summary.codes[0].recentJobs.find((j) => j.jobId === jobIds[0])).toMatchObject({ status: "stored" });
+    expect(summary.codes[0]!.recentJobs.find((j) => j.jobId === jobIds[0])).toMatchObject({ status: "stored" });
 
     // It answers for the time it is given: 25 hours ago, only job 9's moved failure is in its day;
     // a time before any failure has none; the same time gives the same answer.
     const past = Date.now() - 25 * 60 * 60 * 1000 + 60_000;
     const then = await admin().query(api.admin.failureSummary, { now: past });
     expect(then.codes.map(({ code, count, jobs }) => ({ code, count, jobs }))).toEqual([{ code: "bad_content_type", count: 1, jobs: 1 }]);
-    expect(then.codes[0].recentJobs.map((j) => j.jobId)).toEqual([jobIds[9]]);
+    expect(then.codes[0]!.recentJobs.map((j) => j.jobId)).toEqual([jobIds[9]]);
     expect((await admin().query(api.admin.failureSummary, { now: past - 2 * 24 * 60 * 60 * 1000 })).codes).toEqual([]);
     expect(await admin().query(api.admin.failureSummary, { now: past })).toEqual(then);
   });
 
   test("activity counts stored portraits and failed attempts per bucket, ending at the time it is given", async () => {
     const { jobIds } = await thirtyJobs();
-    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
+    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0]! });
     await settle(stack.t);
     const now = Date.now() + 60_000;
     const day = await admin().query(api.admin.activity, { range: "24h", now });
@@ -409,7 +409,7 @@ describe("audit", () => {
     await stack.t.run(async (ctx) => {
       const events = await ctx.db
         .query("portraitJobEvents")
-        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]))
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[9]!))
         .collect();
       for (const e of events) await ctx.db.patch(e._id, { at: e.at - 2 * 24 * 60 * 60 * 1000 });
     });
@@ -460,7 +460,7 @@ describe("audit", () => {
   test("latency reports p50 and p95 for each step", async () => {
     const { jobIds } = await thirtyJobs();
     // A portrait stored on its second attempt is measured on that attempt.
-    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0] });
+    await admin().mutation(api.admin.retryJob, { jobId: jobIds[0]! });
     await settle(stack.t);
     const { sample, steps } = await admin().query(api.admin.latency, {});
     expect(sample).toBe(21);
@@ -482,12 +482,12 @@ describe("audit", () => {
 describe("actions", () => {
   test("retryJob re-queues a failed job, which ends stored; anything else is refused", async () => {
     const { jobIds } = await thirtyJobs();
-    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[20] })).toBe("not_failed");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[20]! })).toBe("not_failed");
     expect(await admin().mutation(api.admin.retryJob, { jobId: "garbage" })).toBe("not_failed");
-    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("queued");
-    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("not_failed");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2]! })).toBe("queued");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2]! })).toBe("not_failed");
     await settle(stack.t);
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[2]))).toMatchObject({ status: "stored", attempt: 2 });
+    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[2]!))).toMatchObject({ status: "stored", attempt: 2 });
   });
 
   test("retryMatching re-queues every job failed with a code; all end stored", async () => {
@@ -546,7 +546,7 @@ describe("actions", () => {
         status: "inserted",
         attempt: 1,
         hint: "a drowned lighthouse keeper",
-        story: { title: served.title },
+        story: { title: served!.title },
         job: { status: "stored" },
       },
     ]);

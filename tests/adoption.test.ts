@@ -92,7 +92,7 @@ test("the README's migration covers the game's settings, and its commands are th
   expect(envLines.map((line) => line.name).sort()).toEqual(
     ["ADMIN_SUBJECTS", "CLAUDE_API_KEY", "RECRAFT_API_KEY", "RECRAFT_MODEL", "RECRAFT_SIZE", "RECRAFT_STYLE_ID", "TINIFY_API_KEY"].sort(),
   );
-  expect(envLines.filter((line) => line.name.startsWith("RECRAFT_") && !line.value.startsWith("<"))).toEqual([
+  expect(envLines.filter((line) => line.name!.startsWith("RECRAFT_") && !line.value!.startsWith("<"))).toEqual([
     { name: "RECRAFT_MODEL", value: "recraftv2" },
     { name: "RECRAFT_STYLE_ID", value: GAME_STYLE_ID },
     { name: "RECRAFT_SIZE", value: "1024x1536" },
@@ -138,7 +138,7 @@ test("the game, moved over: its scheduled calls hand over, its frontend's querie
     TINIFY_API_KEY: TINIFY_KEY,
     ADMIN_SUBJECTS: before.admin,
   };
-  stack.setEnv(Object.fromEntries(envLines.map(({ name, value }) => [name, value.startsWith("<") ? placeholders[name] : value])));
+  stack.setEnv(Object.fromEntries(envLines.map(({ name, value }) => [name, value!.startsWith("<") ? placeholders[name!] : value])));
   stack.setEnv({ CONVEX_SITE_URL: "https://game.convex.site" }); // Convex sets it on a deployment
   expect(process.env.ANTHROPIC_API_KEY).toBeUndefined(); // the game's CLAUDE_API_KEY alone
 
@@ -158,10 +158,10 @@ test("the game, moved over: its scheduled calls hand over, its frontend's querie
   const run = await game.run(async (ctx) => (await ctx.db.get(runId as never)) as { status: string; storyId: string } | null);
   expect(run).toMatchObject({ status: "inserted" });
   // The repeated title went back to Claude: "The Brothers Ward" would have linked to the old case file.
-  expect(JSON.stringify(stack.anthropic.requests[1].body)).toContain("pick another title");
+  expect(JSON.stringify(stack.anthropic.requests[1]!.body)).toContain("pick another title");
 
   // Step 7: the backfill, exactly as the README runs it.
-  for (const { name, args } of runLines) await game.mutation(makeFunctionReference<"mutation">(name), args);
+  for (const { name, args } of runLines) await game.mutation(makeFunctionReference<"mutation">(name!), args);
   await settle(asBackend());
 
   // The game's look and compression: recraftv2, its style, 1024x1536, no style; TinyPNG's image stored.

@@ -130,16 +130,16 @@ describe("backfill", () => {
     });
     await settle(stack.t);
 
-    const runs = await stack.t.run(async (ctx) => [(await ctx.db.get(runA))!, (await ctx.db.get(runB))!]);
+    const runs = await stack.t.run(async (ctx) => [(await ctx.db.get(runA!))!, (await ctx.db.get(runB!))!]);
     for (const run of runs) {
       expect(run.done).toBe(true);
       expect(run.scanned).toBe(N - deletedLate.length);
       expect(run.hadPortrait + run.hadJob + run.created).toBe(run.scanned);
     }
     // The runs overlapped, and between them created each missing job once.
-    expect(runs[0].startedAt).toBeLessThanOrEqual(runs[1].finishedAt!);
-    expect(runs[1].startedAt).toBeLessThanOrEqual(runs[0].finishedAt!);
-    expect(runs[0].created + runs[1].created).toBe(PLAIN - deletedLate.length);
+    expect(runs[0]!.startedAt).toBeLessThanOrEqual(runs[1]!.finishedAt!);
+    expect(runs[1]!.startedAt).toBeLessThanOrEqual(runs[0]!.finishedAt!);
+    expect(runs[0]!.created + runs[1]!.created).toBe(PLAIN - deletedLate.length);
 
     const { stories, jobs, files } = await snapshot(stack.t);
     expect(stories).toHaveLength(N - deletedEarly.length - deletedLate.length);
@@ -150,7 +150,7 @@ describe("backfill", () => {
     }
     for (const storyId of deletedEarly) {
       // Deleted after its batch gave it a job: the job ends story_missing, or stored if it got there first.
-      const [job] = await jobsOf(stack.t, storyId);
+      const job = (await jobsOf(stack.t, storyId))[0]!;
       if (job.status === "failed") expect(job.error?.code).toBe("story_missing");
       else expect(job.status).toBe("stored");
     }
@@ -170,9 +170,9 @@ describe("backfill", () => {
     const lateCases = deletedLate.map((id) => storyIds.indexOf(id));
     expect(stack.recraft.requests.filter((r) => lateCases.some((i) => r.prompt === `portrait of patient #${i}`))).toEqual([]);
     for (const job of backfilled) {
-      const [first] = await eventsOf(stack.t, job._id);
+      const first = (await eventsOf(stack.t, job._id))[0]!;
       expect(first).toMatchObject({ from: null, to: "pending", details: { reason: "backfill" } });
-      expect(first.at).toBeGreaterThanOrEqual(runs[0].startedAt); // created when found, not when the game wrote the story
+      expect(first.at).toBeGreaterThanOrEqual(runs[0]!.startedAt); // created when found, not when the game wrote the story
     }
     // The game's own portraits are untouched and still served.
     expect(files.map((f) => f._id)).toEqual(expect.arrayContaining(legacyFiles));
@@ -241,7 +241,7 @@ describe("regenerate", () => {
     expect(await stack.t.mutation(internal.portraits.regenerate, { storyId })).toBe("queued");
     expect(await stack.t.mutation(internal.portraits.regenerate, { storyId })).toBe("busy");
     const during = await waitForJob(storyId, (job) => job.attempt === 2 && job.status === "requested");
-    expect(during.storageId).toBe(oldFile);
+    expect(during!.storageId).toBe(oldFile);
     expect((await storyOf(storyId))!.storageId).toBe(oldFile);
     expect(await fileExists(oldFile)).toBe(true);
 
@@ -305,7 +305,7 @@ describe("regenerate", () => {
 
     expect(await admin().mutation(api.admin.regenerate, { storyId })).toBe("queued");
     const during = await waitForJob(storyId, () => true);
-    expect(during.storageId).toBeUndefined();
+    expect(during!.storageId).toBeUndefined();
     expect((await storyOf(storyId))!.storageId).toBe(legacy);
     await expectInvariants(stack.t, { settled: false });
     await settle(stack.t);

@@ -49,11 +49,11 @@ describe("with TINIFY_API_KEY", () => {
     stack.setEnv({ PORTRAIT_MAX_SIDE: "32" }); // the fake Recraft paints 64x64
     const { storyId, job, path, events } = await runPortrait(stack.t);
     expect(path).toBe("pending>requested>downloaded>stored");
-    expect(job.status).toBe("stored");
+    expect(job!.status).toBe("stored");
 
     const [shrink, output] = stack.tinify.requests;
     expect(shrink).toMatchObject({ method: "POST", path: "/shrink", status: 201 });
-    expect(shrink.headers.authorization).toBe(`Basic ${Buffer.from(`api:${TINIFY_KEY}`).toString("base64")}`);
+    expect(shrink!.headers.authorization).toBe(`Basic ${Buffer.from(`api:${TINIFY_KEY}`).toString("base64")}`);
     expect(output).toMatchObject({ method: "POST", status: 200, json: { resize: { method: "fit", width: 32, height: 32 } } });
     expect(stack.tinify.requests).toHaveLength(2);
 
@@ -62,13 +62,13 @@ describe("with TINIFY_API_KEY", () => {
     const { details } = downloadedEvent(events);
     expect(details!.compression).toMatchObject({
       outcome: "compressed",
-      originalBytes: shrink.bytes,
+      originalBytes: shrink!.bytes,
       compressedBytes: stored.length,
       width: 32,
       height: 32,
       compressionCount: 1,
     });
-    expect(stored.length).toBeLessThan(shrink.bytes);
+    expect(stored.length).toBeLessThan(shrink!.bytes);
     // Recovery finds the file about to be stored by these: they are the compressed file's.
     expect(details).toMatchObject({
       bytes: stored.length,
@@ -79,7 +79,7 @@ describe("with TINIFY_API_KEY", () => {
 
   test("PORTRAIT_MAX_SIDE defaults to 1024, and a smaller image is not enlarged", async () => {
     const { storyId } = await runPortrait(stack.t);
-    expect(stack.tinify.requests[1].json).toEqual({ resize: { method: "fit", width: 1024, height: 1024 } });
+    expect(stack.tinify.requests[1]!.json).toEqual({ resize: { method: "fit", width: 1024, height: 1024 } });
     expect(decodePngSize(await storedBytes(storyId))).toEqual({ width: 64, height: 64 });
   });
 });
@@ -157,7 +157,7 @@ describe("any TinyPNG failure stores the original and says why in the event; the
     stack.tinify.setFault(fault());
     const { storyId, job, path, events } = await runPortrait(stack.t);
     expect(path).toBe("pending>requested>downloaded>stored");
-    expect(job.status).toBe("stored");
+    expect(job!.status).toBe("stored");
     const stored = await storedBytes(storyId);
     const { compression } = downloadedEvent(events).details!;
     expect(compression).toMatchObject({ outcome: "failed", originalBytes: stored.length });
@@ -176,10 +176,10 @@ describe("any TinyPNG failure stores the original and says why in the event; the
     stack.setEnv({ PORTRAIT_MAX_BYTES: "200000" });
     stack.tinify.setFault({ kind: "outputEndless" });
     await runPortrait(stack.t);
-    await vi.waitFor(() => expect(stack.tinify.requests[1].closed).toBe(true));
-    const sent = stack.tinify.requests[1].bytesSent;
+    await vi.waitFor(() => expect(stack.tinify.requests[1]!.closed).toBe(true));
+    const sent = stack.tinify.requests[1]!.bytesSent;
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(stack.tinify.requests[1].bytesSent).toBe(sent); // nothing more after the close
+    expect(stack.tinify.requests[1]!.bytesSent).toBe(sent); // nothing more after the close
     expect(sent).toBeLessThan(200_000 + 8 * 1024 * 1024); // the cap plus what the socket buffers held
   });
 });

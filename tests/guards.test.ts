@@ -89,7 +89,7 @@ describe("downloads", () => {
     stack.recraft.setFault({ kind: "imageContentType", contentType: null });
     const { job, path } = await runPortrait(stack.t);
     expect(path).toBe("pending>requested>failed");
-    expect(job.error).toMatchObject({ step: "download", code: "bad_content_type", message: expect.stringMatching(/\(none\)/) });
+    expect(job!.error).toMatchObject({ step: "download", code: "bad_content_type", message: expect.stringMatching(/\(none\)/) });
   });
 
   test("a zero-byte image is refused as bad_response and nothing is stored", async () => {
@@ -97,7 +97,7 @@ describe("downloads", () => {
     stack.recraft.setFault({ kind: "imageContentType", contentType: "image/png", body: "" });
     const { job, path, storyId } = await runPortrait(stack.t);
     expect(path).toBe("pending>requested>failed");
-    expect(job.error).toMatchObject({ step: "download", code: "bad_response", message: "image body is empty" });
+    expect(job!.error).toMatchObject({ step: "download", code: "bad_response", message: "image body is empty" });
     expect(await stack.t.run((ctx) => ctx.db.system.query("_storage").collect())).toEqual([]);
     expect((await stack.t.run((ctx) => ctx.db.get(storyId)))!.storageId).toBeUndefined();
   });

@@ -168,7 +168,7 @@ export async function jobOf(t: Backend, storyId: string) {
       .withIndex("by_story", (q) => q.eq("storyId", storyId as never))
       .collect();
     if (jobs.length !== 1) throw new Error(`story ${storyId} has ${jobs.length} jobs`);
-    return jobs[0];
+    return jobs[0]!; // exactly one, checked above
   });
 }
 
@@ -241,5 +241,5 @@ export async function runPortrait(t: Backend, overrides: Record<string, unknown>
   const storyId = await t.mutation(internal.stories.insertStory, caseFile(overrides));
   await settle(t);
   const job = await jobOf(t, storyId);
-  return { storyId, job, path: await pathOf(t, job._id), events: await eventsOf(t, job._id) };
+  return { storyId, job, path: await pathOf(t, job!._id), events: await eventsOf(t, job!._id) };
 }

@@ -33,7 +33,7 @@ function maxInWindow(starts: number[], windowMs: number): number {
   let first = 0;
   let most = 0;
   sorted.forEach((at, i) => {
-    while (sorted[first] <= at - windowMs) first++;
+    while (sorted[first]! <= at - windowMs) first++;
     most = Math.max(most, i - first + 1);
   });
   return most;

@@ -31,7 +31,7 @@ describe("happy path", () => {
       return { story, buffer: await blob!.arrayBuffer() };
     });
     const bytes = new Uint8Array(buffer);
-    expect(story.storageId).toBe(job.storageId);
+    expect(story.storageId).toBe(job!.storageId);
     expect(bytes).toEqual(portraitPng(caseFile().imageGenerationPrompt));
     expect(decodePngSize(bytes)).not.toBeNull();
 
@@ -39,7 +39,7 @@ describe("happy path", () => {
     const request = stack.recraft.requests[0];
     expect(downloaded.details).toMatchObject({
       httpStatus: 200,
-      recraftRequestId: request.requestId,
+      recraftRequestId: request!.requestId,
       credits: 1,
       bytes: bytes.length,
       contentType: "image/png",
@@ -53,9 +53,9 @@ describe("happy path", () => {
     stack.setEnv({ RECRAFT_MODEL: "recraftv2", RECRAFT_STYLE: "digital_illustration", RECRAFT_SIZE: "1024x1365" });
     await runOne();
     const [request] = stack.recraft.requests;
-    expect(request.headers.authorization).toBe(`Bearer ${RECRAFT_KEY}`);
-    expect(request.validationErrors).toEqual([]);
-    expect(request.body).toEqual({
+    expect(request!.headers.authorization).toBe(`Bearer ${RECRAFT_KEY}`);
+    expect(request!.validationErrors).toEqual([]);
+    expect(request!.body).toEqual({
       prompt: caseFile().imageGenerationPrompt,
       model: "recraftv2",
       style: "digital_illustration",
@@ -157,11 +157,11 @@ const downloadFaults: [string, Fault, Expected][] = [
 async function expectFailed(expected: Expected, path = "pending>requested>failed") {
   const { job, path: actual, events } = await runOne();
   expect(actual).toBe(path);
-  expect(job.status).toBe("failed");
-  expect(job.error).toMatchObject({ code: expected.code, step: expected.step });
-  if (expected.httpStatus) expect(job.error!.httpStatus).toBe(expected.httpStatus);
-  if (expected.message) expect(job.error!.message).toMatch(expected.message);
-  expect(events.at(-1)!.error).toEqual(job.error);
+  expect(job!.status).toBe("failed");
+  expect(job!.error).toMatchObject({ code: expected.code, step: expected.step });
+  if (expected.httpStatus) expect(job!.error!.httpStatus).toBe(expected.httpStatus);
+  if (expected.message) expect(job!.error!.message).toMatch(expected.message);
+  expect(events.at(-1)!.error).toEqual(job!.error);
   const { files } = await snapshot(stack.t);
   expect(files).toHaveLength(0);
   await expectInvariants(stack.t);
@@ -178,14 +178,14 @@ describe("the generation request fails", () => {
   test("Retry-After is kept on the error for the scheduler and the auditor", async () => {
     stack.recraft.setFault({ kind: "status", status: 429, body: "slow down", headers: { "retry-after": "7" } });
     const job = await expectFailed({ code: "rate_limited", step: "request" });
-    expect(job.error!.retryAfterMs).toBe(7000);
+    expect(job!.error!.retryAfterMs).toBe(7000);
   });
 
   test("an echoed API key never reaches the job, its events or the logs", async () => {
     const lines = captureLogs();
     stack.recraft.setFault({ kind: "echoKey" });
     const job = await expectFailed({ code: "unauthorized", step: "request" });
-    expect(job.error!.message).toContain("[redacted]");
+    expect(job!.error!.message).toContain("[redacted]");
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join("\n")).not.toContain(RECRAFT_KEY);
   });
@@ -194,8 +194,8 @@ describe("the generation request fails", () => {
     const lines = captureLogs();
     stack.recraft.setFault({ kind: "echoBareKey" });
     const job = await expectFailed({ code: "http_error", step: "request" });
-    expect(job.error!.message).toMatch(/token \[redacted\] may not use style/);
-    const events = await eventsOf(stack.t, job._id);
+    expect(job!.error!.message).toMatch(/token \[redacted\] may not use style/);
+    const events = await eventsOf(stack.t, job!._id);
     expect(JSON.stringify(events)).not.toContain(RECRAFT_KEY);
     expect(lines.some((line) => line.includes("[redacted]"))).toBe(true);
     expect(lines.join("\n")).not.toContain(RECRAFT_KEY);
@@ -248,8 +248,8 @@ describe("validation before any request", () => {
     await stack.t.run((ctx) => ctx.db.patch(storyId, { imageGenerationPrompt: "   " }));
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
-    expect(await pathOf(stack.t, job._id)).toBe("pending>failed");
-    expect(job.error).toMatchObject({ code: "empty_prompt", step: "validate" });
+    expect(await pathOf(stack.t, job!._id)).toBe("pending>failed");
+    expect(job!.error).toMatchObject({ code: "empty_prompt", step: "validate" });
     expect(stack.recraft.requests.map((r) => r.prompt)).toEqual([caseFile().imageGenerationPrompt]);
     expect((await jobOf(stack.t, blocker)).status).toBe("stored");
     await expectInvariants(stack.t);
@@ -262,8 +262,8 @@ describe("storage", () => {
     vi.spyOn(Blob.prototype, "arrayBuffer").mockRejectedValueOnce(new Error("storage unavailable"));
     const { storyId } = await runOne().then(async (r) => {
       expect(r.path).toBe("pending>requested>downloaded>failed");
-      expect(r.job.error).toMatchObject({ code: "storage_error", step: "store" });
-      expect(r.job.error!.message).toMatch(/storage unavailable/);
+      expect(r.job!.error).toMatchObject({ code: "storage_error", step: "store" });
+      expect(r.job!.error!.message).toMatch(/storage unavailable/);
       return r;
     });
     expect(await stack.t.run((ctx) => ctx.db.get(storyId))).not.toBeNull();

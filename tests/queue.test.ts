@@ -88,7 +88,7 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
     const n = attemptsSeen.get(prompt) ?? 0;
     attemptsSeen.set(prompt, n + 1);
     const plan = plans.get(prompt) ?? [];
-    return n < plan.length ? faults[plan[n]] : undefined;
+    return n < plan.length ? faults[plan[n]!] : undefined;
   });
   const dead = await t.run((ctx) => ctx.scheduler.runAfter(0, internal.stories.insertStory, caseFile({ title: "" })));
   const storyIds: Id<"stories">[] = [];
@@ -107,19 +107,19 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         break;
       case "kill": {
         const live = (await snapshot(t)).jobs.filter((j) => j.slot.kind === "held");
-        if (live.length) await editSlot(t, live[step.pick % live.length]._id, { scheduledFunctionId: dead });
+        if (live.length) await editSlot(t, live[step.pick % live.length]!._id, { scheduledFunctionId: dead });
         break;
       }
       case "retryJob": {
         const ids = await jobIds();
-        if (ids.length) await t.mutation(internal.portraits.retryJob, { jobId: ids[step.pick % ids.length] });
+        if (ids.length) await t.mutation(internal.portraits.retryJob, { jobId: ids[step.pick % ids.length]! });
         break;
       }
       case "retryCode":
         await t.mutation(internal.portraits.retryFailedByCode, { code: step.code });
         break;
       case "delete":
-        if (storyIds.length) await t.mutation(internal.stories.deleteStory, { storyId: storyIds[step.pick % storyIds.length] });
+        if (storyIds.length) await t.mutation(internal.stories.deleteStory, { storyId: storyIds[step.pick % storyIds.length]! });
         break;
       case "legacyInsert": {
         const prompt = `patient ${i}`;
@@ -133,7 +133,7 @@ async function play(history: Op[], faults: Fault[], maxAttempts: number) {
         break;
       }
       case "regenerate":
-        if (storyIds.length) await t.mutation(internal.portraits.regenerate, { storyId: storyIds[step.pick % storyIds.length] });
+        if (storyIds.length) await t.mutation(internal.portraits.regenerate, { storyId: storyIds[step.pick % storyIds.length]! });
         break;
       case "backfill":
         await t.mutation(internal.portraits.backfill, {});
@@ -239,7 +239,7 @@ describe("the dispatcher loop", () => {
   test("a run whose timer fired before its bucket's time still takes the jobs due by then (no job left without a wakeup)", async () => {
     quiet();
     stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     const bucketAt = Date.now() + 2_000;
     // The job is due inside the bucket: after the moment the timer fired, by the bucket's time.
     await stack.t.run((ctx) => ctx.db.patch(jobId, { runAt: bucketAt - 50 }));
@@ -293,7 +293,7 @@ describe("the dispatcher loop", () => {
     stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
     const pausedUntil = Date.now() + 60_000;
     await stack.t.run((ctx) => ctx.db.insert("portraitDispatcher", { planned: [], holding: 0, limit: 6, pausedUntil }));
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(1);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;
     if (job.slot.kind !== "held") throw new Error("the job holds no slot");
@@ -308,7 +308,7 @@ describe("a late start", () => {
   test("a claim after a 429 waits for its Retry-After, even with a slot planned before it", async () => {
     const warnings = quiet();
     stack = await startStack();
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     const pausedUntil = Date.now() + 5_000;
     await stack.t.run((ctx) => ctx.db.insert("portraitStarts", { starts: [], pausedUntil }));
@@ -326,7 +326,7 @@ describe("a late start", () => {
   test("takes the next free start and sends: however late, no start is refused", async () => {
     const warnings = quiet();
     stack = await startStack();
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     // As if the scheduler ran the action a minute after its slot.
     await editSlot(stack.t, jobId, { plannedAt: Date.now() - 60_000 });
@@ -351,7 +351,7 @@ describe("a late start", () => {
     const warnings = quiet();
     // One request per window of 100 ms: the longest wait is 2 x 100 ms + 10 ms.
     stack = await startStack({ env: { PORTRAIT_MAX_PER_SECOND: "1", PORTRAIT_MAX_PER_MINUTE: "1000", PORTRAIT_START_TOLERANCE_MS: "10" } });
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     // Someone else's request holds the window until 500 ms from now.
     const heldUntil = Date.now() + 500;
@@ -363,7 +363,7 @@ describe("a late start", () => {
     await settle(stack.t);
     expect((await stack.t.run((ctx) => ctx.db.get(jobId)))!.status).toBe("stored");
     expect(stack.recraft.requests).toHaveLength(1);
-    expect(stack.recraft.requests[0].at).toBeGreaterThanOrEqual(heldUntil - 5);
+    expect(stack.recraft.requests[0]!.at).toBeGreaterThanOrEqual(heldUntil - 5);
     // The deferral is a change of the slot too, with its event (the loop's own action may defer once more).
     expect(await slotPathOf(stack.t, jobId)).toMatch(/^granted>(deferred>)+claimed>released$/);
   });
@@ -440,7 +440,7 @@ describe("the claim", () => {
   test("a retried claim whose first try committed (its reply lost) is recognised; another action's claim is refused", async () => {
     quiet();
     stack = await startStack();
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     const first = await stack.t.mutation(internal.portraits.claim, { jobId, claimId: "action-1" });
     expect(first).toMatchObject({ attempt: 1, prompt: "queued patient 0" });
@@ -468,27 +468,27 @@ describe("the slot, one record on the job", () => {
     const events = await stack.t.run((ctx) =>
       ctx.db
         .query("portraitSlotEvents")
-        .withIndex("by_job", (q) => q.eq("jobId", job._id))
+        .withIndex("by_job", (q) => q.eq("jobId", job!._id))
         .collect(),
     );
     expect(events.map((e) => e.change)).toEqual(["granted", "claimed", "released"]);
     const [granted, claimed, released] = events;
-    expect(granted.slot).toMatchObject({ kind: "held", grantedAt: granted.at });
+    expect(granted!.slot).toMatchObject({ kind: "held", grantedAt: granted!.at });
     // The claim keeps the grant and adds the request's real start, which the provider saw.
-    if (claimed.slot.kind !== "held" || granted.slot.kind !== "held") throw new Error("the claim recorded no held slot");
-    expect(claimed.slot.grantedAt).toBe(granted.slot.grantedAt);
-    expect(claimed.slot.startedAt).toBeLessThanOrEqual(stack.recraft.requests[0].at);
-    expect(released.slot).toEqual({ kind: "none" });
+    if (claimed!.slot.kind !== "held" || granted!.slot.kind !== "held") throw new Error("the claim recorded no held slot");
+    expect(claimed!.slot.grantedAt).toBe(granted!.slot.grantedAt);
+    expect(claimed!.slot.startedAt).toBeLessThanOrEqual(stack.recraft.requests[0]!.at);
+    expect(released!.slot).toEqual({ kind: "none" });
     // Held from the real start until the job was stored: at least the provider's 40 ms.
-    expect(released.heldMs).toBeGreaterThanOrEqual(40);
-    expect(released.heldMs).toBe(released.at - claimed.slot.startedAt!);
+    expect(released!.heldMs).toBeGreaterThanOrEqual(40);
+    expect(released!.heldMs).toBe(released!.at - claimed!.slot.startedAt!);
     expect(events.every((e) => e.attempt === 1)).toBe(true);
   });
 
   test("a slot changed without its event (a hand edit) is reported by the invariants", async () => {
     quiet();
     stack = await startStack({ env: { RECRAFT_API_KEY: undefined } });
-    const [jobId] = await queueJobs(stack.t, 1);
+    const jobId = (await queueJobs(stack.t, 1))[0]!;
     await stack.t.mutation(internal.portraits.dispatchQueue, {});
     expect(await violations(stack.t, { settled: false })).toEqual([]);
     const job = (await stack.t.run((ctx) => ctx.db.get(jobId)))!;

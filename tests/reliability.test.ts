@@ -102,8 +102,8 @@ describe("bounded dispatch", () => {
       .sort((a, b) => a - b);
     expect(actions).toHaveLength(5);
     // The minute's three at once, the next two when the first leaves the window (600 ms + the margin).
-    expect(actions[2] - actions[0]).toBeLessThan(50);
-    expect(actions[3] - actions[0]).toBeGreaterThanOrEqual(900);
+    expect(actions[2]! - actions[0]!).toBeLessThan(50);
+    expect(actions[3]! - actions[0]!).toBeGreaterThanOrEqual(900);
     // The loop ran when the inserts asked (one bucket) and when slots were freed; never on a timer of its own.
     const loops = scheduled.filter((fn) => fn.name === "portraits:dispatchQueue");
     expect(loops.length).toBeLessThanOrEqual(1 + 5);
@@ -230,8 +230,8 @@ describe("transitions that throw", () => {
     await settle(stack.t);
     for (const storyId of storyIds) {
       const job = await jobOf(stack.t, storyId);
-      expect(job.status).toBe("stored");
-      expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored");
+      expect(job!.status).toBe("stored");
+      expect(await pathOf(stack.t, job!._id)).toBe("pending>requested>downloaded>stored");
     }
     const retries = warnings.map((line) => JSON.parse(line)).filter((line) => line.event === "portrait.transition_retry");
     expect(retries.map((r) => r.transition).sort()).toEqual(
@@ -241,14 +241,14 @@ describe("transitions that throw", () => {
   });
 
   test("a retried markStored whose first try committed is recognised: the portrait is kept", async () => {
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
     expect(
-      await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: job.storageId!, details: {} }),
+      await stack.t.mutation(internal.portraits.markStored, { jobId: job!._id, attempt: 1, storageId: job!.storageId!, details: {} }),
     ).toBe(true);
-    expect(await stack.t.run((ctx) => ctx.db.system.get(job.storageId!))).not.toBeNull();
-    expect((await jobOf(stack.t, storyId)).storageId).toBe(job.storageId);
+    expect(await stack.t.run((ctx) => ctx.db.system.get(job!.storageId!))).not.toBeNull();
+    expect((await jobOf(stack.t, storyId)).storageId).toBe(job!.storageId);
   });
 });
 
@@ -258,12 +258,12 @@ describe("retries", () => {
     stack.recraft.setFault(({ index }) =>
       index === 0 ? { kind: "status", status: 503, body: "busy" } : index === 1 ? { kind: "reset" } : undefined,
     );
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
     expect(job).toMatchObject({ status: "stored", attempt: 3 });
-    expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed>pending>requested>failed>pending>requested>downloaded>stored");
-    const events = await eventsOf(stack.t, job._id);
+    expect(await pathOf(stack.t, job!._id)).toBe("pending>requested>failed>pending>requested>failed>pending>requested>downloaded>stored");
+    const events = await eventsOf(stack.t, job!._id);
     expect(events.filter((e) => e.to === "failed").map((e) => e.error!.code)).toEqual(["http_error", "network_error"]);
   });
 
@@ -272,14 +272,14 @@ describe("retries", () => {
     stack.recraft.setFault(({ index }) =>
       index === 0 ? { kind: "status", status: 429, body: "", headers: { "retry-after": "1" } } : undefined,
     );
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     const events = await eventsOf(stack.t, (await jobOf(stack.t, storyId))._id);
     const failed = events.find((e) => e.to === "failed")!;
     const requeued = events.find((e) => e.from === "failed" && e.to === "pending")!;
     expect(requeued.details!.retryAt! - failed.at).toBeGreaterThanOrEqual(1000);
     const secondRequest = events.filter((e) => e.to === "requested")[1];
-    expect(secondRequest.at).toBeGreaterThanOrEqual(requeued.details!.retryAt!);
+    expect(secondRequest!.at).toBeGreaterThanOrEqual(requeued.details!.retryAt!);
     expect((await jobOf(stack.t, storyId)).status).toBe("stored");
   });
 
@@ -291,7 +291,7 @@ describe("retries", () => {
   ] as const)("a permanent failure (%s) never retries", async (_name, fault) => {
     stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "5" });
     stack.recraft.setFault(fault);
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "failed", attempt: 1 });
     expect(stack.recraft.requests).toHaveLength(1);
@@ -300,7 +300,7 @@ describe("retries", () => {
   test("attempts stop at PORTRAIT_MAX_ATTEMPTS", async () => {
     stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "3" });
     stack.recraft.setFault({ kind: "status", status: 500, body: "down" });
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "failed", attempt: 3 });
     expect(stack.recraft.requests).toHaveLength(3);
@@ -308,14 +308,14 @@ describe("retries", () => {
 
   test("retryJob re-queues a failed job as a new attempt through the dispatcher; anything else is refused", async () => {
     stack.recraft.setFault(({ index }) => (index === 0 ? { kind: "status", status: 401, body: "expired key" } : undefined));
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
-    expect(job.status).toBe("failed");
-    expect(await stack.t.mutation(internal.portraits.retryJob, { jobId: job._id })).toBe("queued");
+    expect(job!.status).toBe("failed");
+    expect(await stack.t.mutation(internal.portraits.retryJob, { jobId: job!._id })).toBe("queued");
     await settle(stack.t);
     expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2 });
-    expect(await stack.t.mutation(internal.portraits.retryJob, { jobId: job._id })).toBe("not_failed");
+    expect(await stack.t.mutation(internal.portraits.retryJob, { jobId: job!._id })).toBe("not_failed");
   });
 
   test("retryFailedByCode retries exactly the failed jobs with that code", async () => {
@@ -340,9 +340,9 @@ describe("recovery", () => {
     async (fate) => {
       stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_REQUEST_TIMEOUT_MS: "400" });
       stack.recraft.setFault(({ index }) => (index === 0 ? { kind: "hang" } : undefined));
-      const [storyId] = await insertMany(1);
+      const storyId = (await insertMany(1))[0]!;
       const job = await jobOf(stack.t, storyId);
-      await until(async () => (await jobStatus(job._id)) === "requested");
+      await until(async () => (await jobStatus(job!._id)) === "requested");
       // The sweep reads the job's scheduled-function record. Point it at a record in the
       // state a dead action leaves (a restart marks it failed; an operator may cancel it;
       // it may be gone); the real action keeps hanging and comes back late.
@@ -359,10 +359,10 @@ describe("recovery", () => {
         vi.spyOn(console, "error").mockImplementation(() => {});
         await until(async () => (await stack.t.run((ctx) => ctx.db.system.get(deadRecord!)))!.state.kind === "failed");
       }
-      await editSlot(stack.t, job._id, { scheduledFunctionId: deadRecord ?? (await goneActionId(job._id)) });
+      await editSlot(stack.t, job!._id, { scheduledFunctionId: deadRecord ?? (await goneActionId(job!._id)) });
       expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
       await settle(stack.t);
-      const events = await eventsOf(stack.t, job._id);
+      const events = await eventsOf(stack.t, job!._id);
       const stalled = events.find((e) => e.to === "failed")!;
       expect(stalled.error).toMatchObject({ code: "stalled", step: "recovery" });
       expect(stalled.attempt).toBe(1);
@@ -370,42 +370,42 @@ describe("recovery", () => {
       expect(events.filter((e) => e.attempt === 1 && e.to === "failed")).toHaveLength(1);
       expect(await jobOf(stack.t, storyId)).toMatchObject({ status: "stored", attempt: 2 });
       // The sweep released attempt 1's slot with its event, like any other move out of flight.
-      expect(await slotPathOf(stack.t, job._id)).toBe("granted>claimed>released>granted>claimed>released");
+      expect(await slotPathOf(stack.t, job!._id)).toBe("granted>claimed>released>granted>claimed>released");
     },
   );
 
   test("a job in flight longer than PORTRAIT_STALL_MS since its request started is swept even if its action looks alive", async () => {
     stack.setEnv({ PORTRAIT_STALL_MS: "60000", PORTRAIT_REQUEST_TIMEOUT_MS: "3000" });
     stack.recraft.setFault({ kind: "hang" });
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     const job = await jobOf(stack.t, storyId);
-    await until(async () => (await jobStatus(job._id)) === "requested");
+    await until(async () => (await jobStatus(job!._id)) === "requested");
     // Dispatched and last moved long ago, but its request started just now: not stalled.
-    await editSlot(stack.t, job._id, { grantedAt: Date.now() - 3_600_000 });
-    await stack.t.run((ctx) => ctx.db.patch(job._id, { updatedAt: Date.now() - 3_600_000 }));
+    await editSlot(stack.t, job!._id, { grantedAt: Date.now() - 3_600_000 });
+    await stack.t.run((ctx) => ctx.db.patch(job!._id, { updatedAt: Date.now() - 3_600_000 }));
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
     // Its request started past the backstop: stalled, whatever its action says.
-    await editSlot(stack.t, job._id, { startedAt: Date.now() - 61_000 });
+    await editSlot(stack.t, job!._id, { startedAt: Date.now() - 61_000 });
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await settle(stack.t);
     const final = await jobOf(stack.t, storyId);
-    expect(final.error).toMatchObject({ code: "stalled", message: expect.stringMatching(/PORTRAIT_STALL_MS/) });
-    expect(await pathOf(stack.t, job._id)).toBe("pending>requested>failed");
+    expect(final!.error).toMatchObject({ code: "stalled", message: expect.stringMatching(/PORTRAIT_STALL_MS/) });
+    expect(await pathOf(stack.t, job!._id)).toBe("pending>requested>failed");
   });
 
   test("a job waiting for its slot is never timed out, however long ago it was dispatched", async () => {
     stack.setEnv({ RECRAFT_API_KEY: undefined });
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     const job = await jobOf(stack.t, storyId);
     // A slot far ahead (a Retry-After, a long lead, a busy scheduler): its action is pending, not dead.
     const scheduledFunctionId = await stack.t.run((ctx) =>
-      ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job._id }),
+      ctx.scheduler.runAfter(3_600_000, internal.portraits.generatePatientPortrait, { jobId: job!._id }),
     );
-    await editSlot(stack.t, job._id, { plannedAt: Date.now() + 3_600_000, grantedAt: Date.now() - 3_600_000, scheduledFunctionId });
+    await editSlot(stack.t, job!._id, { plannedAt: Date.now() + 3_600_000, grantedAt: Date.now() - 3_600_000, scheduledFunctionId });
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0);
-    expect(await jobStatus(job._id)).toBe("pending");
+    expect(await jobStatus(job!._id)).toBe("pending");
     await stack.t.run((ctx) => ctx.scheduler.cancel(scheduledFunctionId));
-    await editSlot(stack.t, job._id, null);
+    await editSlot(stack.t, job!._id, null);
     await settle(stack.t);
   });
 
@@ -413,9 +413,9 @@ describe("recovery", () => {
     const warnings = captureLogs("WARN");
     stack.setEnv({ PORTRAIT_STALL_MS: "100", PORTRAIT_REQUEST_TIMEOUT_MS: "3000" });
     stack.recraft.setFault({ kind: "hang" });
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     const job = await jobOf(stack.t, storyId);
-    await until(async () => (await jobStatus(job._id)) === "requested");
+    await until(async () => (await jobStatus(job!._id)) === "requested");
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(0); // alive, and within the request timeout
     expect(warnings.some((line) => line.includes('"variable":"PORTRAIT_STALL_MS"') && line.includes('"value":100'))).toBe(true);
@@ -427,7 +427,7 @@ describe("recovery", () => {
     stack.setEnv({ PORTRAIT_MAX_ATTEMPTS: "2", PORTRAIT_REQUEST_TIMEOUT_MS: "1500" });
     stack.recraft.setFault({ kind: "hang" }); // both attempts' requests hang until they time out
     vi.spyOn(console, "warn").mockImplementation(() => {});
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     const { _id: jobId } = await jobOf(stack.t, storyId);
     await until(async () => (await jobStatus(jobId)) === "requested");
     // Attempt 1's action is gone as far as the sweep can tell: it fails as stalled and attempt 2 starts.
@@ -464,20 +464,20 @@ describe("recovery", () => {
 
   test("two actions racing for one job: one claims it, the other is refused and sends nothing", async () => {
     stack.recraft.setFault(undefined);
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     const job = await jobOf(stack.t, storyId);
     await Promise.all([
-      stack.t.action(internal.portraits.generatePatientPortrait, { jobId: job._id }),
-      stack.t.action(internal.portraits.generatePatientPortrait, { jobId: job._id }),
+      stack.t.action(internal.portraits.generatePatientPortrait, { jobId: job!._id }),
+      stack.t.action(internal.portraits.generatePatientPortrait, { jobId: job!._id }),
     ]);
     await settle(stack.t);
     expect(stack.recraft.requests).toHaveLength(1);
-    expect(await pathOf(stack.t, job._id)).toBe("pending>requested>downloaded>stored");
+    expect(await pathOf(stack.t, job!._id)).toBe("pending>requested>downloaded>stored");
   });
 
   test("an action that died between storing its image and saying so leaves no orphan: the sweep finds the file by checksum", async () => {
     // A first story stores a portrait with the same bytes: it must survive the cleanup.
-    const [kept] = await insertMany(1, "same");
+    const kept = (await insertMany(1, "same"))[0]!;
     await settle(stack.t);
     stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "400" });
     stack.recraft.setFault({ kind: "hang" });
@@ -486,18 +486,18 @@ describe("recovery", () => {
       caseFile({ slug: "dies", imageGenerationPrompt: "same patient 0" }),
     );
     const job = await jobOf(stack.t, storyId);
-    await until(async () => (await jobStatus(job._id)) === "requested");
+    await until(async () => (await jobStatus(job!._id)) === "requested");
     // What the dying action did: it downloaded the image, recorded that, stored it, and died.
     const image = portraitPng("same patient 0");
     const sha256 = createHash("sha256").update(image).digest("hex");
     expect(
-      await stack.t.mutation(internal.portraits.markDownloaded, { jobId: job._id, attempt: 1, details: { sha256, bytes: image.length } }),
+      await stack.t.mutation(internal.portraits.markDownloaded, { jobId: job!._id, attempt: 1, details: { sha256, bytes: image.length } }),
     ).toBe(true);
     const orphan = await stack.t.action(async (ctx) => ctx.storage.store(new Blob([image as BlobPart])));
     const deadRecord = await stack.t.run((ctx) => ctx.scheduler.runAfter(0, internal.stories.insertStory, caseFile({ title: "" })));
     vi.spyOn(console, "error").mockImplementation(() => {});
     await until(async () => (await stack.t.run((ctx) => ctx.db.system.get(deadRecord)))!.state.kind === "failed");
-    await editSlot(stack.t, job._id, { scheduledFunctionId: deadRecord });
+    await editSlot(stack.t, job!._id, { scheduledFunctionId: deadRecord });
 
     expect(await stack.t.mutation(internal.portraits.sweep, {})).toBe(1);
     await settle(stack.t);
@@ -508,15 +508,15 @@ describe("recovery", () => {
   });
 
   test("a late store from a swept attempt deletes its own file and changes nothing", async () => {
-    const [storyId] = await insertMany(1);
+    const storyId = (await insertMany(1))[0]!;
     await settle(stack.t);
     const job = await jobOf(stack.t, storyId);
     const orphan = await stack.t.run((ctx) => ctx.storage.store(new Blob(["late"])));
-    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job._id, attempt: 1, storageId: orphan, details: {} })).toBe(
+    expect(await stack.t.mutation(internal.portraits.markStored, { jobId: job!._id, attempt: 1, storageId: orphan, details: {} })).toBe(
       false,
     );
     expect(await stack.t.run((ctx) => ctx.db.system.get(orphan))).toBeNull();
-    expect((await jobOf(stack.t, storyId)).storageId).toBe(job.storageId);
+    expect((await jobOf(stack.t, storyId)).storageId).toBe(job!.storageId);
   });
 });
 
@@ -528,7 +528,7 @@ describe("the dispatcher's count of held slots", () => {
     const state = (await stack.t.run((ctx) => ctx.db.query("portraitDispatcher").first()))!;
     await stack.t.run((ctx) => ctx.db.patch(state._id, { holding: 2 })); // two slots leaked
     captureLogs("WARN");
-    const [storyId] = await insertMany(1, "b");
+    const storyId = (await insertMany(1, "b"))[0]!;
     await settle(stack.t);
     expect((await jobOf(stack.t, storyId)).status).toBe("pending");
     await stack.t.mutation(internal.portraits.sweep, {});

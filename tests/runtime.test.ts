@@ -80,7 +80,7 @@ describe("every early exit of the download closes its connection", () => {
     stack.recraft.setFault(fault);
     const { job, path } = await runOne();
     expect(path).toBe("pending>requested>failed");
-    expect(job.error).toMatchObject({ code: expected.code, step: "download" });
+    expect(job!.error).toMatchObject({ code: expected.code, step: "download" });
     const requests = await closedImageRequests(expected.requests);
     expect(requests).toHaveLength(expected.requests);
     for (const request of requests) {
@@ -105,7 +105,7 @@ describe("every early exit of the download closes its connection", () => {
   test("a complete image leaves the fake's response complete", async () => {
     const { path } = await runOne();
     expect(path).toBe("pending>requested>downloaded>stored");
-    const [image] = await closedImageRequests(1);
+    const image = (await closedImageRequests(1))[0]!;
     expect(image.closedEarly).toBe(false);
     expect(image.bytesSent).toBeGreaterThan(0);
   });
@@ -129,9 +129,9 @@ describe("the checksum recovery relies on", () => {
 
   test("the downloaded event's checksum is the stored file's (storage records it in base64)", async () => {
     const { job } = await runOne();
-    const downloaded = (await eventsOf(stack.t, job._id)).find((e) => e.to === "downloaded")!;
+    const downloaded = (await eventsOf(stack.t, job!._id)).find((e) => e.to === "downloaded")!;
     const [file] = (await snapshot(stack.t)).files as { sha256: string }[];
-    expect(Buffer.from(downloaded.details!.sha256!, "hex").toString("base64")).toBe(file.sha256);
+    expect(Buffer.from(downloaded.details!.sha256!, "hex").toString("base64")).toBe(file!.sha256);
   });
 });
 
@@ -144,7 +144,7 @@ async function runWithPrompt(prompt: string) {
   await settle(stack.t);
   expect((await jobOf(stack.t, blocker)).status).toBe("stored");
   const job = await jobOf(stack.t, storyId);
-  return { job, path: await pathOf(stack.t, job._id) };
+  return { job, path: await pathOf(stack.t, job!._id) };
 }
 
 describe("the request follows RECRAFT_MODEL", () => {
@@ -155,7 +155,7 @@ describe("the request follows RECRAFT_MODEL", () => {
     stack.setEnv({ RECRAFT_MODEL: "recraftv4" });
     const { job, path } = await runWithPrompt(long);
     expect(path).toBe("pending>requested>downloaded>stored");
-    expect(job.status).toBe("stored");
+    expect(job!.status).toBe("stored");
     const request = stack.recraft.requests.at(-1)!;
     expect(request.prompt).toBe(long);
     expect(request.validationErrors).toEqual([]);
@@ -165,8 +165,8 @@ describe("the request follows RECRAFT_MODEL", () => {
     stack.setEnv({ RECRAFT_MODEL: "recraftv3" });
     const { job, path } = await runWithPrompt(long);
     expect(path).toBe("pending>failed");
-    expect(job.error).toMatchObject({ step: "validate", code: "prompt_too_long" });
-    expect(job.error!.message).toMatch(/3000 UTF-8 bytes; recraftv3 accepts at most 1000/);
+    expect(job!.error).toMatchObject({ step: "validate", code: "prompt_too_long" });
+    expect(job!.error!.message).toMatch(/3000 UTF-8 bytes; recraftv3 accepts at most 1000/);
     expect(stack.recraft.requests.map((r) => r.prompt)).toEqual([caseFile().imageGenerationPrompt]); // the blocker's only
     await expectInvariants(stack.t);
   });
@@ -175,7 +175,7 @@ describe("the request follows RECRAFT_MODEL", () => {
     stack.setEnv({ RECRAFT_MODEL: "recraftv4_1" });
     const { job, path } = await runWithPrompt("é".repeat(10_001));
     expect(path).toBe("pending>failed");
-    expect(job.error!.message).toMatch(/10001 characters; recraftv4_1 accepts at most 10000/);
+    expect(job!.error!.message).toMatch(/10001 characters; recraftv4_1 accepts at most 10000/);
   });
 
   test.each(RECRAFT_MODELS.map((m) => [m.id, m] as const))(
@@ -185,8 +185,8 @@ describe("the request follows RECRAFT_MODEL", () => {
       const { path } = await runOne();
       expect(path).toBe("pending>requested>downloaded>stored");
       const [request] = stack.recraft.requests;
-      expect(request.validationErrors).toEqual([]);
-      expect(request.body).toEqual({
+      expect(request!.validationErrors).toEqual([]);
+      expect(request!.body).toEqual({
         prompt: caseFile().imageGenerationPrompt,
         model: id,
         ...(model.styles ? { style: model.styles.default } : {}),
@@ -204,8 +204,8 @@ describe("the request follows RECRAFT_MODEL", () => {
     const { path } = await runOne();
     expect(path).toBe("pending>requested>downloaded>stored");
     const [request] = stack.recraft.requests;
-    expect(request.validationErrors).toEqual([]);
-    expect(request.body).toEqual({
+    expect(request!.validationErrors).toEqual([]);
+    expect(request!.body).toEqual({
       prompt: caseFile().imageGenerationPrompt,
       model: "recraftv2",
       style_id: GAME_STYLE_ID,
@@ -222,18 +222,18 @@ describe("the request follows RECRAFT_MODEL", () => {
       const { path } = await runOne();
       expect(path).toBe("pending>requested>downloaded>stored");
       const [request] = stack.recraft.requests;
-      expect(request.validationErrors).toEqual([]);
-      expect(request.body).toMatchObject({ model: id, style_id: GAME_STYLE_ID });
-      expect(request.body).not.toHaveProperty("style");
+      expect(request!.validationErrors).toEqual([]);
+      expect(request!.body).toMatchObject({ model: id, style_id: GAME_STYLE_ID });
+      expect(request!.body).not.toHaveProperty("style");
     },
   );
 
   test("by default: the default model, no style, 1024x1024", async () => {
     stack.setEnv({ RECRAFT_MODEL: undefined, RECRAFT_STYLE: undefined, RECRAFT_SIZE: undefined });
     await runOne();
-    expect(stack.recraft.requests[0].body).toMatchObject({ model: DEFAULT_RECRAFT_MODEL, size: "1024x1024" });
-    expect(stack.recraft.requests[0].body).not.toHaveProperty("style");
-    expect(stack.recraft.requests[0].validationErrors).toEqual([]);
+    expect(stack.recraft.requests[0]!.body).toMatchObject({ model: DEFAULT_RECRAFT_MODEL, size: "1024x1024" });
+    expect(stack.recraft.requests[0]!.body).not.toHaveProperty("style");
+    expect(stack.recraft.requests[0]!.validationErrors).toEqual([]);
   });
 });
 
@@ -272,8 +272,8 @@ describe("a bad model configuration fails the job at the claim with bad_config a
     stack.setEnv(env);
     const { job, path } = await runOne();
     expect(path).toBe("pending>failed");
-    expect(job.error).toMatchObject({ step: "validate", code: "bad_config" });
-    expect(job.error!.message).toMatch(message);
+    expect(job!.error).toMatchObject({ step: "validate", code: "bad_config" });
+    expect(job!.error!.message).toMatch(message);
     expect(stack.recraft.requests).toHaveLength(0);
     await expectInvariants(stack.t);
   });
@@ -284,7 +284,7 @@ describe("a bad model configuration fails the job at the claim with bad_config a
     stack.setEnv({ RECRAFT_MODEL: "recraftv4_1" });
     expect(await stack.t.mutation(internal.portraits.retryFailedByCode, { code: "bad_config" })).toBe(1);
     await settle(stack.t);
-    expect((await jobOf(stack.t, job.storyId)).status).toBe("stored");
+    expect((await jobOf(stack.t, job!.storyId)).status).toBe("stored");
   });
 });
 

@@ -93,7 +93,7 @@ describe("Requirement 1: trigger image generation after story creation", () => {
     // The insert schedules the dispatcher loop in its own transaction; the loop schedules the job's action at its start slot.
     const scheduled = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
     expect(scheduled.map((fn) => fn.name)).toContain("portraits:dispatchQueue");
-    expect(scheduled.map((fn) => [fn.name, fn.args[0]])).toContainEqual(["portraits:generatePatientPortrait", { jobId: job._id }]);
+    expect(scheduled.map((fn) => [fn.name, fn.args[0]])).toContainEqual(["portraits:generatePatientPortrait", { jobId: job!._id }]);
   });
 
   test("R1.2 portrait generation runs asynchronously: generateStory returns before the portrait exists", async () => {
@@ -143,21 +143,21 @@ describe("Requirement 2: generate the image via Recraft", () => {
     stack.setEnv({ RECRAFT_API_KEY: "rk-rotated-key" });
     await insert();
     await settle(t);
-    expect(stack.recraft.requests[0].headers.authorization).toBe("Bearer rk-rotated-key");
-    expect((await snapshot(t)).jobs[0].error).toMatchObject({ code: "unauthorized" }); // the fake only knows the test key
+    expect(stack.recraft.requests[0]!.headers.authorization).toBe("Bearer rk-rotated-key");
+    expect((await snapshot(t)).jobs[0]!.error).toMatchObject({ code: "unauthorized" }); // the fake only knows the test key
   });
 
   test("R2.3 the request carries model and size, and a style for models that take one (defaults: recraftv4_1, 1024x1024; V2/V3: realistic_image)", async () => {
     fresh();
     await insert();
     await settle(t);
-    expect(stack.recraft.requests[0].body).toMatchObject({ model: "recraftv4_1", size: "1024x1024" });
-    expect(stack.recraft.requests[0].body).not.toHaveProperty("style");
+    expect(stack.recraft.requests[0]!.body).toMatchObject({ model: "recraftv4_1", size: "1024x1024" });
+    expect(stack.recraft.requests[0]!.body).not.toHaveProperty("style");
     fresh();
     stack.setEnv({ RECRAFT_MODEL: "recraftv3" });
     await insert();
     await settle(t);
-    expect(stack.recraft.requests[0].body).toMatchObject({ style: "realistic_image", model: "recraftv3", size: "1024x1024" });
+    expect(stack.recraft.requests[0]!.body).toMatchObject({ style: "realistic_image", model: "recraftv3", size: "1024x1024" });
   });
 
   test("R2.4 without RECRAFT_API_KEY the action logs an error and ends without throwing", async () => {
@@ -166,7 +166,7 @@ describe("Requirement 2: generate the image via Recraft", () => {
     stack.setEnv({ RECRAFT_API_KEY: undefined });
     const storyId = await insert();
     const job = await jobOf(t, storyId);
-    await expect(t.action(internal.portraits.generatePatientPortrait, { jobId: job._id })).resolves.toBeNull();
+    await expect(t.action(internal.portraits.generatePatientPortrait, { jobId: job!._id })).resolves.toBeNull();
     await settle(t);
     expect((await jobOf(t, storyId)).error).toMatchObject({ code: "missing_api_key" });
     expect(lines.some((l) => l.includes("missing_api_key"))).toBe(true);
@@ -179,7 +179,7 @@ describe("Requirement 3: store the generated image in Convex storage", () => {
     fresh();
     await insert();
     await settle(t);
-    expect(stack.recraft.imageRequests.map((r) => r.imageId)).toEqual(stack.recraft.requests[0].imageIds);
+    expect(stack.recraft.imageRequests.map((r) => r.imageId)).toEqual(stack.recraft.requests[0]!.imageIds);
   });
 
   test("R3.2 the downloaded bytes are stored with ctx.storage.store", async () => {
@@ -194,8 +194,8 @@ describe("Requirement 3: store the generated image in Convex storage", () => {
     const storyId = await insert();
     await settle(t);
     const job = await jobOf(t, storyId);
-    const file = await t.run((ctx) => ctx.db.system.get(job.storageId!));
-    expect(file).toMatchObject({ _id: job.storageId, size: portraitPng(caseFile().imageGenerationPrompt).length });
+    const file = await t.run((ctx) => ctx.db.system.get(job!.storageId!));
+    expect(file).toMatchObject({ _id: job!.storageId, size: portraitPng(caseFile().imageGenerationPrompt).length });
   });
 });
 
@@ -212,7 +212,7 @@ describe("Requirement 4: update the story with the storage id", () => {
     const ids = await Promise.all(["one", "two", "three"].map((n) => insert({ slug: n, imageGenerationPrompt: `portrait ${n}` })));
     await settle(t);
     for (const [i, n] of ["one", "two", "three"].entries()) {
-      expect(await storedBytes(ids[i])).toEqual(portraitPng(`portrait ${n}`));
+      expect(await storedBytes(ids[i]!)).toEqual(portraitPng(`portrait ${n}`));
     }
   });
 
@@ -235,7 +235,7 @@ describe("Requirement 5: error handling and resilience", () => {
     const job = await jobOf(t, storyId);
     const line = lines.find((l) => l.includes('"to":"failed"'))!;
     expect(JSON.parse(line)).toMatchObject({
-      jobId: job._id,
+      jobId: job!._id,
       storyId,
       code: "http_error",
       step: "request",
@@ -272,7 +272,7 @@ describe("Requirement 5: error handling and resilience", () => {
     expect(run.attempt).toBe(1);
     expect(stack.anthropic.requests).toHaveLength(1);
     expect((await snapshot(t)).stories).toHaveLength(1);
-    expect((await snapshot(t)).jobs[0].status).toBe("failed");
+    expect((await snapshot(t)).jobs[0]!.status).toBe("failed");
   });
 
   test("R5.5 timeouts and rate limits are handled gracefully", async () => {
@@ -327,7 +327,7 @@ describe("Non-functional requirements", () => {
       "downloaded>stored",
     ]);
     for (const line of transitions) {
-      expect(line).toEqual(expect.objectContaining({ jobId: job._id, storyId, attempt: 1, durationMs: expect.any(Number), code: null }));
+      expect(line).toEqual(expect.objectContaining({ jobId: job!._id, storyId, attempt: 1, durationMs: expect.any(Number), code: null }));
     }
   });
 });
@@ -343,8 +343,8 @@ describe("Correctness properties", () => {
           fresh();
           const storyId = await insert({ title, imageGenerationPrompt: prompt });
           const job = await jobOf(t, storyId);
-          expect(await scheduledPortraitActions(t)).toEqual([{ jobId: job._id }]);
-          expect(job.storyId).toBe(storyId);
+          expect(await scheduledPortraitActions(t)).toEqual([{ jobId: job!._id }]);
+          expect(job!.storyId).toBe(storyId);
           expect((await t.run((ctx) => ctx.db.get(storyId)))!.imageGenerationPrompt).toBe(prompt);
           await settle(t);
         },
@@ -376,8 +376,8 @@ describe("Correctness properties", () => {
         await insert({ imageGenerationPrompt: prompt });
         await settle(t);
         const [request] = stack.recraft.requests;
-        expect(request.validationErrors).toEqual([]);
-        expect(request.body).toMatchObject({ prompt: prompt.trim(), model: "recraftv4_1", size: "1024x1024" });
+        expect(request!.validationErrors).toEqual([]);
+        expect(request!.body).toMatchObject({ prompt: prompt.trim(), model: "recraftv4_1", size: "1024x1024" });
       }),
       { numRuns: 30 },
     );
@@ -410,8 +410,8 @@ describe("Correctness properties", () => {
         await settle(t);
         for (const storyId of ids) {
           const job = await jobOf(t, storyId);
-          expect(job.status).toBe("stored");
-          expect((await t.run((ctx) => ctx.db.get(storyId)))!.storageId).toBe(job.storageId);
+          expect(job!.status).toBe("stored");
+          expect((await t.run((ctx) => ctx.db.get(storyId)))!.storageId).toBe(job!.storageId);
         }
         await expectInvariants(t);
       }),
@@ -442,7 +442,7 @@ describe("Correctness properties", () => {
         expect((await runStory(t)).status).toBe("inserted");
         const { stories, jobs } = await snapshot(t);
         expect(stories).toHaveLength(1);
-        expect(jobs[0].status).toBe("failed");
+        expect(jobs[0]!.status).toBe("failed");
         await expectInvariants(t);
       }),
       { numRuns: 20 },
@@ -482,13 +482,13 @@ describe("Edge cases", () => {
     const storyId = await insert();
     await settle(t);
     const job = await jobOf(t, storyId);
-    expect(job.error).toMatchObject({
+    expect(job!.error).toMatchObject({
       code: "rate_limited",
       httpStatus: 429,
       retryAfterMs: 12_000,
       message: expect.stringMatching(/100 per minute/),
     });
-    expect(await pathOf(t, job._id)).toBe("pending>requested>failed");
+    expect(await pathOf(t, job!._id)).toBe("pending>requested>failed");
     expect(stack.recraft.requests).toHaveLength(1);
     expect(lines.some((l) => l.includes("rate_limited"))).toBe(true);
   });
@@ -542,14 +542,14 @@ describe("Edge cases", () => {
       if (moment === "pending") {
         await slow.t.mutation(internal.stories.deleteStory, { storyId });
       } else {
-        await until(async () => (await slow.t.run((ctx) => ctx.db.get(job._id)))!.status === "requested");
+        await until(async () => (await slow.t.run((ctx) => ctx.db.get(job!._id)))!.status === "requested");
         if (moment === "downloading") await until(async () => slow.recraft.imageRequests.length >= 2);
         await slow.t.mutation(internal.stories.deleteStory, { storyId });
       }
       await settle(slow.t);
-      const after = await slow.t.run((ctx) => ctx.db.get(job._id));
+      const after = await slow.t.run((ctx) => ctx.db.get(job!._id));
       expect(after!.error).toMatchObject({ code: "story_missing" });
-      expect((await eventsOf(slow.t, job._id)).at(-1)!.to).toBe("failed");
+      expect((await eventsOf(slow.t, job!._id)).at(-1)!.to).toBe("failed");
       const { files } = await snapshot(slow.t);
       expect(files.map((f) => f._id)).toEqual([(await jobOf(slow.t, blocker)).storageId]);
       await expectInvariants(slow.t);

@@ -54,7 +54,7 @@ type Body = {
   tool_choice?: unknown;
 };
 const bodies = () => stack.anthropic.requests.map((r) => r.body as Body);
-const lastUserTurn = (body: Body) => body.messages[body.messages.length - 1].content;
+const lastUserTurn = (body: Body) => body.messages[body.messages.length - 1]!.content;
 
 async function expectNoStory() {
   const { stories, jobs } = await snapshot(stack.t);
@@ -68,19 +68,19 @@ describe("a story run", () => {
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>inserted");
 
     const [body] = bodies();
-    expect(body.model).toBe(DEFAULT_STORY_MODEL);
-    expect(body.tool_choice).toBeUndefined(); // current models answer a forced tool_choice with a 400
-    expect(body.output_config).toMatchObject({ format: { type: "json_schema", schema: { type: "object", additionalProperties: false } } });
-    expect(lastUserTurn(body)).toContain("a lighthouse keeper");
-    expect(lastUserTurn(body)).toContain("exactly 8 chapters: 4 easy, then 2 medium, then 2 hard");
+    expect(body!.model).toBe(DEFAULT_STORY_MODEL);
+    expect(body!.tool_choice).toBeUndefined(); // current models answer a forced tool_choice with a 400
+    expect(body!.output_config).toMatchObject({ format: { type: "json_schema", schema: { type: "object", additionalProperties: false } } });
+    expect(lastUserTurn(body!)).toContain("a lighthouse keeper");
+    expect(lastUserTurn(body!)).toContain("exactly 8 chapters: 4 easy, then 2 medium, then 2 hard");
     // A server-side client: the SDK's browser-access opt-in is never sent.
-    expect(stack.anthropic.requests[0].headers).not.toHaveProperty("anthropic-dangerous-direct-browser-access");
+    expect(stack.anthropic.requests[0]!.headers).not.toHaveProperty("anthropic-dangerous-direct-browser-access");
 
     const served = stack.anthropic.servedCaseFiles[0];
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));
-    expect(story).toMatchObject({ title: served.title, slug: served.slug, patientName: served.patientName, chapters: served.chapters });
+    expect(story).toMatchObject({ title: served!.title, slug: served!.slug, patientName: served!.patientName, chapters: served!.chapters });
     const [, , inserted] = await runEventsOf(stack.t, run._id);
-    expect(inserted.details).toMatchObject({ model: DEFAULT_STORY_MODEL, stopReason: "end_turn", inputTokens: expect.any(Number) });
+    expect(inserted!.details).toMatchObject({ model: DEFAULT_STORY_MODEL, stopReason: "end_turn", inputTokens: expect.any(Number) });
     await settle(stack.t);
     expect((await jobOf(stack.t, run.storyId!)).status).toBe("stored");
   });
@@ -90,11 +90,11 @@ describe("a story run", () => {
     await runStory(stack.t);
     await runStory(stack.t);
     const [first, second, third] = stack.anthropic.servedCaseFiles;
-    const request = lastUserTurn(bodies()[2]);
-    expect(request).toContain(`"${second.title}" (patient ${second.patientName}, ${second.patientNumber})`);
-    expect(request.indexOf(second.title)).toBeLessThan(request.indexOf(first.title));
-    expect(request).not.toContain(third.title);
-    expect(lastUserTurn(bodies()[0])).not.toContain("Earlier case files");
+    const request = lastUserTurn(bodies()[2]!);
+    expect(request).toContain(`"${second!.title}" (patient ${second!.patientName}, ${second!.patientNumber})`);
+    expect(request.indexOf(second!.title)).toBeLessThan(request.indexOf(first!.title));
+    expect(request).not.toContain(third!.title);
+    expect(lastUserTurn(bodies()[0]!)).not.toContain("Earlier case files");
   });
 
   test("a 529 retries as a new attempt after the backoff, then succeeds", async () => {
@@ -105,8 +105,8 @@ describe("a story run", () => {
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>failed>pending>writing>inserted");
     const events = await runEventsOf(stack.t, run._id);
     expect(events[2]).toMatchObject({ attempt: 1, to: "failed", error: { stage: "request", code: "overloaded", httpStatus: 529 } });
-    expect(events[3].details!.retryAt! - events[2].at).toBeGreaterThanOrEqual(20); // STORY_RETRY_DELAY_MS in the harness
-    expect(events[4].at).toBeGreaterThanOrEqual(events[3].details!.retryAt!);
+    expect(events[3]!.details!.retryAt! - events[2]!.at).toBeGreaterThanOrEqual(20); // STORY_RETRY_DELAY_MS in the harness
+    expect(events[4]!.at).toBeGreaterThanOrEqual(events[3]!.details!.retryAt!);
     expect(stack.anthropic.requests).toHaveLength(4);
   });
 
@@ -126,8 +126,8 @@ describe("a story run", () => {
     expect(run).toMatchObject({ status: "inserted", attempt: 2 });
     const events = await runEventsOf(stack.t, run._id);
     expect(events[2]).toMatchObject({ to: "failed", error: { code: "rate_limited", retryAfterMs: 600 } });
-    expect(events[3].details!.retryAt! - events[2].at).toBeGreaterThanOrEqual(600);
-    expect(events[4].at).toBeGreaterThanOrEqual(events[3].details!.retryAt!);
+    expect(events[3]!.details!.retryAt! - events[2]!.at).toBeGreaterThanOrEqual(600);
+    expect(events[4]!.at).toBeGreaterThanOrEqual(events[3]!.details!.retryAt!);
     expect(stack.anthropic.requests).toHaveLength(2); // no SDK retry: the run's own backoff waited
   });
 
@@ -195,7 +195,7 @@ describe("typeable chapters", () => {
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));
-    expect(story!.chapters[0].text).toBe('"Wait" - it\'s late... the lights-hum.');
+    expect(story!.chapters[0]!.text).toBe('"Wait" - it\'s late... the lights-hum.');
     expect(stack.anthropic.requests).toHaveLength(1);
     expect((await runEventsOf(stack.t, run._id)).at(-1)!.details).toMatchObject({ normalized: 1 });
   });
@@ -210,10 +210,10 @@ describe("typeable chapters", () => {
     expect(run).toMatchObject({ status: "inserted", attempt: 1 });
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
     const repair = bodies()[1];
-    expect(repair.messages.map((m) => m.role)).toEqual(["user", "assistant", "user"]);
-    expect(lastUserTurn(repair)).toMatch(/chapter 6 has characters a US keyboard cannot type: "é" \(U\+00E9\), "°" \(U\+00B0\)/);
+    expect(repair!.messages.map((m) => m.role)).toEqual(["user", "assistant", "user"]);
+    expect(lastUserTurn(repair!)).toMatch(/chapter 6 has characters a US keyboard cannot type: "é" \(U\+00E9\), "°" \(U\+00B0\)/);
     const [, , repairing] = await runEventsOf(stack.t, run._id);
-    expect(repairing.details!.problems).toEqual([expect.stringContaining("chapter 6")]);
+    expect(repairing!.details!.problems).toEqual([expect.stringContaining("chapter 6")]);
     const story = await stack.t.run((ctx) => ctx.db.get(run.storyId!));
     expect(story!.chapters.every((c) => /^[\x20-\x7E]+$/.test(c.text))).toBe(true);
   });
@@ -232,7 +232,7 @@ describe("typeable chapters", () => {
     stack.anthropic.setBehavior({ kind: "caseFile", caseFile: allEasy });
     const run = await runStory(stack.t);
     expect(run).toMatchObject({ status: "failed", error: { code: "plan_mismatch" } });
-    expect(lastUserTurn(bodies()[1])).toContain("chapter 5 is easy; the plan wants medium");
+    expect(lastUserTurn(bodies()[1]!)).toContain("chapter 5 is easy; the plan wants medium");
     await expectNoStory();
   });
 
@@ -240,7 +240,7 @@ describe("typeable chapters", () => {
     stack.anthropic.setBehavior((index) => (index === 0 ? { kind: "text", text: "Here is your case file: ..." } : undefined));
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
-    expect(lastUserTurn(bodies()[1])).toContain("the answer is not valid JSON");
+    expect(lastUserTurn(bodies()[1]!)).toContain("the answer is not valid JSON");
   });
 
   test("STORY_CHAPTER_PLAN sets the chapters in order", async () => {
@@ -252,7 +252,7 @@ describe("typeable chapters", () => {
     });
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
-    expect(lastUserTurn(bodies()[0])).toContain("exactly 4 chapters: 2 easy, then 1 medium, then 1 hard");
+    expect(lastUserTurn(bodies()[0]!)).toContain("exactly 4 chapters: 2 easy, then 1 medium, then 1 hard");
   });
 });
 
@@ -265,7 +265,7 @@ describe("nothing lost for a picture", () => {
     });
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
-    expect(lastUserTurn(bodies()[1])).toMatch(/imageGenerationPrompt is \d+ UTF-8 bytes; shorten it/);
+    expect(lastUserTurn(bodies()[1]!)).toMatch(/imageGenerationPrompt is \d+ UTF-8 bytes; shorten it/);
     await settle(stack.t);
     expect((await jobOf(stack.t, run.storyId!)).error).toMatchObject({ step: "validate", code: "prompt_too_long" });
     expect(stack.recraft.requests).toHaveLength(0);
@@ -348,7 +348,7 @@ describe("recovery", () => {
     expect(run).toMatchObject({ status: "inserted", attempt: 2 });
     expect(await runPathOf(stack.t, runId)).toBe("pending>writing>failed>pending>writing>inserted");
     const events = await runEventsOf(stack.t, runId);
-    expect(events[2].error).toMatchObject({ stage: "recovery", code: "stalled", message: expect.stringContaining("canceled") });
+    expect(events[2]!.error).toMatchObject({ stage: "recovery", code: "stalled", message: expect.stringContaining("canceled") });
     // The dead attempt's late action is refused.
     expect(
       await stack.t.mutation(internal.storyRuns.markFailed, {
@@ -456,7 +456,7 @@ describe("settings", () => {
   test("STORY_MAX_TOKENS above what the SDK sends without streaming is clamped, with a warning naming it", async () => {
     stack.setEnv({ STORY_MAX_TOKENS: "64000" });
     expect((await runStory(stack.t)).status).toBe("inserted");
-    expect(bodies()[0].max_tokens).toBe(MAX_NONSTREAMING_TOKENS);
+    expect(bodies()[0]!.max_tokens).toBe(MAX_NONSTREAMING_TOKENS);
     expect(lines.some((line) => line.includes("STORY_MAX_TOKENS=64000") && line.includes(String(MAX_NONSTREAMING_TOKENS)))).toBe(true);
   });
 
@@ -486,7 +486,7 @@ describe("insertStory", () => {
     const storyId = await stack.t.mutation(internal.stories.insertStory, file);
     const story = (await stack.t.run((ctx) => ctx.db.get(storyId)))!;
     expect(story.chapters).toHaveLength(10);
-    expect(story.chapters[0].text).toBe('A "quiet" ward.');
+    expect(story.chapters[0]!.text).toBe('A "quiet" ward.');
     expect(story.slug).toBe("the-brothers-keeper-part-ii");
   });
 
@@ -556,7 +556,7 @@ describe("insertStory", () => {
     });
     const all = await stack.t.query(api.stories.getAllStories, {});
     expect(all).toHaveLength(CASE_LIST_LIMIT);
-    expect([all[0].title, all[CASE_LIST_LIMIT - 1].title]).toEqual([`Ward ${CASE_LIST_LIMIT + 2}`, "Ward 3"]);
+    expect([all[0]!.title, all[CASE_LIST_LIMIT - 1]!.title]).toEqual([`Ward ${CASE_LIST_LIMIT + 2}`, "Ward 3"]);
     // Stories written around the pipeline have no job; remove them before the invariants are checked.
     await stack.t.run(async (ctx) => {
       for (const story of await ctx.db.query("stories").collect()) await ctx.db.delete(story._id);
@@ -574,7 +574,7 @@ describe("titles and links", () => {
     const run = await runStory(stack.t);
     expect(run.status).toBe("inserted");
     expect(await runPathOf(stack.t, run._id)).toBe("pending>writing>repairing>inserted");
-    expect(lastUserTurn(bodies()[1])).toMatch(
+    expect(lastUserTurn(bodies()[1]!)).toMatch(
       /the title "The Quiet {2}Ward\." makes the same link as the earlier case file "The Quiet Ward"; pick another title/,
     );
     expect(await stack.t.query(api.stories.getStoryBySlug, { slug: "the-loud-ward" })).toMatchObject({ _id: run.storyId });
@@ -602,7 +602,7 @@ describe("titles and links", () => {
     const { slug: _slug, ...story } = caseFile({ title: "THE QUIET WARD" });
     expect(await stack.t.mutation(internal.storyRuns.finish, { runId, attempt: 1, from: "writing", story })).toBeNull();
     expect(await runOf(stack.t, runId)).toMatchObject({ status: "pending", attempt: 2 });
-    expect((await runEventsOf(stack.t, runId))[2].error).toMatchObject({ stage: "insert", code: "title_taken" });
+    expect((await runEventsOf(stack.t, runId))[2]!.error).toMatchObject({ stage: "insert", code: "title_taken" });
     expect((await snapshot(stack.t)).stories).toHaveLength(1);
     await stack.t.run(async (ctx) => {
       const run = (await ctx.db.get(runId))!;

@@ -48,7 +48,7 @@ describe("the modules behind the game's public queries", () => {
     const inputs = Object.keys(result.metafile.inputs);
     expect(inputs.some((path) => path.includes("convex/lib/config.ts"))).toBe(true); // the bundle is real
     expect(inputs.filter((path) => path.includes("@anthropic-ai/sdk") || path.includes("storyWriter"))).toEqual([]);
-    expect(result.outputFiles[0].text).not.toContain("api.anthropic.com");
+    expect(result.outputFiles[0]!.text).not.toContain("api.anthropic.com");
   });
 
   test("convex/storyRuns.ts is where the SDK is loaded", async () => {

@@ -40,8 +40,8 @@ test("a replaced voice changes what Claude and Recraft receive; the project's fo
   const run = await runStory(stack.t, { hint: "a bell tower" });
   expect(run.status).toBe("inserted");
 
-  const body = stack.anthropic.requests[0].body as Body;
-  const message = body.messages[0].content;
+  const body = stack.anthropic.requests[0]!.body as Body;
+  const message = body.messages[0]!.content;
   expect(message).toMatch(/^GAME VOICE\. Write one patient file/);
   expect(message).toContain("Theme: a bell tower.");
   expect(message).toMatch(/The protagonist: (slight|broad-shouldered|wiry), (in their twenties|in middle age|elderly)/);
@@ -59,13 +59,13 @@ test("a replaced voice changes what Claude and Recraft receive; the project's fo
     imageUrl: expect.stringMatching(/^https?:\/\//),
   });
   const [request] = stack.recraft.requests;
-  expect(request.prompt!.startsWith(`${file.imageGenerationPrompt}, `)).toBe(true);
-  expect(request.prompt!.endsWith(`, ${MOOD}`)).toBe(true);
+  expect(request!.prompt!.startsWith(`${file.imageGenerationPrompt}, `)).toBe(true);
+  expect(request!.prompt!.endsWith(`, ${MOOD}`)).toBe(true);
 
   // The next run's message names the stories before it, in the voice's own words.
   stack.anthropic.setBehavior({ kind: "caseFile", caseFile: caseFile({ title: "The Second Bell", patientNumber: "#929" }) });
   await runStory(stack.t);
-  expect((stack.anthropic.requests[1].body as Body).messages[0].content).toContain(
+  expect((stack.anthropic.requests[1]!.body as Body).messages[0]!.content).toContain(
     'Already archived: #928 Edith Marrow, "The Bell of Ward Nine".',
   );
 });

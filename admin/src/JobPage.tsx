@@ -201,7 +201,7 @@ export function JobPage({ jobId }: { jobId: string }) {
           {
             label: "Step",
             num: true,
-            cell: (event, i) => formatMs(event.details?.durationMs ?? (i > 0 ? event.at - events[i - 1].at : undefined)),
+            cell: (event, i) => formatMs(event.details?.durationMs ?? (i > 0 ? event.at - events[i - 1]!.at : undefined)),
           },
           { label: "HTTP", num: true, cell: (event) => event.details?.httpStatus ?? event.error?.httpStatus ?? "—" },
           { label: "Recraft request", className: "mono break", cell: (event) => event.details?.recraftRequestId ?? "—" },

@@ -49,7 +49,7 @@ beforeEach(async () => {
     jobIds.push((await jobOf(stack.t, storyId))._id);
   }
   stack.recraft.setFault(undefined);
-  await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[0] });
+  await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[0]! });
   await settle(stack.t);
 });
 
@@ -96,7 +96,7 @@ describe("admin views on the real backend", () => {
     await ui.synced();
     expect(bodyRows()).toHaveLength(2);
     // Newest first.
-    expect(bodyRows()[0].textContent).toContain("The Ward of Whisper4");
+    expect(bodyRows()[0]!.textContent).toContain("The Ward of Whisper4");
     fireEvent.click(screen.getByRole("button", { name: "Load more" }));
     await ui.synced();
     expect(bodyRows()).toHaveLength(4);
@@ -105,9 +105,9 @@ describe("admin views on the real backend", () => {
     expect(bodyRows()).toHaveLength(5);
     expect(screen.queryByRole("button", { name: "Load more" })).toBeNull();
     const first = bodyRows()[4];
-    expect(first.textContent).toContain("The Ward of Whisper0");
-    expect(first.textContent).toContain("Edith Marrow0");
-    expect(within(first).getAllByRole("cell")[2].textContent).toBe("2"); // attempt
+    expect(first!.textContent).toContain("The Ward of Whisper0");
+    expect(first!.textContent).toContain("Edith Marrow0");
+    expect(within(first!).getAllByRole("cell")[2]!.textContent).toBe("2"); // attempt
 
     // New jobs join the loaded pages live, at the top, without duplicating or dropping a row.
     await stack.t.mutation(internal.stories.insertStory, story(5));
@@ -117,7 +117,7 @@ describe("admin views on the real backend", () => {
     const ids = bodyRows().map((r) => r.dataset.jobId);
     expect(new Set(ids).size).toBe(7);
     expect(ids.slice(2)).toEqual([...jobIds].reverse());
-    expect(bodyRows()[0].textContent).toContain("The Ward of Whisper6");
+    expect(bodyRows()[0]!.textContent).toContain("The Ward of Whisper6");
     await settle(stack.t);
 
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "failed" } });
@@ -129,7 +129,7 @@ describe("admin views on the real backend", () => {
     expect(rowIds()).toEqual([jobIds[1]]);
     expect(window.location.hash).toBe("#/?status=failed&code=unauthorized");
     // The error is written out, not only in a tooltip.
-    expect(bodyRows()[0].querySelector(".error-cell")!.textContent).toMatch(/^unauthorized .*401/);
+    expect(bodyRows()[0]!.querySelector(".error-cell")!.textContent).toMatch(/^unauthorized .*401/);
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "stored" } });
     await ui.synced();
     screen.getByText("No jobs match these filters.");
@@ -209,13 +209,13 @@ describe("admin views on the real backend", () => {
     expect(totals()).toEqual([...totals()].sort((a, b) => a - b));
     // The table shows each row's figures.
     const row = bodyRows()[0];
-    expect(row.querySelector('[data-col="total"]')!.textContent).toMatch(/^\d+(\.\d)? (ms|s)$/);
-    expect(row.querySelector('[data-col="started"] time')).not.toBeNull();
-    expect(row.querySelector('[data-col="finished"] time')).not.toBeNull();
+    expect(row!.querySelector('[data-col="total"]')!.textContent).toMatch(/^\d+(\.\d)? (ms|s)$/);
+    expect(row!.querySelector('[data-col="started"] time')).not.toBeNull();
+    expect(row!.querySelector('[data-col="finished"] time')).not.toBeNull();
   });
 
   test("a job page shows the portrait, the story and every transition across attempts", async () => {
-    renderAs("admin", <JobPage jobId={jobIds[0]} />);
+    renderAs("admin", <JobPage jobId={jobIds[0]!} />);
     await screen.findByRole("heading", { name: "The Ward of Whisper0" });
     const portrait = screen.getByRole("img", { name: "Portrait of Edith Marrow0" }) as HTMLImageElement;
     expect(portrait.getAttribute("src")).toMatch(/^\/storage\//);
@@ -241,17 +241,17 @@ describe("admin views on the real backend", () => {
       "2 requested → downloaded",
       "2 downloaded → stored",
     ]);
-    expect(rows[2].textContent).toContain("unauthorized");
-    expect(within(rows[2]).getAllByRole("cell")[4].textContent).toBe("401");
+    expect(rows[2]!.textContent).toContain("unauthorized");
+    expect(within(rows[2]!).getAllByRole("cell")[4]!.textContent).toBe("401");
     const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect())).find(
       (e) => e.jobId === jobIds[0] && e.to === "downloaded",
     )!;
-    expect(rows[5].textContent).toContain(downloaded.details!.recraftRequestId!);
-    expect(rows[6].textContent).toContain("image/png");
+    expect(rows[5]!.textContent).toContain(downloaded.details!.recraftRequestId!);
+    expect(rows[6]!.textContent).toContain("image/png");
   });
 
   test("a double-click on Retry job queues one retry and says so", async () => {
-    renderAs("admin", <JobPage jobId={jobIds[1]} />);
+    renderAs("admin", <JobPage jobId={jobIds[1]!} />);
     const button = await screen.findByRole("button", { name: "Retry job" });
     fireEvent.click(button);
     fireEvent.click(button);
@@ -260,19 +260,19 @@ describe("admin views on the real backend", () => {
     const events = await stack.t.run((ctx) =>
       ctx.db
         .query("portraitJobEvents")
-        .withIndex("by_job", (q) => q.eq("jobId", jobIds[1]))
+        .withIndex("by_job", (q) => q.eq("jobId", jobIds[1]!))
         .collect(),
     );
     expect(events.filter((e) => e.from === "failed" && e.to === "pending")).toHaveLength(1);
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "stored", attempt: 2 });
+    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
     await waitFor(() => expect(screen.queryByRole("button", { name: "Retry job" })).toBeNull());
     expect(screen.getByTestId("retry-note").textContent).toBe("Queued as a new attempt.");
   });
 
   test("the job page shows the raw job and events as JSON and copies them", async () => {
-    renderAs("admin", <JobPage jobId={jobIds[0]} />);
+    renderAs("admin", <JobPage jobId={jobIds[0]!} />);
     await screen.findByRole("heading", { name: "The Ward of Whisper0" });
-    const detail = (await stack.t.withIdentity(ADMIN_IDENTITY).query(api.admin.getJob, { jobId: jobIds[0] }))!;
+    const detail = (await stack.t.withIdentity(ADMIN_IDENTITY).query(api.admin.getJob, { jobId: jobIds[0]! }))!;
     fireEvent.click(screen.getByRole("button", { name: "Copy Job JSON" }));
     await waitFor(() => expect(screen.getAllByText("Copied.")).toHaveLength(1));
     expect(JSON.parse(await navigator.clipboard.readText())).toEqual(detail.job);
@@ -294,11 +294,11 @@ describe("admin views on the real backend", () => {
     expect(cells().slice(0, 3)).toEqual(["2", "2", "1"]); // failures, jobs, still failed
     expect(cells()[3]).toContain("401");
     const other = document.querySelector<HTMLElement>('tr[data-code="bad_content_type"]')!;
-    expect(within(other).getAllByRole("cell")[2].textContent).toBe("1");
+    expect(within(other).getAllByRole("cell")[2]!.textContent).toBe("1");
 
     const latency = document.querySelectorAll<HTMLElement>("tr[data-step]");
     expect([...latency].map((r) => r.dataset.step)).toEqual(["queue", "request", "download", "store", "total"]);
-    for (const row of latency) expect(within(row).getAllByRole("cell")[0].textContent).toMatch(/^\d+(\.\d)? (ms|s)$/);
+    for (const row of latency) expect(within(row).getAllByRole("cell")[0]!.textContent).toMatch(/^\d+(\.\d)? (ms|s)$/);
 
     // A bulk retry asks first; Cancel changes nothing.
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
@@ -309,7 +309,7 @@ describe("admin views on the real backend", () => {
     expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" }));
     fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
     expect(screen.queryByRole("alertdialog")).toBeNull();
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "failed", attempt: 1 });
+    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "failed", attempt: 1 });
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
     await ui.synced();
     fireEvent.click(within(screen.getByRole("alertdialog")).getByRole("button", { name: "Retry 1 job" }));
@@ -318,11 +318,11 @@ describe("admin views on the real backend", () => {
     await ui.synced();
     expect(screen.getByText("Queued 1 job.")).toBeTruthy();
     expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0");
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]))).toMatchObject({ status: "stored", attempt: 2 });
+    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
   });
 
   test("View jobs lists the jobs that failed with a code, including those retried since", async () => {
-    await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[1] });
+    await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[1]! });
     await settle(stack.t);
     renderAs("admin", <App bridgeAs="admin" />);
     await go("#/audit");
@@ -333,7 +333,7 @@ describe("admin views on the real backend", () => {
     expect(window.location.hash).toBe("#/audit?code=unauthorized");
     const items = within(list).getAllByRole("listitem");
     expect(items.map((li) => li.textContent).sort()).toEqual(["stored The Ward of Whisper0", "stored The Ward of Whisper1"]);
-    expect(within(items[0]).getByRole("link").getAttribute("href")).toMatch(/^#\/jobs\//);
+    expect(within(items[0]!).getByRole("link").getAttribute("href")).toMatch(/^#\/jobs\//);
   });
 
   test("the activity chart counts stored and failed per bucket and keeps its range in the address", async () => {

@@ -67,7 +67,7 @@ test("a stored job's page regenerates its portrait; the new one replaces the old
   const storyId = await stack.t.mutation(internal.stories.insertStory, caseFile());
   await settle(stack.t);
   const job = await jobOf(stack.t, storyId);
-  renderAsAdmin(<JobPage jobId={job._id} />);
+  renderAsAdmin(<JobPage jobId={job!._id} />);
   const portrait = (await screen.findByRole("img", { name: "Portrait of Edith Marrow" })) as HTMLImageElement;
   const oldSrc = portrait.getAttribute("src");
   expect(oldSrc).toMatch(/^\/storage\//);
@@ -77,7 +77,7 @@ test("a stored job's page regenerates its portrait; the new one replaces the old
   await settle(stack.t);
   const regenerated = await jobOf(stack.t, storyId);
   expect(regenerated).toMatchObject({ status: "stored", attempt: 2 });
-  expect(regenerated.storageId).not.toBe(job.storageId);
+  expect(regenerated!.storageId).not.toBe(job!.storageId);
   const src = () => screen.getByRole("img", { name: "Portrait of Edith Marrow" }).getAttribute("src");
   await ui.synced();
   expect(src()).not.toBe(oldSrc);

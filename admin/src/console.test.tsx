@@ -90,7 +90,7 @@ async function ageFailure(jobId: Id<"portraitJobs">, ms: number) {
 
 describe("bug 2: a bulk retry says what it does, for any age, and reports its exact total", () => {
   test("the audit's confirmation counts every job failed with the code now, older than a day included; the result is the total", async () => {
-    await ageFailure(jobIds[0], 3 * 24 * 60 * 60 * 1000);
+    await ageFailure(jobIds[0]!, 3 * 24 * 60 * 60 * 1000);
     renderAsAdmin(<Audit />);
     await ui.synced();
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
@@ -108,8 +108,8 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
   });
 
   test("a code whose failures are all older than a day is retried from the job list, filter and all", async () => {
-    await ageFailure(jobIds[0], 3 * 24 * 60 * 60 * 1000);
-    await ageFailure(jobIds[1], 3 * 24 * 60 * 60 * 1000);
+    await ageFailure(jobIds[0]!, 3 * 24 * 60 * 60 * 1000);
+    await ageFailure(jobIds[1]!, 3 * 24 * 60 * 60 * 1000);
     await go("#/?status=failed&code=unauthorized");
     renderAsAdmin(<RoutedTable />);
     await waitFor(() => expect(rowIds()).toHaveLength(2));
@@ -125,7 +125,7 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
 
 describe("bug 3: focus stays on the page", () => {
   test("after Retry job (its button goes), focus is on the note that says what happened", async () => {
-    renderAsAdmin(<JobPage jobId={jobIds[1]} />);
+    renderAsAdmin(<JobPage jobId={jobIds[1]!} />);
     const button = await screen.findByRole("button", { name: "Retry job" });
     button.focus();
     fireEvent.click(button);
@@ -140,7 +140,7 @@ describe("bug 3: focus stays on the page", () => {
     open.focus();
     fireEvent.click(open);
     const dialog = await screen.findByRole("alertdialog");
-    fireEvent.keyDown(within(dialog).getAllByRole("button")[0], { key: "Escape" });
+    fireEvent.keyDown(within(dialog).getAllByRole("button")[0]!, { key: "Escape" });
     await waitFor(() => expect(screen.queryByRole("alertdialog")).toBeNull());
     await waitFor(() => expect(document.activeElement).toBe(screen.getByRole("button", { name: "Retry all unauthorized jobs" })));
   });
@@ -194,14 +194,14 @@ describe("bug 5: search", () => {
     );
     await settle(stack.t);
     const { page } = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, search: "ward c" });
-    expect(page[0].story!.title).toBe("The Sleeper in Ward C");
+    expect(page[0]!.story!.title).toBe("The Sleeper in Ward C");
     expect(page.findIndex((r) => r.story!.title === "The Stair Counter")).toBeGreaterThan(0);
   });
 });
 
 describe("bug 6: a failed regeneration", () => {
   test("replaces the queued note, and the page says which attempt painted the portrait it still shows", async () => {
-    renderAsAdmin(<JobPage jobId={jobIds[3]} />);
+    renderAsAdmin(<JobPage jobId={jobIds[3]!} />);
     await screen.findByRole("img");
     expect(screen.getByTestId("portrait-attempt").textContent).toContain("attempt 1");
     stack.recraft.setFault({ kind: "status", status: 401, body: "invalid api key" });
@@ -285,7 +285,7 @@ describe("bug 9: error codes and HTTP statuses", () => {
 
 describe("features", () => {
   test("a time range keeps the jobs changed within it", async () => {
-    await ageFailure(jobIds[0], 3 * 60 * 60 * 1000);
+    await ageFailure(jobIds[0]!, 3 * 60 * 60 * 1000);
     await go("#/?status=failed&range=1h");
     renderAsAdmin(<RoutedTable />);
     await waitFor(() => expect(rowIds().sort()).toEqual([jobIds[1], jobIds[2]].sort()));
@@ -410,32 +410,32 @@ describe("features", () => {
     cleanup();
 
     // A failed job discarded leaves the failed filter; its failure stays in its events.
-    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[2] })).toBe("cancelled");
-    expect(await path(jobIds[2])).toBe("pending>requested>failed>cancelled");
+    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[2]! })).toBe("cancelled");
+    expect(await path(jobIds[2]!)).toBe("pending>requested>failed>cancelled");
     const failedNow = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, status: "failed" });
     expect(failedNow.page.map((r) => r.jobId).sort()).toEqual([jobIds[0], jobIds[1]].sort());
     const discarded = (
       await stack.t.run((ctx) =>
         ctx.db
           .query("portraitJobEvents")
-          .withIndex("by_job", (q) => q.eq("jobId", jobIds[2]))
+          .withIndex("by_job", (q) => q.eq("jobId", jobIds[2]!))
           .collect(),
       )
     ).at(-1)!;
     expect(discarded.details?.reason).toBe(`discarded by ${ADMIN_IDENTITY.email} from the admin console`);
     // A pending job (the queue paused) is cancelled before it starts.
     await admin().mutation(api.admin.setQueuePaused, { paused: true });
-    const waiting = (await jobOf(stack.t, await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(21))))._id;
+    const waiting = (await jobOf(stack.t, await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(21))))!._id;
     expect(await admin().mutation(api.admin.cancelJob, { jobId: waiting })).toBe("cancelled");
     await admin().mutation(api.admin.setQueuePaused, { paused: false });
     await settle(stack.t);
     expect(await path(waiting)).toBe("pending>cancelled");
     // Stored jobs are not cancellable; a cancelled one can be retried.
-    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[3] })).toBe("not_cancellable");
+    expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[3]! })).toBe("not_cancellable");
     expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ failed: 2, stored: 2, cancelled: 3 });
-    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2] })).toBe("queued");
+    expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2]! })).toBe("queued");
     await settle(stack.t);
-    expect((await stack.t.run((ctx) => ctx.db.get(jobIds[2])))!).toMatchObject({ status: "stored", attempt: 2 });
+    expect((await stack.t.run((ctx) => ctx.db.get(jobIds[2]!)))!).toMatchObject({ status: "stored", attempt: 2 });
   });
 
   test("metrics per hour: the most jobs waiting and in flight from the snapshots, and attempt latency p50/p95", async () => {

@@ -58,13 +58,13 @@ describe("story runs in the admin console", () => {
     const status = document.querySelector("form.generate [role=status]") as HTMLElement;
     const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]!;
     const job = await jobOf(stack.t, run.storyId!);
-    expect(within(status).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
+    expect(within(status).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job!._id}`);
     expect(within(status).getByText("stored")).toBeTruthy();
 
     const row = document.querySelector<HTMLElement>(`tr[data-run-id="${run._id}"]`)!;
     expect(row).not.toBeNull();
     expect(within(row).getByText("inserted")).toBeTruthy();
-    expect(within(row).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job._id}`);
+    expect(within(row).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job!._id}`);
   });
 
   test("a run that Claude refuses ends with its code on the button and in the list", async () => {

@@ -46,7 +46,7 @@ export function benchStack(options: DemoStackOptions = {}) {
 
 /** The i-th bundled case file with a unique title (so a unique slug) and prompt. */
 export function nthCaseFile(i: number): StoryInput {
-  const { slug: _slug, ...base } = caseFiles[i % caseFiles.length];
+  const { slug: _slug, ...base } = caseFiles[i % caseFiles.length]!;
   return { ...base, title: `${base.title} ${i}`, imageGenerationPrompt: `${base.imageGenerationPrompt} (case ${i})` };
 }
 

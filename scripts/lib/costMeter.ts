@@ -53,11 +53,11 @@ function meteredQuery(query: object, table: string, read: (table: string, id: st
 function meteredReader(db: Record<string, AnyFn>, read: (table: string, id: string) => void) {
   return {
     get: async (...args: unknown[]) => {
-      const doc = (await db.get(...args)) as { _id: string } | null;
+      const doc = (await db.get!(...args)) as { _id: string } | null;
       if (doc) read(tableOf(String(doc._id)), String(doc._id));
       return doc;
     },
-    query: (table: string) => meteredQuery(db.query(table) as object, table, read),
+    query: (table: string) => meteredQuery(db.query!(table) as object, table, read),
   };
 }
 
@@ -76,29 +76,29 @@ function wrapCtx(ctx: Record<string, unknown>, log: (op: Access["op"], table: st
       system: { ...db.system, ...meteredReader(db.system, read) },
       normalizeId: db.normalizeId?.bind(db),
       insert: async (table: string, value: unknown) => {
-        const id = await db.insert(table, value);
+        const id = await db.insert!(table, value);
         log("write", table, String(id));
         return id;
       },
-      patch: async (...args: unknown[]) => (write(idArg(args)), db.patch(...args)),
-      replace: async (...args: unknown[]) => (write(idArg(args)), db.replace(...args)),
-      delete: async (...args: unknown[]) => (write(args[args.length - 1]), db.delete(...args)),
+      patch: async (...args: unknown[]) => (write(idArg(args)), db.patch!(...args)),
+      replace: async (...args: unknown[]) => (write(idArg(args)), db.replace!(...args)),
+      delete: async (...args: unknown[]) => (write(args[args.length - 1]), db.delete!(...args)),
     },
     scheduler: {
       ...scheduler,
       runAt: async (...args: unknown[]) => {
-        const id = await scheduler.runAt(...args);
+        const id = await scheduler.runAt!(...args);
         log("write", "_scheduled_functions", String(id));
         return id;
       },
       runAfter: async (...args: unknown[]) => {
-        const id = await scheduler.runAfter(...args);
+        const id = await scheduler.runAfter!(...args);
         log("write", "_scheduled_functions", String(id));
         return id;
       },
-      cancel: async (id: unknown) => (write(id), scheduler.cancel(id)),
+      cancel: async (id: unknown) => (write(id), scheduler.cancel!(id)),
     },
-    storage: { ...storage, delete: async (id: unknown) => (log("write", "_storage", String(id)), storage.delete(id)) },
+    storage: { ...storage, delete: async (id: unknown) => (log("write", "_storage", String(id)), storage.delete!(id)) },
   };
 }
 

@@ -174,7 +174,7 @@ function overLimit(starts: number[], windowMs: number, limit: number): number {
   const sorted = [...starts].sort((a, b) => a - b);
   let first = 0;
   return sorted.filter((at, i) => {
-    while (sorted[first] <= at - windowMs) first++;
+    while (sorted[first]! <= at - windowMs) first++;
     return i - first + 1 > limit;
   }).length;
 }
@@ -231,12 +231,12 @@ export function drainFigureRow(results: DrainResult[], scale: number) {
   const [onTime, late, , second] = results;
   const overShare = (r: DrainResult) => (r.overSecond + r.overMinute) / r.jobs;
   const met =
-    onTime.drainMs <= 1.11 * onTime.idealMs &&
-    late.drainMs <= 1.25 * late.idealMs &&
+    onTime!.drainMs <= 1.11 * onTime!.idealMs &&
+    late!.drainMs <= 1.25 * late!.idealMs &&
     results.every(
       (r) =>
         r.stored === r.jobs && overShare(r) <= 0.01 && r.reservedOverSecond + r.reservedOverMinute === 0 && r.actionsWithoutRequest === 0,
     ) &&
-    second.drainMs * scale <= 6_000;
+    second!.drainMs * scale <= 6_000;
   return { table, met, measured: results.map((r) => `${r.scenario}: ${pct(r).toFixed(0)}%`).join("; ") };
 }

@@ -202,7 +202,7 @@ function stepMedian(jobs: Events[], from: JobStatus, to: JobStatus): number {
     jobs
       .map((events) => {
         const i = events.findIndex((e) => e.from === from && e.to === to);
-        return i > 0 ? events[i].at - events[i - 1].at : NaN;
+        return i > 0 ? events[i]!.at - events[i - 1]!.at : NaN;
       })
       .filter(Number.isFinite),
   );
@@ -210,7 +210,7 @@ function stepMedian(jobs: Events[], from: JobStatus, to: JobStatus): number {
 
 /** Jobs created at or after `since`, each as its events in order. */
 async function jobsSince(t: Backend, since: number): Promise<Events[]> {
-  return [...(await eventsByJob(t)).values()].filter((events) => events[0].at >= since);
+  return [...(await eventsByJob(t)).values()].filter((events) => events[0]!.at >= since);
 }
 
 /** End-to-end job time (pending → stored) ÷ the fake provider's own latency. */
@@ -234,7 +234,7 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
     }
     const cpu = busy();
     const jobs = await jobsSince(t, since);
-    const e2e = jobs.map((events) => events.at(-1)!.at - events[0].at);
+    const e2e = jobs.map((events) => events.at(-1)!.at - events[0]!.at);
     const stored = jobs.filter((events) => events.at(-1)!.to === "stored").length;
     const http = median(
       jobs.map((events) => events.find((e) => e.to === "downloaded")?.details?.durationMs ?? NaN).filter(Number.isFinite),
@@ -287,7 +287,7 @@ export async function burst(size: BenchSize): Promise<Row> {
       .map((events) => events.find((e) => e.to === "requested")?.at ?? NaN)
       .filter(Number.isFinite)
       .sort((a, b) => a - b);
-    const handoff = median(requestedAt.slice(concurrency).map((at, i) => at - storedAt[i]));
+    const handoff = median(requestedAt.slice(concurrency).map((at, i) => at - storedAt[i]!));
     const http = median(stored.map((events) => events.find((e) => e.to === "downloaded")?.details?.durationMs ?? NaN));
     return {
       figure: "burst makespan",
@@ -430,7 +430,7 @@ export async function chartReadCost(size: BenchSize): Promise<Row> {
           for (let i = from; i < from + batch; i++) {
             await ctx.db.insert("portraitJobEvents", {
               ...template,
-              to: kinds[i % kinds.length],
+              to: kinds[i % kinds.length]!,
               at: now - 1 - ((i * 7919) % (24 * 3_600_000)),
             });
           }
@@ -475,7 +475,7 @@ async function seedJobs(t: Backend, template: Omit<Doc<"portraitJobs">, "_id" | 
   await t.run(async (ctx) => {
     const delta: Partial<Record<JobStatus, number>> = {};
     for (let i = from; i < from + n; i++) {
-      const status = SEED_STATUSES[i % SEED_STATUSES.length];
+      const status = SEED_STATUSES[i % SEED_STATUSES.length]!;
       await ctx.db.insert("portraitJobs", { ...template, status, slot: { kind: "none" } });
       delta[status] = (delta[status] ?? 0) + 1;
     }
@@ -531,7 +531,7 @@ export async function providerShare(size: BenchSize): Promise<Row> {
     await waitForCounts(t, (c) => live(c) === 0, 500, 5 * 60_000).catch(() => (timedOut = true));
     const counts = await t.run(async (ctx) => (await ctx.db.query("portraitJobs").collect()).filter((j) => j.status === "stored").length);
     const starts = [...stack.recraft!.starts].sort((a, b) => a - b);
-    const perMs = (starts.length - 1) / (starts.at(-1)! - starts[0]);
+    const perMs = (starts.length - 1) / (starts.at(-1)! - starts[0]!);
     const second = { ms: 100, limit: 5 };
     const minute = { ms: 6_000, limit: 100 };
     const minuteShare = (perMs * minute.ms) / minute.limit;

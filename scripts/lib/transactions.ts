@@ -39,8 +39,8 @@ export function meteredTransactions(modules: Modules = convexModules()) {
       const name = fnName.replace(":", ".");
       const before = largest.get(name) ?? { reads: 0, writes: 0, scheduled: 0, calls: 0 };
       largest.set(name, {
-        reads: Math.max(before.reads, metrics.documentsRead.used),
-        writes: Math.max(before.writes, metrics.documentsWritten.used),
+        reads: Math.max(before.reads, metrics.documentsRead!.used),
+        writes: Math.max(before.writes, metrics.documentsWritten!.used),
         scheduled: Math.max(before.scheduled, metrics.functionsScheduled?.used ?? 0),
         calls: before.calls + 1,
       });
@@ -67,7 +67,7 @@ export function documentedBounds(markdown = readFileSync(new URL("../../docs/ARC
     .filter((line) => /^\| `[a-zA-Z]+\.[a-zA-Z]+`/.test(line))
     .flatMap((line) => {
       const [fns, reads, writes] = line.split("|").slice(1, 4);
-      return [...fns.matchAll(/`([a-zA-Z]+\.[a-zA-Z]+)`/g)].map(([, fn]) => ({ fn, reads: number(reads), writes: number(writes) }));
+      return [...fns!.matchAll(/`([a-zA-Z]+\.[a-zA-Z]+)`/g)].map(([, fn]) => ({ fn: fn!, reads: number(reads!), writes: number(writes!) }));
     });
 }
 
@@ -187,7 +187,7 @@ export async function seedQueue(stack: Stack, scale: QueueScale): Promise<void> 
         ? {
             status: "downloaded",
             slot: heldSince,
-            download: { sha256: sha256(images[i]), bytes: images[i].byteLength, at: old },
+            download: { sha256: sha256(images[i]!), bytes: images[i]!.byteLength, at: old },
           }
         : { status: "requested", slot: heldSince },
     false,
@@ -209,7 +209,7 @@ export async function seedQueue(stack: Stack, scale: QueueScale): Promise<void> 
     await t.run(async (ctx) => {
       for (let i = done; i < Math.min(scale.files, done + 500); i++) {
         const bytes = i === 0 && images.length > 0 ? images[0] : new Uint8Array([9, 9, i % 256, Math.floor(i / 256)]);
-        await ctx.storage.store(new Blob([bytes], { type: "image/png" }));
+        await ctx.storage.store(new Blob([bytes!], { type: "image/png" }));
       }
     });
   }
@@ -302,7 +302,7 @@ export async function queueAtScale(scale: QueueScale): Promise<Map<string, Trans
     await admin.query(api.admin.statusCounts, {});
     await admin.query(api.admin.listJobs, { paginationOpts: { numItems: 50, cursor: null } });
     await admin.query(api.admin.failedFacets, {});
-    await admin.query(api.admin.getJob, { jobId: job._id });
+    await admin.query(api.admin.getJob, { jobId: job!._id });
     await admin.query(api.admin.failureSummary, { now: Date.now() });
     await admin.query(api.admin.activity, { range: "24h", now: Date.now() });
     await admin.query(api.admin.queueMetrics, { now: Date.now() });

@@ -82,11 +82,11 @@ function textPairs(page: Page): Promise<Pair[]> {
     type RGBA = { r: number; g: number; b: number; a: number };
     const parse = (css: string): RGBA => {
       const p = css
-        .match(/rgba?\(([^)]+)\)/)![1]
+        .match(/rgba?\(([^)]+)\)/)![1]!
         .split(/[\s,/]+/)
         .filter(Boolean)
         .map(Number);
-      return { r: p[0], g: p[1], b: p[2], a: p[3] ?? 1 };
+      return { r: p[0]!, g: p[1]!, b: p[2]!, a: p[3] ?? 1 };
     };
     const over = (top: RGBA, under: RGBA): RGBA => ({
       r: top.r * top.a + under.r * (1 - top.a),
@@ -96,11 +96,11 @@ function textPairs(page: Page): Promise<Pair[]> {
     });
     const luminance = ({ r, g, b }: RGBA) => {
       const c = [r, g, b].map((v) => (v / 255 <= 0.03928 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4));
-      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+      return 0.2126 * c[0]! + 0.7152 * c[1]! + 0.0722 * c[2]!;
     };
     const ratio = (a: RGBA, b: RGBA) => {
       const [x, y] = [luminance(a), luminance(b)].sort((m, n) => n - m);
-      return (x + 0.05) / (y + 0.05);
+      return (x! + 0.05) / (y! + 0.05);
     };
     const page = parse(getComputedStyle(document.documentElement).backgroundColor);
     const backgroundOf = (el: Element) => {
@@ -145,7 +145,7 @@ test("every text/background pair of both themes is at least 4.5:1, on every view
   const all = await jobs();
   const failed = all.find((j) => j.status === "failed")!._id;
   const stored = all.find((j) => j.status === "stored")!._id;
-  const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]._id;
+  const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]!._id;
   const views = ["#/", "#/?status=failed", `#/jobs/${failed}`, `#/jobs/${stored}`, "#/audit", "#/stories", `#/stories/${run}`];
   const low: (Pair & { theme: string; view: string })[] = [];
   let checked = 0;
@@ -184,9 +184,9 @@ test("on a phone a job card is short and the list starts high; a failed job's pa
   const cards = await page
     .locator("tbody tr")
     .evaluateAll((rows) => rows.map((r) => r.getBoundingClientRect()).map((b) => ({ top: b.top + window.scrollY, height: b.height })));
-  expect(cards[0].top).toBeLessThan(560);
+  expect(cards[0]!.top).toBeLessThan(560);
   for (const card of cards) expect(card.height).toBeLessThan(170);
-  expect(cards[19].top + cards[19].height - cards[0].top).toBeLessThan(20 * 170);
+  expect(cards[19]!.top + cards[19]!.height - cards[0]!.top).toBeLessThan(20 * 170);
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(390);
 
   const failed = (await jobs()).find((j) => j.status === "failed")!._id;
@@ -213,8 +213,8 @@ test("at 1280 the story runs' Attempt header lines up with its numbers; a view's
       })),
     ),
   );
-  expect(th.align).toBe("right");
-  expect(Math.abs(th.right - td.right)).toBeLessThan(1);
+  expect(th!.align).toBe("right");
+  expect(Math.abs(th!.right - td!.right)).toBeLessThan(1);
   // The theme of a written run stays (bug 4).
   expect(await page.locator("tbody tr", { hasText: "theme: a drowned lighthouse keeper" }).count()).toBe(1);
 

@@ -281,7 +281,7 @@ test("light and dark themes follow the system", async () => {
     await close(page);
     const y = (rgb: string) => {
       const [r, g, b] = rgb.match(/\d+/g)!.map(Number);
-      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
     };
     return { bg: y(bg), text: y(text) };
   };
@@ -394,7 +394,7 @@ test("offline: the bridge stops, the console says so and backs off; it starts ag
 
   // Backoff, not hammering: attempts 1 s, 2 s, 4 s … apart, so the third comes at least 2 + 4 s after the first.
   await expect.poll(() => attempts.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
-  expect(attempts[2] - attempts[0]).toBeGreaterThanOrEqual(6_000 - 50);
+  expect(attempts[2]! - attempts[0]!).toBeGreaterThanOrEqual(6_000 - 50);
   const offlineFor = Date.now() - stoppedAt;
   // At most one console line (Chromium's own "Failed to load resource") per failed request, and nothing else.
   expect(consoleErrors.length).toBeLessThanOrEqual(failedRequests.length);

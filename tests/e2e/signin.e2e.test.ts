@@ -76,7 +76,7 @@ const signInRef = makeFunctionReference<"action", Record<string, unknown>, Token
 /** Creates an account through Convex's HTTP API (ConvexHttpClient), as another app of the deployment would; returns its user id. */
 async function createAccount(who: { email: string; password: string }): Promise<string> {
   const { tokens } = await new ConvexHttpClient(server.url).action(signInRef, { provider: "password", params: { ...who, flow: "signUp" } });
-  return subjectOf(tokens.token).split("|")[0];
+  return subjectOf(tokens.token).split("|")[0]!;
 }
 
 const stored = (page: Page, prefix: string) =>
@@ -88,7 +88,7 @@ const stored = (page: Page, prefix: string) =>
     prefix,
   );
 const storedTokens = (page: Page) => stored(page, "__convexAuthJWT");
-const subjectOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()) as { sub: string }).sub;
+const subjectOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { sub: string }).sub;
 
 const userByEmail = (email: string) =>
   withAuthTables(stack.t).run(async (ctx) => {
@@ -135,8 +135,8 @@ test("an operator signs up, is listed by user id, sees the console, signs out an
   await page.reload();
   await page.getByRole("link", { name: TITLE }).waitFor();
   expect(await page.getByTestId("count-stored").locator(".count-n").textContent()).toBe("1");
-  const [firstToken] = await storedTokens(page);
-  expect(subjectOf(firstToken!)).toMatch(new RegExp(`^${user!._id}\\|`));
+  const firstToken = (await storedTokens(page))[0]!;
+  expect(subjectOf(firstToken)).toMatch(new RegExp(`^${user!._id}\\|`));
 
   // Sign out: back to the form, the token gone from the browser and its session from the backend.
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -155,9 +155,9 @@ test("an operator signs up, is listed by user id, sees the console, signs out an
   // Signed in again: a new session, the same user id, still an admin.
   await submit(page, WARDEN, "Sign in");
   await page.getByRole("link", { name: TITLE }).waitFor();
-  const [secondToken] = await storedTokens(page);
-  expect(subjectOf(secondToken!)).not.toBe(subjectOf(firstToken!));
-  expect(subjectOf(secondToken!).split("|")[0]).toBe(user!._id);
+  const secondToken = (await storedTokens(page))[0]!;
+  expect(subjectOf(secondToken)).not.toBe(subjectOf(firstToken));
+  expect(subjectOf(secondToken).split("|")[0]).toBe(user!._id);
   await page.screenshot({ path: `${SHOTS}/signed-in.png`, fullPage: true });
 
   expect(errors).toEqual([]);
@@ -191,20 +191,20 @@ test("an expired token is refreshed through Convex's HTTP API: the console stays
   const { page, errors, close } = await openConsole();
   await submit(page, MATRON, "Sign in");
   await page.getByRole("link", { name: TITLE }).waitFor();
-  const [token] = await storedTokens(page);
-  const [refreshToken] = await stored(page, "__convexAuthRefreshToken");
+  const token = (await storedTokens(page))[0]!;
+  const refreshToken = (await stored(page, "__convexAuthRefreshToken"))[0]!;
 
   // The same session's token, an hour old: the bridge refuses it, the client refreshes it with the stored refresh token.
-  const claims = JSON.parse(Buffer.from(token!.split(".")[1], "base64url").toString()) as Record<string, number>;
-  const expired = forge(deploymentKey(), { ...claims, iat: claims.iat - 3600, exp: claims.exp - 3600 });
+  const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as Record<string, number>;
+  const expired = forge(deploymentKey(), { ...claims, iat: claims.iat! - 3600, exp: claims.exp! - 3600 });
   await page.evaluate((jwt) => {
     for (const key of Object.keys(localStorage)) if (key.startsWith("__convexAuthJWT")) localStorage.setItem(key, jwt);
   }, expired);
   await page.reload();
   await page.getByRole("link", { name: TITLE }).waitFor();
-  const [fresh] = await storedTokens(page);
+  const fresh = (await storedTokens(page))[0]!;
   expect(fresh).not.toBe(expired);
-  expect(subjectOf(fresh!)).toBe(subjectOf(token!));
+  expect(subjectOf(fresh)).toBe(subjectOf(token));
   // Refreshed, not read back from storage: Convex Auth handed out a new refresh token with it.
   expect(await stored(page, "__convexAuthRefreshToken")).not.toEqual([refreshToken]);
   expect(await page.getByRole("heading", { name: "Staff sign-in" }).count()).toBe(0);
@@ -271,7 +271,7 @@ test("the bridge runs a call as a token's holder only when the deployment's key 
   }
 
   // Refused with 401 (the client fetches a fresh token): another key, another issuer, an expired token, garbage.
-  const claims = JSON.parse(Buffer.from(signedIn.tokens.token.split(".")[1], "base64url").toString()) as Record<string, unknown>;
+  const claims = JSON.parse(Buffer.from(signedIn.tokens.token.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
   const ownKey = deploymentKey();
   const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
   const now = Math.floor(Date.now() / 1000);
@@ -283,7 +283,7 @@ test("the bridge runs a call as a token's holder only when the deployment's key 
     ["expired", forge(ownKey, { ...claims, exp: now - 1 })],
     ["not a JWT", "garbage"],
   ]) {
-    const { status, body } = await runAs(token, "admin:statusCounts");
+    const { status, body } = await runAs(token!, "admin:statusCounts");
     expect({ reason, status }).toEqual({ reason, status: 401 });
     expect(body).toContain(reason);
   }

@@ -165,8 +165,8 @@ describe("fake Anthropic server with the real SDK", () => {
       expect(message.usage.output_tokens).toBeGreaterThan(0);
       expect(message.content).toHaveLength(1);
       const block = message.content[0];
-      expect(block.type).toBe("tool_use");
-      if (block.type !== "tool_use") throw new Error("expected tool_use");
+      expect(block!.type).toBe("tool_use");
+      if (block!.type !== "tool_use") throw new Error("expected tool_use");
       expect(block.name).toBe("record_case_file");
       expect(block.id).toMatch(/^toolu_/);
       expect(caseFileProblems(block.input), expected.slug).toEqual([]);
@@ -192,19 +192,19 @@ describe("fake Anthropic server with the real SDK", () => {
     await client(fake).messages.create(storyRequest());
     expect(fake.requests).toHaveLength(1);
     const [recorded] = fake.requests;
-    expect(recorded.method).toBe("POST");
-    expect(recorded.path).toBe("/v1/messages");
-    expect(recorded.headers["anthropic-version"]).toBeTruthy();
-    expect(recorded.headers["content-type"]).toContain("application/json");
+    expect(recorded!.method).toBe("POST");
+    expect(recorded!.path).toBe("/v1/messages");
+    expect(recorded!.headers["anthropic-version"]).toBeTruthy();
+    expect(recorded!.headers["content-type"]).toContain("application/json");
     // @anthropic-ai/sdk 1.12.0 sends the API key as a bearer token.
-    expect(recorded.headers["authorization"] ?? `x-api-key ${recorded.headers["x-api-key"]}`).toContain(API_KEY);
-    expect(recorded.body).toMatchObject({
+    expect(recorded!.headers["authorization"] ?? `x-api-key ${recorded!.headers["x-api-key"]}`).toContain(API_KEY);
+    expect(recorded!.body).toMatchObject({
       model: MODEL,
       max_tokens: 4096,
       tool_choice: { type: "tool", name: "record_case_file" },
       tools: [{ name: "record_case_file" }],
     });
-    expect(recorded.at).toBeLessThanOrEqual(Date.now());
+    expect(recorded!.at).toBeLessThanOrEqual(Date.now());
   });
 
   it("is reachable through ANTHROPIC_BASE_URL", async () => {
@@ -260,9 +260,9 @@ describe("fake Anthropic server with the real SDK", () => {
   });
 
   it("caseFile behavior answers with exactly the given (invalid) tool input", async () => {
-    const sevenChapters = { ...caseFiles[0], chapters: caseFiles[0].chapters.slice(0, 7) };
+    const sevenChapters = { ...caseFiles[0], chapters: caseFiles[0]!.chapters.slice(0, 7) };
     const longPrompt = { ...caseFiles[1], imageGenerationPrompt: "a dark and clinical portrait ".repeat(40) };
-    const { title: _title, ...missingTitle } = caseFiles[2];
+    const { title: _title, ...missingTitle } = caseFiles[2]!;
     const anthropic = client(fake);
     for (const invalid of [sevenChapters, longPrompt, missingTitle]) {
       fake.setBehavior({ kind: "caseFile", caseFile: invalid });
@@ -287,7 +287,7 @@ describe("fake Anthropic server with the real SDK", () => {
     const message = await client(fake).messages.create(storyRequest());
     expect(message.stop_reason).toBe("max_tokens");
     expect(message.usage.output_tokens).toBe(4096);
-    expect(toolInput(message)).toEqual({ title: caseFiles[0].title });
+    expect(toolInput(message)).toEqual({ title: caseFiles[0]!.title });
     expect(caseFileProblems(toolInput(message))).toContain("chapters missing");
   });
 
@@ -398,14 +398,14 @@ describe("fake Anthropic server with the real SDK", () => {
   });
 
   it("cycles through options.caseFiles", async () => {
-    const custom = await startAnthropicServer({ caseFiles: [caseFiles[3]] });
+    const custom = await startAnthropicServer({ caseFiles: [caseFiles[3]!] });
     try {
       const anthropic = client(custom);
       const slugs: string[] = [];
       for (let i = 0; i < 3; i++) {
         slugs.push((toolInput(await anthropic.messages.create(storyRequest())) as CaseFile).slug);
       }
-      expect(slugs).toEqual([caseFiles[3].slug, `${caseFiles[3].slug}-2`, `${caseFiles[3].slug}-3`]);
+      expect(slugs).toEqual([caseFiles[3]!.slug, `${caseFiles[3]!.slug}-2`, `${caseFiles[3]!.slug}-3`]);
     } finally {
       await custom.close();
     }
@@ -510,7 +510,7 @@ describe("fake Anthropic server: structured outputs and current models", () => {
     const message = await client(fake).messages.create(structured("claude-sonnet-5-5"));
     expect(message.stop_reason).toBe("end_turn");
     const [block] = message.content;
-    expect(block.type).toBe("text");
+    expect(block!.type).toBe("text");
     expect(JSON.parse((block as Anthropic.TextBlock).text)).toEqual(caseFiles[0]);
     expect(caseFileProblems(JSON.parse((block as Anthropic.TextBlock).text))).toEqual([]);
   });

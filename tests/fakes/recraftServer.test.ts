@@ -28,7 +28,7 @@ async function generateUrl(prompt: string): Promise<string> {
   const res = await generate({ prompt, size: "1024x1024" });
   expect(res.status).toBe(200);
   const json = (await res.json()) as { data: { url: string }[] };
-  return json.data[0].url;
+  return json.data[0]!.url;
 }
 
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
@@ -41,7 +41,7 @@ describe("png", () => {
     expect(decodePngSize(png)).toEqual({ width: 3, height: 2 });
     expect(decodePngSize(new TextEncoder().encode("<html>not a png at all, really not</html>"))).toBeNull();
     const corrupt = png.slice();
-    corrupt[17] ^= 0xff; // width byte: IHDR CRC no longer matches
+    corrupt[17]! ^= 0xff; // width byte: IHDR CRC no longer matches
     expect(decodePngSize(corrupt)).toBeNull();
     expect(() => encodePng(2, 2, new Uint8Array(3))).toThrow();
   });
@@ -62,10 +62,10 @@ describe("generation", () => {
     expect(json.credits).toBe(1);
     expect(Math.abs(json.created - Date.now() / 1000)).toBeLessThan(5);
     expect(json.data).toHaveLength(1);
-    expect(json.data[0].url).toBe(`${srv.origin}/images/${json.data[0].image_id}.png`);
-    expect(new URL(json.data[0].url).hostname).toBe(srv.imageHost);
+    expect(json.data[0]!.url).toBe(`${srv.origin}/images/${json.data[0]!.image_id}.png`);
+    expect(new URL(json.data[0]!.url).hostname).toBe(srv.imageHost);
 
-    const img = await fetch(json.data[0].url);
+    const img = await fetch(json.data[0]!.url);
     expect(img.headers.get("content-type")).toBe("image/png");
     const a = await bytesOf(img);
     expect(img.headers.get("content-length")).toBe(String(a.length));
@@ -75,12 +75,12 @@ describe("generation", () => {
     expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
 
     const rec = srv.requests[0];
-    expect(rec.headers.authorization).toBe(`Bearer ${KEY}`);
-    expect(rec.prompt).toBe("pale patient, ward 9");
-    expect(rec.validationErrors).toEqual([]);
-    expect(rec.status).toBe(200);
-    expect(rec.requestId).toBe(res.headers.get("x-recraft-requestid"));
-    expect(srv.imageRequests.map((r) => r.imageId)).toContain(json.data[0].image_id);
+    expect(rec!.headers.authorization).toBe(`Bearer ${KEY}`);
+    expect(rec!.prompt).toBe("pale patient, ward 9");
+    expect(rec!.validationErrors).toEqual([]);
+    expect(rec!.status).toBe(200);
+    expect(rec!.requestId).toBe(res.headers.get("x-recraft-requestid"));
+    expect(srv.imageRequests.map((r) => r.imageId)).toContain(json.data[0]!.image_id);
   });
 
   it("rejects a wrongly typed field with 400 and records the error", async () => {
@@ -89,20 +89,20 @@ describe("generation", () => {
     const json = (await res.json()) as { code: string; message: string };
     expect(json.code).toBe("invalid_request");
     expect(json.message).toContain("/size");
-    expect(srv.requests[0].validationErrors.join()).toContain("/size");
-    expect(srv.requests[0].status).toBe(400);
+    expect(srv.requests[0]!.validationErrors.join()).toContain("/size");
+    expect(srv.requests[0]!.status).toBe(400);
   });
 
   it("rejects unknown properties, a missing prompt, bad JSON and a non-JSON content type", async () => {
     const unknown = await generate({ prompt: "x", promt_typo: "y" });
     expect(unknown.status).toBe(400);
     expect(((await unknown.json()) as { message: string }).message).toContain("promt_typo");
-    expect(srv.requests[0].validationErrors.join()).toContain("promt_typo");
+    expect(srv.requests[0]!.validationErrors.join()).toContain("promt_typo");
 
     expect((await generate({ model: "recraftv3", style: "realistic_image" })).status).toBe(400);
-    expect(srv.requests[1].validationErrors.join()).toContain("prompt");
+    expect(srv.requests[1]!.validationErrors.join()).toContain("prompt");
     expect((await generate("{not json")).status).toBe(400);
-    expect(srv.requests[2].body).toBe("{not json");
+    expect(srv.requests[2]!.body).toBe("{not json");
     expect((await generate({ prompt: "x" }, { contentType: "text/plain" })).status).toBe(400);
     // The allOf extension's property is allowed.
     expect((await generate({ prompt: "x", style_reference_urls: ["https://a/b.png"] })).status).toBe(200);
@@ -132,7 +132,7 @@ describe("generation", () => {
     expect((await generate({ prompt: "x", model: "recraftv4_1", style_id: styleId })).status).toBe(200);
     const notUuid = await generate({ prompt: "x", model: "recraftv2", style_id: "my-style" });
     expect(notUuid.status).toBe(400);
-    expect(srv.requests[2].validationErrors.join()).toContain("/style_id");
+    expect(srv.requests[2]!.validationErrors.join()).toContain("/style_id");
   });
 
   it("requires the bearer key", async () => {
@@ -141,8 +141,8 @@ describe("generation", () => {
       expect(res.status).toBe(401);
       expect(((await res.json()) as { code: string }).code).toBe("not_authorized");
     }
-    expect(srv.requests[0].headers.authorization).toBeUndefined();
-    expect(srv.requests[1].headers.authorization).toBe("Bearer wrong");
+    expect(srv.requests[0]!.headers.authorization).toBeUndefined();
+    expect(srv.requests[1]!.headers.authorization).toBe("Bearer wrong");
   });
 
   it("applies latency and tracks concurrency on the timeline", async () => {
@@ -169,8 +169,8 @@ describe("generation", () => {
     const res = await generate({ prompt: "x", response_format: "b64_json" }, { key: "k2" });
     const json = (await res.json()) as { credits: number; data: { b64_json: string; url?: string }[] };
     expect(json.credits).toBe(7);
-    expect(json.data[0].url).toBeUndefined();
-    expect(decodePngSize(Buffer.from(json.data[0].b64_json, "base64"))).toEqual({ width: 1, height: 1 });
+    expect(json.data[0]!.url).toBeUndefined();
+    expect(decodePngSize(Buffer.from(json.data[0]!.b64_json, "base64"))).toEqual({ width: 1, height: 1 });
   });
 });
 
@@ -206,15 +206,15 @@ describe("generation faults", () => {
   it("still validates while a fault is set", async () => {
     srv.setFault({ kind: "hang" });
     expect((await generate({ prompt: 1 })).status).toBe(400);
-    expect(srv.requests[0].fault).toBeUndefined();
+    expect(srv.requests[0]!.fault).toBeUndefined();
   });
 
   it("hang: never answers until the client aborts", async () => {
     srv.setFault({ kind: "hang" });
     await expect(generate({ prompt: "x" }, { signal: AbortSignal.timeout(150) })).rejects.toThrow(/timeout|aborted/i);
     await waitFor(() => srv.inFlight === 0);
-    expect(srv.timeline[0].end).toBeDefined();
-    expect(srv.requests[0].status).toBeUndefined();
+    expect(srv.timeline[0]!.end).toBeDefined();
+    expect(srv.requests[0]!.status).toBeUndefined();
   });
 
   it("malformedJson, emptyData, noUrl, imageUrl", async () => {
@@ -228,14 +228,14 @@ describe("generation faults", () => {
 
     srv.setFault({ kind: "noUrl" });
     const [item] = ((await (await generate({ prompt: "x" })).json()) as { data: Record<string, unknown>[] }).data;
-    expect(item.image_id).toBeTypeOf("string");
-    expect(item.url).toBeUndefined();
-    expect(item.b64_json).toBeUndefined();
+    expect(item!.image_id).toBeTypeOf("string");
+    expect(item!.url).toBeUndefined();
+    expect(item!.b64_json).toBeUndefined();
 
     for (const url of ["file:///etc/passwd", "http://169.254.169.254/latest/meta-data/", "https://evil.example/x.png"]) {
       srv.setFault({ kind: "imageUrl", url });
       const json = (await (await generate({ prompt: "x" })).json()) as { data: { url: string }[] };
-      expect(json.data[0].url).toBe(url);
+      expect(json.data[0]!.url).toBe(url);
     }
   });
 
@@ -249,7 +249,7 @@ describe("generation faults", () => {
   it("reset: the connection is destroyed without an answer", async () => {
     srv.setFault({ kind: "reset" });
     await expect(generate({ prompt: "x" })).rejects.toThrow();
-    expect(srv.requests[0].fault).toBe("reset");
+    expect(srv.requests[0]!.fault).toBe("reset");
   });
 });
 
@@ -258,7 +258,7 @@ describe("image faults", () => {
     srv.setFault({ kind: "imageStatus", status: 404, body: "gone" });
     const res = await fetch(await generateUrl("x"));
     expect([res.status, await res.text()]).toEqual([404, "gone"]);
-    expect(srv.imageRequests[0].fault).toBe("imageStatus");
+    expect(srv.imageRequests[0]!.fault).toBe("imageStatus");
   });
 
   it("imageHang: aborted by the client's timeout", async () => {

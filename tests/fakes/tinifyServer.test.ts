@@ -134,7 +134,7 @@ describe("faults", () => {
     srv.setFault({ kind: "hang" });
     const pending = shrink(portraitPng("x")).catch((error: unknown) => error);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(srv.requests[0].status).toBeUndefined();
+    expect(srv.requests[0]!.status).toBeUndefined();
     await srv.close();
     expect(await pending).toBeInstanceOf(Error);
     srv = await startTinifyServer();
