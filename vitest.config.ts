@@ -1,8 +1,10 @@
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vitest/config";
 
-// The slow tier (`npm run test:e2e`, run by .ci/run after `npm test`): the browser suites and the quick bench.
-const SLOW = ["tests/e2e/**", "tests/bench.test.ts"];
+// The slow tier (`npm run test:e2e`, run by .ci/run after `npm test`): the browser suites, the quick bench
+// and the transaction bounds at scale (a 20,000-job backfill).
+const SCALE = ["tests/bench.test.ts", "tests/bounds.test.ts"];
+const SLOW = ["tests/e2e/**", ...SCALE];
 
 export default defineConfig({
   test: {
@@ -55,7 +57,7 @@ export default defineConfig({
       {
         extends: true,
         // Alone too: the bench measures this machine.
-        test: { name: "bench", environment: "node", include: ["tests/bench.test.ts"], maxWorkers: 1 },
+        test: { name: "bench", environment: "node", include: SCALE, maxWorkers: 1 },
       },
     ],
   },
