@@ -37,9 +37,9 @@ export default defineConfig({
         // The admin app's components, on the real backend functions (convex-test).
         test: {
           name: "admin",
-          environment: "./admin/test/environment.ts",
-          include: ["admin/**/*.test.tsx"],
-          setupFiles: ["./admin/test/setup.ts"],
+          environment: "./tests/admin/environment.ts",
+          include: ["tests/admin/**/*.test.tsx"],
+          setupFiles: ["./tests/admin/setup.ts"],
         },
       },
       {

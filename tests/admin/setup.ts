@@ -4,6 +4,6 @@
  * otherwise wait for the whole of convex/ to be transformed and imported: seconds on a busy machine,
  * counted against testing-library's one-second wait for the view's first answer.
  */
-import { modules } from "../../tests/harness";
+import { modules } from "../harness";
 
 await Promise.all(Object.values(modules).map((load) => load()));

@@ -7,11 +7,11 @@ import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { jobOf, settle, startStack, type Stack } from "../../tests/harness";
-import { expectInvariants } from "../../tests/invariants";
-import { bridgeRenderer } from "../test/render";
-import { GenerateStory } from "./App";
-import { StoryRuns } from "./StoryRuns";
+import { jobOf, settle, startStack, type Stack } from "../harness";
+import { expectInvariants } from "../invariants";
+import { bridgeRenderer } from "./render";
+import { GenerateStory } from "../../admin/src/App";
+import { StoryRuns } from "../../admin/src/StoryRuns";
 
 let stack: Stack;
 const ui = bridgeRenderer(() => stack.t);

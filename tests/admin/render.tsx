@@ -9,8 +9,8 @@ import { ConvexProvider } from "convex/react";
 import type { ReactElement } from "react";
 import { localTransport } from "../../scripts/lib/bridge";
 import type { Backend } from "../../scripts/lib/backend";
-import { modules } from "../../tests/harness";
-import { asConvexClient, BridgeClient, type BridgeTransport } from "../src/bridgeClient";
+import { modules } from "../harness";
+import { asConvexClient, BridgeClient, type BridgeTransport } from "../../admin/src/bridgeClient";
 
 export type Caller = "admin" | "guest" | "anon";
 

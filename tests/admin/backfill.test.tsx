@@ -8,11 +8,11 @@ import { afterEach, beforeEach, expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import { portraitPng } from "../../scripts/fakes/png";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { caseFile, gameStoryDocument, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../../tests/harness";
-import { expectInvariants } from "../../tests/invariants";
-import { bridgeRenderer } from "../test/render";
-import { Backfill } from "./Backfill";
-import { JobPage } from "./JobPage";
+import { caseFile, gameStoryDocument, jobOf, numberedCaseFile, settle, startStack, type Stack } from "../harness";
+import { expectInvariants } from "../invariants";
+import { bridgeRenderer } from "./render";
+import { Backfill } from "../../admin/src/Backfill";
+import { JobPage } from "../../admin/src/JobPage";
 
 let stack: Stack;
 const ui = bridgeRenderer(() => stack.t);
