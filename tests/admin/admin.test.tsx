@@ -6,13 +6,13 @@
  */
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { jobOf, numberedCaseFile, settle, startStack, type Stack } from "../harness";
-import { expectInvariants } from "../invariants";
-import { bridgeRenderer, type Caller } from "./render";
+import { numberedCaseFile, settle } from "../harness";
+
+import { adminSuite, fiveJobs, type Caller } from "./render";
 import { App, Counts } from "../../admin/src/App";
 import { Audit } from "../../admin/src/Audit";
 import { reconnectDelayMs } from "../../admin/src/bridgeClient";
@@ -22,45 +22,16 @@ import { JobPage } from "../../admin/src/JobPage";
 import { JobTable } from "../../admin/src/JobTable";
 import { parseRoute, useRoute } from "../../admin/src/route";
 
-let stack: Stack;
-const ui = bridgeRenderer(() => stack.t);
+const { stack, ui } = adminSuite();
 let jobIds: Id<"portraitJobs">[];
 
 const story = numberedCaseFile;
 
-/**
- * Five case files: 0 and 1 fail `unauthorized`, 2 fails `bad_content_type`,
- * 3 and 4 are stored; then 0 is retried and stored on its second attempt.
- */
+/** The five case files of `fiveJobs`; then 0 is retried and stored on its second attempt. */
 beforeEach(async () => {
-  window.location.hash = "";
-  document.title = "";
-  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  stack.recraft.setFault(({ prompt }) => {
-    const i = Number(prompt.match(/#(\d+)/)![1]);
-    if (i < 2) return { kind: "status", status: 401, body: "invalid api key" };
-    if (i === 2) return { kind: "imageContentType", contentType: "text/html" };
-    return undefined;
-  });
-  jobIds = [];
-  for (let i = 0; i < 5; i++) {
-    const storyId = await stack.t.mutation(internal.stories.insertStory, story(i));
-    await settle(stack.t);
-    jobIds.push((await jobOf(stack.t, storyId))._id);
-  }
-  stack.recraft.setFault(undefined);
-  await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[0]! });
-  await settle(stack.t);
-});
-
-afterEach(async () => {
-  ui.closeAll();
-  try {
-    await settle(stack.t);
-    await expectInvariants(stack.t);
-  } finally {
-    await stack.close();
-  }
+  jobIds = await fiveJobs(stack());
+  await stack().t.mutation(internal.portraits.retryJob, { jobId: jobIds[0]! });
+  await settle(stack().t);
 });
 
 const renderAs = (as: Caller, element: ReactElement) => ui.render(as, element);
@@ -84,8 +55,8 @@ describe("admin views on the real backend", () => {
     await ui.synced();
     expect(["pending", "requested", "downloaded", "stored", "failed"].map(countOf)).toEqual(["0", "0", "0", "3", "2"]);
 
-    await stack.t.mutation(internal.stories.insertStory, story(5));
-    await settle(stack.t);
+    await stack().t.mutation(internal.stories.insertStory, story(5));
+    await settle(stack().t);
     await ui.synced();
     expect(countOf("stored")).toBe("4");
     expect(countOf("failed")).toBe("2");
@@ -110,15 +81,15 @@ describe("admin views on the real backend", () => {
     expect(within(first!).getAllByRole("cell")[2]!.textContent).toBe("2"); // attempt
 
     // New jobs join the loaded pages live, at the top, without duplicating or dropping a row.
-    await stack.t.mutation(internal.stories.insertStory, story(5));
-    await stack.t.mutation(internal.stories.insertStory, story(6));
+    await stack().t.mutation(internal.stories.insertStory, story(5));
+    await stack().t.mutation(internal.stories.insertStory, story(6));
     await ui.synced();
     expect(bodyRows()).toHaveLength(7);
     const ids = bodyRows().map((r) => r.dataset.jobId);
     expect(new Set(ids).size).toBe(7);
     expect(ids.slice(2)).toEqual([...jobIds].reverse());
     expect(bodyRows()[0]!.textContent).toContain("The Ward of Whisper6");
-    await settle(stack.t);
+    await settle(stack().t);
 
     fireEvent.change(screen.getByLabelText("Status"), { target: { value: "failed" } });
     await ui.synced();
@@ -193,7 +164,7 @@ describe("admin views on the real backend", () => {
     expect(document.querySelector('th[aria-sort="descending"]')!.textContent).toContain("Last change");
     for (const cell of document.querySelectorAll("tbody time")) expect(cell.textContent).toMatch(DATE_TIME);
 
-    const jobs = await stack.t.run(async (ctx) => Promise.all(jobIds.map((id) => ctx.db.get(id))));
+    const jobs = await stack().t.run(async (ctx) => Promise.all(jobIds.map((id) => ctx.db.get(id))));
     const total = (id: string) => {
       const job = jobs.find((j) => j!._id === id)!;
       return job.updatedAt - job.createdAt;
@@ -243,7 +214,7 @@ describe("admin views on the real backend", () => {
     ]);
     expect(rows[2]!.textContent).toContain("unauthorized");
     expect(within(rows[2]!).getAllByRole("cell")[4]!.textContent).toBe("401");
-    const downloaded = (await stack.t.run((ctx) => ctx.db.query("portraitJobEvents").collect())).find(
+    const downloaded = (await stack().t.run((ctx) => ctx.db.query("portraitJobEvents").collect())).find(
       (e) => e.jobId === jobIds[0] && e.to === "downloaded",
     )!;
     expect(rows[5]!.textContent).toContain(downloaded.details!.recraftRequestId!);
@@ -256,15 +227,15 @@ describe("admin views on the real backend", () => {
     fireEvent.click(button);
     fireEvent.click(button);
     await waitFor(() => expect(screen.getByTestId("retry-note").textContent).toBe("Queued as a new attempt."));
-    await settle(stack.t);
-    const events = await stack.t.run((ctx) =>
+    await settle(stack().t);
+    const events = await stack().t.run((ctx) =>
       ctx.db
         .query("portraitJobEvents")
         .withIndex("by_job", (q) => q.eq("jobId", jobIds[1]!))
         .collect(),
     );
     expect(events.filter((e) => e.from === "failed" && e.to === "pending")).toHaveLength(1);
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
+    expect(await stack().t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
     await waitFor(() => expect(screen.queryByRole("button", { name: "Retry job" })).toBeNull());
     expect(screen.getByTestId("retry-note").textContent).toBe("Queued as a new attempt.");
   });
@@ -272,7 +243,7 @@ describe("admin views on the real backend", () => {
   test("the job page shows the raw job and events as JSON and copies them", async () => {
     renderAs("admin", <JobPage jobId={jobIds[0]!} />);
     await screen.findByRole("heading", { name: "The Ward of Whisper0" });
-    const detail = (await stack.t.withIdentity(ADMIN_IDENTITY).query(api.admin.getJob, { jobId: jobIds[0]! }))!;
+    const detail = (await stack().t.withIdentity(ADMIN_IDENTITY).query(api.admin.getJob, { jobId: jobIds[0]! }))!;
     fireEvent.click(screen.getByRole("button", { name: "Copy Job JSON" }));
     await waitFor(() => expect(screen.getAllByText("Copied.")).toHaveLength(1));
     expect(JSON.parse(await navigator.clipboard.readText())).toEqual(detail.job);
@@ -309,21 +280,21 @@ describe("admin views on the real backend", () => {
     expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Retry 1 job" }));
     fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
     expect(screen.queryByRole("alertdialog")).toBeNull();
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "failed", attempt: 1 });
+    expect(await stack().t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "failed", attempt: 1 });
     fireEvent.click(screen.getByRole("button", { name: "Retry all unauthorized jobs" }));
     await ui.synced();
     fireEvent.click(within(screen.getByRole("alertdialog")).getByRole("button", { name: "Retry 1 job" }));
     await ui.synced();
-    await settle(stack.t);
+    await settle(stack().t);
     await ui.synced();
     expect(screen.getByText("Queued 1 job.")).toBeTruthy();
     expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0");
-    expect(await stack.t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
+    expect(await stack().t.run((ctx) => ctx.db.get(jobIds[1]!))).toMatchObject({ status: "stored", attempt: 2 });
   });
 
   test("View jobs lists the jobs that failed with a code, including those retried since", async () => {
-    await stack.t.mutation(internal.portraits.retryJob, { jobId: jobIds[1]! });
-    await settle(stack.t);
+    await stack().t.mutation(internal.portraits.retryJob, { jobId: jobIds[1]! });
+    await settle(stack().t);
     renderAs("admin", <App bridgeAs="admin" />);
     await go("#/audit");
     await waitFor(() => expect(screen.getByTestId("still-failed-unauthorized").textContent).toBe("0"));

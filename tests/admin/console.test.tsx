@@ -5,16 +5,16 @@
  */
 import { act, cleanup, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import crons from "../../convex/crons";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { localTransport } from "../../scripts/lib/bridge";
 import { DEMO_FAULTS } from "../../scripts/lib/faults";
-import { caseFile, jobOf, modules, numberedCaseFile, settle, startStack, type Stack } from "../harness";
-import { expectInvariants } from "../invariants";
-import { bridgeRenderer } from "./render";
+import { caseFile, jobOf, modules, numberedCaseFile, settle } from "../harness";
+
+import { adminSuite, fiveJobs } from "./render";
 import { App, GenerateStory } from "../../admin/src/App";
 import { Audit } from "../../admin/src/Audit";
 import { UnreachableError, type BridgeTransport, type Link } from "../../admin/src/bridgeClient";
@@ -26,41 +26,14 @@ import { useRoute } from "../../admin/src/route";
 import { StoryRunPage } from "../../admin/src/StoryRunPage";
 import { StoryRuns } from "../../admin/src/StoryRuns";
 
-let stack: Stack;
-const ui = bridgeRenderer(() => stack.t);
+const { stack, ui } = adminSuite();
 let jobIds: Id<"portraitJobs">[];
 
-const admin = () => stack.t.withIdentity(ADMIN_IDENTITY);
+const admin = () => stack().t.withIdentity(ADMIN_IDENTITY);
 
-/** Five case files: 0 and 1 fail 401 (`unauthorized`), 2 fails `bad_content_type`, 3 and 4 are stored. */
+/** The five case files of `fiveJobs`. */
 beforeEach(async () => {
-  window.location.hash = "";
-  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  for (const level of ["log", "warn"] as const) vi.spyOn(console, level).mockImplementation(() => {});
-  stack.recraft.setFault(({ prompt }) => {
-    const i = Number(prompt.match(/#(\d+)/)?.[1] ?? 99);
-    if (i < 2) return { kind: "status", status: 401, body: "invalid api key" };
-    if (i === 2) return { kind: "imageContentType", contentType: "text/html" };
-    return undefined;
-  });
-  jobIds = [];
-  for (let i = 0; i < 5; i++) {
-    const storyId = await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
-    await settle(stack.t);
-    jobIds.push((await jobOf(stack.t, storyId))._id);
-  }
-  stack.recraft.setFault(undefined);
-});
-
-afterEach(async () => {
-  ui.closeAll();
-  try {
-    await settle(stack.t);
-    await expectInvariants(stack.t);
-  } finally {
-    await stack.close();
-    vi.restoreAllMocks();
-  }
+  jobIds = await fiveJobs(stack());
 });
 
 const renderAsAdmin = (element: ReactElement, transport?: BridgeTransport) => ui.render("admin", element, undefined, transport);
@@ -72,11 +45,11 @@ function RoutedTable() {
 
 const go = (hash: string) => act(() => void (window.location.hash = hash));
 const rowIds = () => [...document.querySelectorAll<HTMLElement>("tbody tr")].map((r) => r.dataset.jobId);
-const jobsNow = () => stack.t.run(async (ctx) => Promise.all(jobIds.map((id) => ctx.db.get(id))));
+const jobsNow = () => stack().t.run(async (ctx) => Promise.all(jobIds.map((id) => ctx.db.get(id))));
 
 /** Moves a failed job's failure (its row and its events) `ms` into the past. */
 async function ageFailure(jobId: Id<"portraitJobs">, ms: number) {
-  await stack.t.run(async (ctx) => {
+  await stack().t.run(async (ctx) => {
     const job = (await ctx.db.get(jobId))!;
     await ctx.db.patch(jobId, { updatedAt: job.updatedAt - ms, createdAt: job.createdAt - ms });
     for (const event of await ctx.db
@@ -101,7 +74,7 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
     expect(dialog.textContent).not.toContain("in the last 24 hours");
     fireEvent.click(within(dialog).getByRole("button", { name: "Retry 2 jobs" }));
     await ui.synced();
-    await settle(stack.t);
+    await settle(stack().t);
     await ui.synced();
     expect(screen.getByText("Queued 2 jobs.")).toBeTruthy();
     expect((await jobsNow()).slice(0, 2).map((j) => j!.status)).toEqual(["stored", "stored"]);
@@ -118,7 +91,7 @@ describe("bug 2: a bulk retry says what it does, for any age, and reports its ex
     await waitFor(() => expect(within(dialog).getByRole("button", { name: "Retry 2 jobs" })).toBeTruthy());
     fireEvent.click(within(dialog).getByRole("button", { name: "Retry 2 jobs" }));
     await screen.findByText("Queued 2 jobs.", undefined, { timeout: 5000 });
-    await settle(stack.t);
+    await settle(stack().t);
     expect((await jobsNow()).map((j) => j!.status)).toEqual(["stored", "stored", "failed", "stored", "stored"]);
   });
 });
@@ -149,7 +122,7 @@ describe("bug 3: focus stays on the page", () => {
 describe("bug 4: a run's theme", () => {
   test("stays in the story runs list once its story is written", async () => {
     await admin().mutation(api.admin.generateStory, { hint: "a drowned lighthouse" });
-    await settle(stack.t);
+    await settle(stack().t);
     renderAsAdmin(<StoryRuns route={{ page: "stories" }} />);
     const row = (await screen.findByText("inserted", { selector: ".badge" })).closest("tr")!;
     expect(row.textContent).toContain("a drowned lighthouse");
@@ -165,7 +138,7 @@ describe("bug 4: a run's theme", () => {
     expect((screen.getByRole("button", { name: "Generate story" }) as HTMLButtonElement).disabled).toBe(true);
     // The backend refuses it too, whoever calls.
     await expect(admin().mutation(api.admin.generateStory, { hint: "x".repeat(5000) })).rejects.toThrow(/5000 characters; at most 200/);
-    expect(await stack.t.run((ctx) => ctx.db.query("storyRuns").collect())).toEqual([]);
+    expect(await stack().t.run((ctx) => ctx.db.query("storyRuns").collect())).toEqual([]);
   });
 });
 
@@ -179,7 +152,7 @@ describe("bug 5: search", () => {
   });
 
   test('"ward c" ranks "The Sleeper in Ward C" above "The Stair Counter"', async () => {
-    await stack.t.mutation(
+    await stack().t.mutation(
       internal.stories.insertStory,
       caseFile({
         title: "The Sleeper in Ward C",
@@ -188,11 +161,11 @@ describe("bug 5: search", () => {
         imageGenerationPrompt: "portrait of patient #7",
       }),
     );
-    await stack.t.mutation(
+    await stack().t.mutation(
       internal.stories.insertStory,
       caseFile({ title: "The Stair Counter", slug: "stair", patientName: "Carl Penn", imageGenerationPrompt: "portrait of patient #8" }),
     );
-    await settle(stack.t);
+    await settle(stack().t);
     const { page } = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, search: "ward c" });
     expect(page[0]!.story!.title).toBe("The Sleeper in Ward C");
     expect(page.findIndex((r) => r.story!.title === "The Stair Counter")).toBeGreaterThan(0);
@@ -204,10 +177,10 @@ describe("bug 6: a failed regeneration", () => {
     renderAsAdmin(<JobPage jobId={jobIds[3]!} />);
     await screen.findByRole("img");
     expect(screen.getByTestId("portrait-attempt").textContent).toContain("attempt 1");
-    stack.recraft.setFault({ kind: "status", status: 401, body: "invalid api key" });
+    stack().recraft.setFault({ kind: "status", status: 401, body: "invalid api key" });
     fireEvent.click(screen.getByRole("button", { name: "Regenerate portrait" }));
     await waitFor(() => expect(screen.getByTestId("regenerate-note").textContent).toMatch(/^Queued/));
-    await settle(stack.t);
+    await settle(stack().t);
     await waitFor(() =>
       expect(screen.getByTestId("regenerate-note").textContent).toBe("Attempt 2 failed (unauthorized): the portrait from attempt 1 stays."),
     );
@@ -218,7 +191,7 @@ describe("bug 6: a failed regeneration", () => {
 
 /** The local transport, with a switch that takes the backend away and brings it back. */
 function switchableTransport() {
-  const inner = localTransport(stack.t, "admin", { pollMs: 25, modules });
+  const inner = localTransport(stack().t, "admin", { pollMs: 25, modules });
   let down = false;
   const links = new Set<(link: Link) => void>();
   const transport: BridgeTransport = {
@@ -306,11 +279,11 @@ describe("features", () => {
     renderAsAdmin(<QueueControl />);
     fireEvent.click(await screen.findByRole("button", { name: "Pause queue" }));
     await waitFor(() => expect(screen.getByTestId("queue-state").textContent).toContain("Paused"));
-    for (let i = 10; i < 13; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
-    await settle(stack.t);
+    for (let i = 10; i < 13; i++) await stack().t.mutation(internal.stories.insertStory, numberedCaseFile(i));
+    await settle(stack().t);
     const pending = async () =>
       (
-        await stack.t.run((ctx) =>
+        await stack().t.run((ctx) =>
           ctx.db
             .query("portraitJobs")
             .withIndex("by_status", (q) => q.eq("status", "pending"))
@@ -318,28 +291,28 @@ describe("features", () => {
         )
       ).length;
     expect(await pending()).toBe(3);
-    expect(await stack.t.mutation(internal.portraits.dispatchQueue, {})).toBe(0);
+    expect(await stack().t.mutation(internal.portraits.dispatchQueue, {})).toBe(0);
 
     fireEvent.change(screen.getByLabelText("Max in flight"), { target: { value: "1" } });
     fireEvent.click(screen.getByRole("button", { name: "Set" }));
     await waitFor(() => expect(screen.getByTestId("queue-state").textContent).toContain("at most 1 in flight"));
-    stack.recraft.setFault(undefined);
+    stack().recraft.setFault(undefined);
     fireEvent.click(screen.getByRole("button", { name: "Resume queue" }));
     await waitFor(() => expect(screen.getByTestId("queue-state").textContent).toContain("Running"));
     const holding = async () =>
       (
-        await stack.t.run((ctx) =>
+        await stack().t.run((ctx) =>
           ctx.db
             .query("portraitJobs")
             .withIndex("by_slot", (q) => q.eq("slot.kind", "held"))
             .collect(),
         )
       ).length;
-    await stack.t.mutation(internal.portraits.dispatchQueue, {});
+    await stack().t.mutation(internal.portraits.dispatchQueue, {});
     expect(await holding()).toBeLessThanOrEqual(1);
-    await settle(stack.t);
+    await settle(stack().t);
     expect(await pending()).toBe(0);
-    const events = await stack.t.run((ctx) => ctx.db.query("queueControlEvents").collect());
+    const events = await stack().t.run((ctx) => ctx.db.query("queueControlEvents").collect());
     expect(events.map((e) => [e.paused, e.maxConcurrency ?? null, e.by])).toEqual([
       [true, null, ADMIN_IDENTITY.email],
       [true, 1, ADMIN_IDENTITY.email],
@@ -350,21 +323,21 @@ describe("features", () => {
   });
 
   test("a story run's page shows its theme and Claude's answers; a failed run is retried from it and ends with its case file", async () => {
-    stack.anthropic.setBehavior({ kind: "refusal" });
+    stack().anthropic.setBehavior({ kind: "refusal" });
     const runId = await admin().mutation(api.admin.generateStory, { hint: "a drowned lighthouse" });
-    await settle(stack.t);
+    await settle(stack().t);
     renderAsAdmin(<StoryRunPage runId={runId} />);
     await screen.findByRole("heading", { name: "Story run" });
     expect(screen.getByTestId("run-theme").textContent).toBe("a drowned lighthouse");
     const failed = document.querySelector<HTMLElement>('tr[data-to="failed"]')!;
     expect(failed.textContent).toContain("refusal");
-    stack.anthropic.setBehavior(undefined);
+    stack().anthropic.setBehavior(undefined);
     const retry = screen.getByRole("button", { name: "Retry story run" });
     retry.focus();
     fireEvent.click(retry);
     await waitFor(() => expect(screen.getByTestId("retry-run-note").textContent).toBe("Queued as a new attempt: Claude is asked again."));
-    await settle(stack.t);
-    const title = (await stack.t.run(async (ctx) => ctx.db.get((await ctx.db.get(runId))!.storyId!)))!.title;
+    await settle(stack().t);
+    const title = (await stack().t.run(async (ctx) => ctx.db.get((await ctx.db.get(runId))!.storyId!)))!.title;
     await screen.findByRole("heading", { name: title }, { timeout: 5000 });
     await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId("retry-run-note")));
     const inserted = document.querySelector<HTMLElement>('tr[data-to="inserted"]')!;
@@ -380,23 +353,23 @@ describe("features", () => {
   });
 
   test("cancel a pending job, cancel a requested one (its action stops, nothing is retried), discard a failed one; events kept", async () => {
-    stack.setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "800" });
+    stack().setEnv({ PORTRAIT_REQUEST_TIMEOUT_MS: "800" });
     // A request that hangs: the job sits in requested until it is cancelled.
-    stack.recraft.setFault({ kind: "hang" });
-    const storyId = await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(20));
-    const hanging = (await jobOf(stack.t, storyId))._id;
-    await waitFor(async () => expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!.status).toBe("requested"), { timeout: 5000 });
+    stack().recraft.setFault({ kind: "hang" });
+    const storyId = await stack().t.mutation(internal.stories.insertStory, numberedCaseFile(20));
+    const hanging = (await jobOf(stack().t, storyId))._id;
+    await waitFor(async () => expect((await stack().t.run((ctx) => ctx.db.get(hanging)))!.status).toBe("requested"), { timeout: 5000 });
     renderAsAdmin(<JobPage jobId={hanging} />);
     const cancel = await screen.findByRole("button", { name: "Cancel job" });
     cancel.focus();
     fireEvent.click(cancel);
     await waitFor(() => expect(screen.getByTestId("cancel-note").textContent).toMatch(/^Cancelled/));
     await waitFor(() => expect(document.activeElement).toBe(screen.getByTestId("cancel-note")));
-    stack.recraft.setFault(undefined);
-    await settle(stack.t);
+    stack().recraft.setFault(undefined);
+    await settle(stack().t);
     const path = async (id: Id<"portraitJobs">) =>
       (
-        await stack.t.run((ctx) =>
+        await stack().t.run((ctx) =>
           ctx.db
             .query("portraitJobEvents")
             .withIndex("by_job", (q) => q.eq("jobId", id))
@@ -406,7 +379,7 @@ describe("features", () => {
         .map((e) => e.to)
         .join(">");
     expect(await path(hanging)).toBe("pending>requested>cancelled");
-    expect((await stack.t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", slot: { kind: "none" }, attempt: 1 });
+    expect((await stack().t.run((ctx) => ctx.db.get(hanging)))!).toMatchObject({ status: "cancelled", slot: { kind: "none" }, attempt: 1 });
     cleanup();
 
     // A failed job discarded leaves the failed filter; its failure stays in its events.
@@ -415,7 +388,7 @@ describe("features", () => {
     const failedNow = await admin().query(api.admin.listJobs, { paginationOpts: { numItems: 10, cursor: null }, status: "failed" });
     expect(failedNow.page.map((r) => r.jobId).sort()).toEqual([jobIds[0], jobIds[1]].sort());
     const discarded = (
-      await stack.t.run((ctx) =>
+      await stack().t.run((ctx) =>
         ctx.db
           .query("portraitJobEvents")
           .withIndex("by_job", (q) => q.eq("jobId", jobIds[2]!))
@@ -425,27 +398,27 @@ describe("features", () => {
     expect(discarded.details?.reason).toBe(`discarded by ${ADMIN_IDENTITY.email} from the admin console`);
     // A pending job (the queue paused) is cancelled before it starts.
     await admin().mutation(api.admin.setQueuePaused, { paused: true });
-    const waiting = (await jobOf(stack.t, await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(21))))!._id;
+    const waiting = (await jobOf(stack().t, await stack().t.mutation(internal.stories.insertStory, numberedCaseFile(21))))!._id;
     expect(await admin().mutation(api.admin.cancelJob, { jobId: waiting })).toBe("cancelled");
     await admin().mutation(api.admin.setQueuePaused, { paused: false });
-    await settle(stack.t);
+    await settle(stack().t);
     expect(await path(waiting)).toBe("pending>cancelled");
     // Stored jobs are not cancellable; a cancelled one can be retried.
     expect(await admin().mutation(api.admin.cancelJob, { jobId: jobIds[3]! })).toBe("not_cancellable");
     expect(await admin().query(api.admin.statusCounts, {})).toMatchObject({ failed: 2, stored: 2, cancelled: 3 });
     expect(await admin().mutation(api.admin.retryJob, { jobId: jobIds[2]! })).toBe("queued");
-    await settle(stack.t);
-    expect((await stack.t.run((ctx) => ctx.db.get(jobIds[2]!)))!).toMatchObject({ status: "stored", attempt: 2 });
+    await settle(stack().t);
+    expect((await stack().t.run((ctx) => ctx.db.get(jobIds[2]!)))!).toMatchObject({ status: "stored", attempt: 2 });
   });
 
   test("metrics per hour: the most jobs waiting and in flight from the snapshots, and attempt latency p50/p95", async () => {
     await admin().mutation(api.admin.setQueuePaused, { paused: true });
-    for (let i = 30; i < 33; i++) await stack.t.mutation(internal.stories.insertStory, numberedCaseFile(i));
-    await settle(stack.t);
-    await stack.t.mutation(internal.queueMetrics.snapshot, {});
+    for (let i = 30; i < 33; i++) await stack().t.mutation(internal.stories.insertStory, numberedCaseFile(i));
+    await settle(stack().t);
+    await stack().t.mutation(internal.queueMetrics.snapshot, {});
     await admin().mutation(api.admin.setQueuePaused, { paused: false });
-    await settle(stack.t);
-    await stack.t.mutation(internal.queueMetrics.snapshot, {});
+    await settle(stack().t);
+    await stack().t.mutation(internal.queueMetrics.snapshot, {});
     renderAsAdmin(<QueueMetrics />);
     const rows = await screen.findAllByRole("row", undefined, { timeout: 5000 });
     const hour = rows.find((r) => r.dataset.hour)!;
@@ -454,7 +427,7 @@ describe("features", () => {
       .map((c) => c.textContent);
     // Waiting 3 at the first snapshot, 0 in flight at both; every attempt downloaded in the hour.
     const downloaded = (
-      await stack.t.run((ctx) =>
+      await stack().t.run((ctx) =>
         ctx.db
           .query("portraitJobEvents")
           .withIndex("by_to", (q) => q.eq("to", "downloaded"))

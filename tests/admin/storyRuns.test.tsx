@@ -5,32 +5,15 @@
  */
 import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
-import { jobOf, settle, startStack, type Stack } from "../harness";
-import { expectInvariants } from "../invariants";
-import { bridgeRenderer } from "./render";
+import { describe, expect, test } from "vitest";
+
+import { jobOf, settle } from "../harness";
+
+import { adminSuite } from "./render";
 import { GenerateStory } from "../../admin/src/App";
 import { StoryRuns } from "../../admin/src/StoryRuns";
 
-let stack: Stack;
-const ui = bridgeRenderer(() => stack.t);
-
-beforeEach(async () => {
-  stack = await startStack({ env: { ADMIN_EMAILS: ADMIN_IDENTITY.email } });
-  for (const level of ["log", "warn"] as const) vi.spyOn(console, level).mockImplementation(() => {});
-});
-
-afterEach(async () => {
-  ui.closeAll();
-  try {
-    await settle(stack.t);
-    await expectInvariants(stack.t);
-  } finally {
-    await stack.close();
-    vi.restoreAllMocks();
-  }
-});
+const { stack, ui } = adminSuite();
 
 const renderAsAdmin = (element: ReactElement) => ui.render("admin", element);
 
@@ -51,13 +34,13 @@ describe("story runs in the admin console", () => {
     expect(screen.getByText(/No story runs yet/)).toBeTruthy();
     generate("a drowned lighthouse keeper");
     await ui.synced();
-    await settle(stack.t);
+    await settle(stack().t);
     await ui.synced();
-    expect(stack.anthropic.servedCaseFiles).toHaveLength(1);
-    const title = stack.anthropic.servedCaseFiles[0]!.title;
+    expect(stack().anthropic.servedCaseFiles).toHaveLength(1);
+    const title = stack().anthropic.servedCaseFiles[0]!.title;
     const status = document.querySelector("form.generate [role=status]") as HTMLElement;
-    const run = (await stack.t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]!;
-    const job = await jobOf(stack.t, run.storyId!);
+    const run = (await stack().t.run((ctx) => ctx.db.query("storyRuns").collect()))[0]!;
+    const job = await jobOf(stack().t, run.storyId!);
     expect(within(status).getByRole("link", { name: title }).getAttribute("href")).toBe(`#/jobs/${job!._id}`);
     expect(within(status).getByText("stored")).toBeTruthy();
 
@@ -68,7 +51,7 @@ describe("story runs in the admin console", () => {
   });
 
   test("a run that Claude refuses ends with its code on the button and in the list", async () => {
-    stack.anthropic.setBehavior({ kind: "refusal" });
+    stack().anthropic.setBehavior({ kind: "refusal" });
     renderAsAdmin(
       <>
         <GenerateStory />
@@ -77,15 +60,15 @@ describe("story runs in the admin console", () => {
     );
     generate();
     await ui.synced();
-    await settle(stack.t);
+    await settle(stack().t);
     await ui.synced();
     expect(document.querySelector('[data-run-status="failed"]')?.textContent).toMatch(/Failed: refusal Claude refused/);
     expect(document.querySelector("tr[data-run-id] .code")?.textContent).toBe("refusal");
   });
 
   test("a 529 shows the retry, then the case file", async () => {
-    stack.setEnv({ STORY_RETRY_DELAY_MS: "1500" });
-    stack.anthropic.setBehavior((index) => (index < 3 ? { kind: "overloaded" } : undefined));
+    stack().setEnv({ STORY_RETRY_DELAY_MS: "1500" });
+    stack().anthropic.setBehavior((index) => (index < 3 ? { kind: "overloaded" } : undefined));
     renderAsAdmin(<GenerateStory />);
     generate();
     await waitFor(
