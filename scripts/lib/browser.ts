@@ -67,9 +67,15 @@ function npmPackage(): { bin: string; version: string } {
   } catch {
     throw new SetupError("the npm Chromium (@sparticuz/chromium) is not installed: run `npm install`");
   }
-  const root = dirname(dirname(entry)); // …/@sparticuz/chromium/build/index.js
-  const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-  return { bin: join(root, "bin"), version };
+  // The entry's depth varies by release (build/index.js, build/cjs/index.cjs) and the
+  // exports map hides package.json, so walk up to the package's own package.json.
+  for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = join(dir, "package.json");
+    if (!existsSync(manifest)) continue;
+    const { name, version } = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version: string };
+    if (name === "@sparticuz/chromium") return { bin: join(dir, "bin"), version };
+  }
+  throw new SetupError(`no package.json of @sparticuz/chromium above ${entry}`);
 }
 
 /** Where the npm Chromium of the installed version is extracted by default. */
