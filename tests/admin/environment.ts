@@ -1,10 +1,14 @@
 /**
- * happy-dom for the components, Node's own networking for the backend under
- * test. The admin component tests run the real pipeline in-process, whose
- * fetch must reach the loopback fakes like in production, but happy-dom
- * replaces fetch, URL, Blob and friends with browser emulations (with CORS).
- * This keeps Node's versions of those globals and happy-dom for everything else,
- * and shows the Anthropic SDK no `navigator` (below).
+ * The `admin` project's environment: happy-dom for the components, Node's own
+ * networking for the backend under test. The backend's own suites run in the
+ * `backend` project under plain Node; the admin component tests run it in the
+ * same process as the components on purpose, because each test drives it
+ * directly (convex-test's `t`, the fakes' fault pickers: functions, which no
+ * process boundary carries). Its pipeline's fetch must reach the loopback fakes
+ * as in production, but happy-dom replaces fetch, URL, Blob and friends with
+ * browser emulations (with CORS). This keeps Node's versions of those globals
+ * and happy-dom for everything else, and shows the Anthropic SDK no `navigator`
+ * (below), so production code needs no browser flag.
  */
 import { builtinEnvironments, type Environment } from "vitest/runtime";
 
