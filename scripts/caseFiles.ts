@@ -14,7 +14,7 @@
 
 export type CaseFileDifficulty = "easy" | "medium" | "hard";
 
-export type CaseFileChapter = {
+type CaseFileChapter = {
   text: string;
   difficulty: CaseFileDifficulty;
 };

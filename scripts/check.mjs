@@ -1,11 +1,12 @@
 // The fast tier's checks (`npm run check`), side by side: they are independent, and on two cores
 // this takes about half their time one after another. `codegen:check` rewrites convex/_generated/,
-// so it runs before the steps that read it. Each step's output is printed whole when it ends.
+// so it runs before the steps that read it (knip too: it follows imports into convex/_generated/).
+// Each step's output is printed whole when it ends.
 import { spawn } from "node:child_process";
 
 const phases = [
   ["codegen:check", "format:check"],
-  ["lint", "typecheck:root", "typecheck:convex"],
+  ["lint", "typecheck:root", "typecheck:convex", "knip"],
 ];
 
 function run(script) {

@@ -15,9 +15,6 @@ import { StoryRunPage } from "./StoryRunPage";
 import { formatRoute, useRoute, viewKey, type Route } from "./route";
 import { ViewHeading } from "./ViewHeading";
 
-export { isForbidden } from "./errors";
-export { parseRoute, type Route } from "./route";
-
 /** Shows `fallback` for a thrown error; a "forbidden" is passed up unless `forbidden` is given. */
 class Boundary extends Component<{ children: ReactNode; forbidden?: ReactNode }, { error?: Error }> {
   state: { error?: Error } = {};
@@ -48,7 +45,7 @@ class Boundary extends Component<{ children: ReactNode; forbidden?: ReactNode },
  * all (the bridge knows; with an auth provider, pass its isAuthenticated):
  * an anonymous visitor is asked to sign in, not told their account is unlisted.
  */
-export function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: boolean }) {
+function Forbidden({ bridgeAs, signedIn }: { bridgeAs?: string; signedIn?: boolean }) {
   return (
     <main className="forbidden" aria-labelledby="forbidden-title">
       <h1 id="forbidden-title">Restricted ward</h1>
@@ -89,7 +86,7 @@ export function Counts({ stale = false }: { stale?: boolean }) {
 }
 
 /** The longest theme a story run takes (convex/lib/storyRunMachine.ts MAX_HINT_CHARS). */
-export const MAX_THEME_CHARS = 200;
+const MAX_THEME_CHARS = 200;
 
 export function GenerateStory() {
   const generate = useMutation(api.admin.generateStory);

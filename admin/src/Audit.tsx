@@ -93,7 +93,7 @@ const LATENCY_COLUMNS: Column<StepRow>[] = [
   { label: "Samples", num: true, cell: (s) => s.count },
 ];
 
-export function Failures({ route }: { route: AuditRoute }) {
+function Failures({ route }: { route: AuditRoute }) {
   const now = useMinute();
   const summary = useKept(useQuery(api.admin.failureSummary, { now }), "failures");
 
@@ -120,7 +120,7 @@ export function Failures({ route }: { route: AuditRoute }) {
   );
 }
 
-export function Latency() {
+function Latency() {
   const latency = useQuery(api.admin.latency);
   return (
     <section className="panel" aria-labelledby="latency-title">

@@ -1,7 +1,7 @@
 import { useState } from "react";
 
 /** A value as indented JSON, with a button that copies exactly that text. */
-export function RawJson({ label, value }: { label: string; value: unknown }) {
+function RawJson({ label, value }: { label: string; value: unknown }) {
   const text = JSON.stringify(value, null, 2);
   const [note, setNote] = useState("");
   const copy = async () => {

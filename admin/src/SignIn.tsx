@@ -13,7 +13,7 @@ import { useState, type FormEvent, type ReactNode } from "react";
 type Flow = "signIn" | "signUp";
 
 /** Convex Auth's errors in words; never which of email and password was wrong. */
-export function describeSignInError(error: unknown, flow: Flow): string {
+function describeSignInError(error: unknown, flow: Flow): string {
   const message = (error as Error)?.message ?? String(error);
   if (/TooManyFailedAttempts/.test(message)) return "Too many failed attempts. Wait a while, then try again.";
   if (/InvalidAccountId|InvalidSecret/.test(message)) return "Wrong email or password.";
@@ -65,7 +65,7 @@ function AccountBar() {
   );
 }
 
-export function SignInForm() {
+function SignInForm() {
   const { signIn } = useAuthActions();
   const [flow, setFlow] = useState<Flow>("signIn");
   const [state, setState] = useState<{ kind: "idle" | "busy" } | { kind: "error"; message: string }>({ kind: "idle" });

@@ -1,7 +1,7 @@
 import { useEffect, useRef, type ReactNode } from "react";
 import { takeFocusRequest } from "./route";
 
-export const APP_TITLE = "Case File Portraits admin";
+const APP_TITLE = "Case File Portraits admin";
 
 /**
  * A view's heading: names the document (`title`), and takes focus when the

@@ -61,16 +61,12 @@ export class UnreachableError extends Error {
 }
 
 /** The backend refused the token (expired, or not one it trusts): fetch a fresh one. */
-export class TokenRejectedError extends Error {
+class TokenRejectedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "TokenRejectedError";
   }
 }
-
-/** The identities the bridge can act as (chosen with `?as=` on the page). */
-export const BRIDGE_IDENTITIES = ["admin", "guest", "anon"] as const;
-export type BridgeIdentity = (typeof BRIDGE_IDENTITIES)[number];
 
 /** The transport of the served app: POST /bridge/run, and server-sent events from /bridge/changes. */
 export function httpTransport(base: string, as: string): BridgeTransport {

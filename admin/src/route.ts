@@ -15,7 +15,7 @@ import { useEffect, useState } from "react";
 import type { ErrorCode, JobStatus, StoryRunStatus } from "../../convex/validators";
 import { ERROR_CODES, RUN_STATUSES, STATUSES } from "./format";
 
-export const SORT_KEYS = ["created", "changed", "started", "finished", "total"] as const;
+const SORT_KEYS = ["created", "changed", "started", "finished", "total"] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 export const RANGES = ["6h", "24h", "7d", "30d"] as const;
 export type Range = (typeof RANGES)[number];
@@ -127,7 +127,7 @@ export function takeFocusRequest(): boolean {
 }
 
 /** Goes to `route`: a new history entry, or (`replace`, e.g. while typing a search) the current one. */
-export function navigate(route: Route, { replace = false } = {}) {
+function navigate(route: Route, { replace = false } = {}) {
   const hash = formatRoute(route);
   if (hash === window.location.hash || (hash === "#/" && window.location.hash === "")) return;
   if (replace) {

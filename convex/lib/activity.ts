@@ -29,7 +29,7 @@ export const MAX_CHART_READS = 6_000;
 
 const SERIES = ["stored", "failed"] as const;
 
-export interface ActivityBucket {
+interface ActivityBucket {
   start: number;
   stored: number;
   failed: number;

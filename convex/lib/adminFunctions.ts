@@ -30,7 +30,7 @@ export function isAdmin(identity: UserIdentity | null): boolean {
 }
 
 /** Throws ConvexError("forbidden") unless the caller is a listed admin. */
-export async function requireAdmin(ctx: Pick<QueryCtx, "auth">): Promise<UserIdentity> {
+async function requireAdmin(ctx: Pick<QueryCtx, "auth">): Promise<UserIdentity> {
   const identity = await ctx.auth.getUserIdentity();
   if (!isAdmin(identity)) throw new ConvexError("forbidden");
   return identity!;

@@ -44,7 +44,7 @@ export function failedJobs(ctx: QueryCtx, filter: RetryFilter, until = Number.MA
 }
 
 /** What the index could not narrow (a code beside an HTTP status). */
-export const matches = (job: Doc<"portraitJobs">, filter: RetryFilter) =>
+const matches = (job: Doc<"portraitJobs">, filter: RetryFilter) =>
   job.status === "failed" &&
   (filter.code === undefined || job.error?.code === filter.code) &&
   (filter.httpStatus === undefined || job.error?.httpStatus === filter.httpStatus);
@@ -84,7 +84,7 @@ export async function continueBulkRetry(ctx: MutationCtx, id: Id<"bulkRetries">)
   return queued;
 }
 
-export function describeFilter(filter: RetryFilter): string {
+function describeFilter(filter: RetryFilter): string {
   const parts = [
     filter.code && `code ${filter.code}`,
     filter.httpStatus !== undefined && `HTTP ${filter.httpStatus}`,

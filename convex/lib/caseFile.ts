@@ -21,7 +21,7 @@ export type { Difficulty };
 
 const DIFFICULTIES: readonly Difficulty[] = ["easy", "medium", "hard"];
 
-export function utf8Bytes(text: string): number {
+function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).length;
 }
 
@@ -106,7 +106,7 @@ export function playabilityProblems(story: StoryInput): string[] {
   return problems;
 }
 
-export type ProblemKind = "shape" | "plan" | "untypeable" | "title_taken" | "image_prompt";
+type ProblemKind = "shape" | "plan" | "untypeable" | "title_taken" | "image_prompt";
 export type Problem = { kind: ProblemKind; message: string };
 export type Checked = {
   /** The normalised case file, when its shape allows one (it may still have problems). */

@@ -45,7 +45,7 @@ function text(name: string, fallback: string): string {
 }
 
 /** An integer setting in [min, max]: malformed falls back to `fallback`, out of range is clamped; both warn naming the variable. */
-export function integer(name: string, fallback: number, min: number, max: number): number {
+function integer(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);
@@ -193,11 +193,11 @@ export function backfillBatchSize(): number {
 /** The default Claude model: the SDK's current Sonnet (see docs/ARCHITECTURE.md, "Story runs"). */
 export const DEFAULT_STORY_MODEL = "claude-sonnet-5-5";
 /** The game's prompt: four easy chapters, two medium, two hard. */
-export const DEFAULT_CHAPTER_PLAN = "easy:4,medium:2,hard:2";
+const DEFAULT_CHAPTER_PLAN = "easy:4,medium:2,hard:2";
 export type Difficulty = "easy" | "medium" | "hard";
 
 /** STORY_CHAPTER_PLAN as difficulties in order, e.g. "easy:4,medium:2,hard:2". Null when malformed. */
-export function parseChapterPlan(raw: string): Difficulty[] | null {
+function parseChapterPlan(raw: string): Difficulty[] | null {
   const plan: Difficulty[] = [];
   for (const part of raw.split(",")) {
     const match = part.trim().match(/^(easy|medium|hard)\s*:\s*(\d+)$/);

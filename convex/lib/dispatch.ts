@@ -53,12 +53,12 @@ const WAKE_BATCH = 512;
 const FOLD_SETTLED_MS = 10_000;
 
 /** Wakeups are grouped into buckets of a few slots, so a burst of transitions shares one loop run. */
-export function kickBucketMs(config: QueueConfig): number {
+function kickBucketMs(config: QueueConfig): number {
   return Math.min(1_000, Math.max(1, Math.floor(4 * sustainedSpacingMs(config))));
 }
 
 /** Jobs allowed to hold a slot now (lib/pacing.ts): a freed slot waits at most one wakeup bucket to be handed on. */
-export const allowedInFlight = (state: { latencyMs?: number; limit: number }, config: QueueConfig) =>
+const allowedInFlight = (state: { latencyMs?: number; limit: number }, config: QueueConfig) =>
   littleLaw(state, config, kickBucketMs(config));
 
 /** A release notice (lib/slots.ts releaseSlot): how long a freed slot was held, and any 429. */

@@ -80,7 +80,7 @@ const machine = defineMachine<"portraitJobs", JobError, StepDetails, Change>({
   },
 });
 
-export const { canMove, current, move, requeue, fail, isTransient } = machine;
+export const { canMove, current, move, requeue, fail } = machine;
 
 /**
  * Jobs per status, exact at every instant (lib/counts.ts explains why), or
@@ -97,7 +97,7 @@ export async function readCounts(ctx: QueryCtx): Promise<Record<JobStatus, numbe
  * letter-and-digit parts, so "0470" finds "P-0470" whichever way the search
  * engine splits words.
  */
-export function searchTextOf(story: Pick<Doc<"stories">, "title" | "patientName" | "patientNumber">): string {
+function searchTextOf(story: Pick<Doc<"stories">, "title" | "patientName" | "patientNumber">): string {
   const text = `${story.title} ${story.patientName} ${story.patientNumber}`;
   const punctuated = text.split(/\s+/).filter((word) => /[^\p{L}\p{N}]/u.test(word));
   const parts = punctuated.flatMap((word) => word.split(/[^\p{L}\p{N}]+/u).filter(Boolean));

@@ -7,11 +7,11 @@
  * The test runner sets LOG_LEVEL=OFF; a test that checks a log line asks for it.
  */
 
-export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR", "OFF"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export const DEFAULT_LOG_LEVEL: LogLevel = "INFO";
+const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR", "OFF"] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+const DEFAULT_LOG_LEVEL: LogLevel = "INFO";
 
-export type LogFields = Record<string, unknown>;
+type LogFields = Record<string, unknown>;
 
 export interface Logger {
   debug(event: string, fields?: LogFields): void;
@@ -21,7 +21,7 @@ export interface Logger {
 }
 
 /** LOG_LEVEL as a level; an unknown value falls back to the default. */
-export function logLevel(): LogLevel {
+function logLevel(): LogLevel {
   const raw = process.env.LOG_LEVEL?.trim().toUpperCase();
   return LOG_LEVELS.find((level) => level === raw) ?? DEFAULT_LOG_LEVEL;
 }

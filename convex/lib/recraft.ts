@@ -58,7 +58,7 @@ function thrownFailure(step: PipelineStep, error: unknown, details: StepDetails)
 }
 
 /** Retry-After is either delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value.trim());
   if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
@@ -108,7 +108,7 @@ export async function readCapped(response: Response, limit: number): Promise<str
 }
 
 /** The request body: only what the model accepts (a V4 model takes no `style`; a custom style is `style_id` alone). */
-export function generationBody(parameters: ResolvedRecraftRequest, prompt: string) {
+function generationBody(parameters: ResolvedRecraftRequest, prompt: string) {
   const { model, style, styleId, size } = parameters;
   return {
     prompt,

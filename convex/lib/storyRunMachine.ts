@@ -19,8 +19,6 @@ import { storyConfig } from "./config";
 import { defineMachine } from "./machine";
 import { redact } from "./redact";
 
-export const STORY_RUN_STATUSES: StoryRunStatus[] = ["pending", "writing", "repairing", "inserted", "failed"];
-
 const NEXT: Record<StoryRunStatus, StoryRunStatus[]> = {
   pending: ["writing", "failed"],
   writing: ["repairing", "inserted", "failed"],

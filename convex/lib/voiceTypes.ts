@@ -7,7 +7,7 @@ import type { Doc } from "../_generated/dataModel";
 
 export type Difficulty = "easy" | "medium" | "hard";
 
-export type StoryContext = {
+type StoryContext = {
   /** The newest stories first (as many as STORY_RECENT_COUNT), so Claude does not repeat them. */
   recent: { title: string; patientName: string; patientNumber: string }[];
   /** The chapter plan (STORY_CHAPTER_PLAN): one difficulty per chapter, in order. */

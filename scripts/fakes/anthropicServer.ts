@@ -29,8 +29,6 @@ import type { AddressInfo, Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { caseFiles as bundledCaseFiles, type CaseFile } from "../caseFiles";
 
-export type { CaseFile };
-
 /** How the fake answers a (valid, authenticated) request. */
 export type AnthropicBehavior =
   /**
@@ -73,7 +71,7 @@ export type StartAnthropicServerOptions = {
   retryAfterMs?: number;
 };
 
-export type RecordedAnthropicRequest = {
+type RecordedAnthropicRequest = {
   method: string;
   /** Path including any query string, e.g. "/v1/messages". */
   path: string;
@@ -175,7 +173,7 @@ const UNSUPPORTED_SCHEMA_KEYWORDS = [
  * `additionalProperties: false`, `minItems` only 0 or 1, no numeric or length
  * bounds. Returns the first violation's path and reason.
  */
-export function structuredSchemaProblem(schema: unknown, path = "schema"): string | undefined {
+function structuredSchemaProblem(schema: unknown, path = "schema"): string | undefined {
   if (!isObject(schema)) return undefined;
   for (const keyword of UNSUPPORTED_SCHEMA_KEYWORDS) {
     if (keyword in schema) return `${path}.${keyword}: not supported by structured outputs`;

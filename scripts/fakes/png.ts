@@ -13,7 +13,7 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-export function crc32(bytes: Uint8Array, crc = 0xffffffff): number {
+function crc32(bytes: Uint8Array, crc = 0xffffffff): number {
   for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
   return crc;
 }

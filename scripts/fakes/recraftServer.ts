@@ -9,7 +9,7 @@ import addFormats from "ajv-formats";
 import { portraitPng } from "./png.ts";
 
 /** Faults of the generation call itself. */
-export type GenerationFault =
+type GenerationFault =
   | { kind: "status"; status: number; body?: string; json?: unknown; headers?: Record<string, string> }
   | { kind: "hang" }
   | { kind: "malformedJson" }
@@ -23,7 +23,7 @@ export type GenerationFault =
 
 /** Faults of the image download: the generation answers 200 normally, its image URL misbehaves. */
 /** `endless: true` answers with a body that never ends, to see whether the client closes the connection. */
-export type ImageFault =
+type ImageFault =
   | { kind: "imageStatus"; status: number; body?: string; endless?: boolean }
   | { kind: "imageHang" }
   | { kind: "imageSlowDrip"; chunkBytes?: number; intervalMs?: number }
@@ -39,7 +39,7 @@ export type ImageFault =
 export type Fault = GenerationFault | ImageFault;
 export type FaultPicker = (req: { prompt: string; index: number }) => Fault | undefined;
 
-export interface RecordedRequest {
+interface RecordedRequest {
   /** 0-based count of generation requests seen (the index given to a FaultPicker). */
   index: number;
   at: number;
@@ -70,7 +70,7 @@ export interface ImageRequest {
   closedEarly: boolean;
 }
 
-export interface TimelineEntry {
+interface TimelineEntry {
   index: number;
   requestId: string;
   start: number;
@@ -168,7 +168,7 @@ const NOT_FOR_V4 = ["style", "substyle", "negative_prompt", "text_layout"];
  * Recraft's API reference (appendix: prompt lengths, sizes per model; model
  * pages: V4 parameters), independently of the pipeline's own model table.
  */
-export function modelProblems(fields: Record<string, unknown>): string[] {
+function modelProblems(fields: Record<string, unknown>): string[] {
   const model = (typeof fields.model === "string" ? fields.model : "recraftv4_1").replace(/_raster$/, ""); // Recraft's default model
   const v4 = model.startsWith("recraftv4");
   const problems: string[] = [];

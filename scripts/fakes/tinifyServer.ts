@@ -42,9 +42,9 @@ export type TinifyFault =
   /** A 401 whose message echoes the Authorization header it was sent. */
   | { kind: "echoKey" };
 
-export type TinifyFaultPicker = (index: number) => TinifyFault | undefined;
+type TinifyFaultPicker = (index: number) => TinifyFault | undefined;
 
-export interface TinifyRequest {
+interface TinifyRequest {
   at: number;
   method: string;
   path: string;

@@ -11,7 +11,7 @@ import { convexTest } from "convex-test";
 import { internalMutationGeneric, internalQueryGeneric, type GenericSchema, type SchemaDefinition } from "convex/server";
 import projectSchema from "../../convex/schema.ts";
 
-export const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
+const CONVEX_DIR = fileURLToPath(new URL("../../convex/", import.meta.url));
 
 export function convexModules(dir = CONVEX_DIR): Record<string, () => Promise<unknown>> {
   const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter(

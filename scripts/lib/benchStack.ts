@@ -9,7 +9,7 @@ import { jobCounts, LIVE, startDemoStack, type Counts, type DemoStackOptions } f
 import { until } from "./wait.ts";
 
 /** Windows of 1 ms allowing 8 192 requests each: one start slot a millisecond, a late start tolerated for a second. */
-export const LIFTED_RATE_LIMITS = {
+const LIFTED_RATE_LIMITS = {
   PORTRAIT_RATE_SECOND_MS: "1",
   PORTRAIT_RATE_MINUTE_MS: "1",
   PORTRAIT_MAX_PER_SECOND: "8192",

@@ -32,16 +32,16 @@ import type { BridgeTransport, Call, CallKind, Outcome } from "../../admin/src/b
 import { ADMIN_IDENTITY, convexModules, type Backend, type Modules } from "./backend.ts";
 import { identityFromToken, TokenRejected } from "./convexAuth.ts";
 
-export const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
+const ADMIN_DIR = fileURLToPath(new URL("../../admin/", import.meta.url));
 
-export const GUEST_IDENTITY = { email: "guest@demo.local", emailVerified: true, subject: "demo-guest", name: "Demo Guest" };
+const GUEST_IDENTITY = { email: "guest@demo.local", emailVerified: true, subject: "demo-guest", name: "Demo Guest" };
 const IDENTITIES: Record<string, typeof ADMIN_IDENTITY | undefined> = { admin: ADMIN_IDENTITY, guest: GUEST_IDENTITY, anon: undefined };
 
 /** Who a call runs as: a verified token's identity, a demo identity, or nobody. */
-export type CallerIdentity = Parameters<Backend["withIdentity"]>[0] | undefined;
+type CallerIdentity = Parameters<Backend["withIdentity"]>[0] | undefined;
 
 /** The demo identity `?as=` names (admin, guest or anon; anything else is anon). */
-export const bridgeIdentity = (as: string): CallerIdentity => (Object.hasOwn(IDENTITIES, as) ? IDENTITIES[as] : undefined);
+const bridgeIdentity = (as: string): CallerIdentity => (Object.hasOwn(IDENTITIES, as) ? IDENTITIES[as] : undefined);
 
 // convex-test's ctx.storage.getUrl answers with this prefix and the file's sha256.
 const TEST_STORAGE_URL = "https://some-deployment.convex.cloud/api/storage/";
@@ -82,7 +82,7 @@ function rewriteStorageUrls(value: JSONValue): JSONValue {
 }
 
 /** Runs one public function call of `modules` (default: convex/) on the embedded backend as `identity`. */
-export function bridgeExecutor(t: Backend, modules = convexModules()) {
+function bridgeExecutor(t: Backend, modules = convexModules()) {
   const isPublic = publicFunctions(modules);
   return async (identity: CallerIdentity, call: Call): Promise<Outcome> => {
     try {
@@ -107,7 +107,7 @@ export function bridgeExecutor(t: Backend, modules = convexModules()) {
  * feed, so this polls a cheap fingerprint: every job transition appends an
  * event, and scheduled functions starting or finishing change their states.
  */
-export function watchChanges(t: Backend, onChange: () => void, { pollMs = 150 } = {}): () => void {
+function watchChanges(t: Backend, onChange: () => void, { pollMs = 150 } = {}): () => void {
   let last = "";
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

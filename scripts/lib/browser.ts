@@ -38,7 +38,7 @@ export const DEBIAN_CHROMIUM = "/usr/bin/chromium";
  * The arguments every launch uses. Without the background-networking ones
  * Chromium keeps dialling Google's hosts, which a closed network refuses.
  */
-export const CHROMIUM_ARGS = [
+const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",
@@ -48,7 +48,7 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-export type ChromiumSource = "CHROMIUM_PATH" | "debian" | "npm";
+type ChromiumSource = "CHROMIUM_PATH" | "debian" | "npm";
 
 export interface ResolvedChromium {
   executablePath: string;
@@ -158,7 +158,7 @@ function fontsConf(dir: string): string {
  * Extracts the npm Chromium into `target` unless it is already there, and
  * returns `target`. Safe to call from several processes at once.
  */
-export async function extractNpmChromium(target = defaultExtractDir()): Promise<string> {
+async function extractNpmChromium(target = defaultExtractDir()): Promise<string> {
   if (existsSync(join(target, "chromium"))) return target;
   if (process.platform !== "linux" || process.arch !== "x64") {
     throw new SetupError(

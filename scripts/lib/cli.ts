@@ -40,7 +40,7 @@ export interface Io {
   isTTY: boolean;
 }
 
-export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, isTTY: !!process.stdout.isTTY });
+const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, isTTY: !!process.stdout.isTTY });
 
 /** True when `moduleUrl` is the script Node was started with. */
 export const isEntryPoint = (moduleUrl: string) => !!process.argv[1] && moduleUrl === pathToFileURL(process.argv[1]).href;

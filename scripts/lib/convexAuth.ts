@@ -16,7 +16,7 @@ import { portraitTables } from "../../convex/tables.ts";
 import type { Backend } from "./backend.ts";
 
 /** The embedded deployment's site URL: Convex Auth's issuer (ADMIN_SUBJECTS' user-id rule checks it). */
-export const EMBEDDED_SITE_URL = "https://embedded-deployment.invalid";
+const EMBEDDED_SITE_URL = "https://embedded-deployment.invalid";
 
 /** This project's schema with Convex Auth's tables, as an app using both spreads them. */
 export const convexAuthSchema = defineSchema({ ...authTables, ...portraitTables });

@@ -8,7 +8,7 @@ import type { Fault, FaultPicker } from "../fakes/recraftServer.ts";
 import { portraitPng } from "../fakes/png.ts";
 
 /** A stable number in [0, 1) for a string. */
-export function unitHash(text: string): number {
+function unitHash(text: string): number {
   return createHash("sha256").update(text).digest().readUInt32BE(0) / 2 ** 32;
 }
 
@@ -56,7 +56,7 @@ export function failRatePicker(rate: number, faults: Fault[] = DEMO_FAULTS): Fau
 }
 
 /** Claude's transient failures, in rotation: both retried by the story run. */
-export const CLAUDE_FAULTS: AnthropicBehavior[] = [
+const CLAUDE_FAULTS: AnthropicBehavior[] = [
   { kind: "overloaded" },
   { kind: "status", status: 500, body: { type: "error", error: { type: "api_error", message: "Internal server error" } } },
 ];

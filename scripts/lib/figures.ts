@@ -93,7 +93,7 @@ export interface Row {
 const x = (ratio: number) => `${ratio.toFixed(2)}×`;
 
 /** insertStory (story + job + event + dispatch/schedule) against a bare story insert, interleaved. */
-export async function insertCost(size: BenchSize): Promise<Row> {
+async function insertCost(size: BenchSize): Promise<Row> {
   // Jobs really run (latency 0) but never during a measurement: we wait for them between pairs.
   const stack = await benchStack({ recraft: { latencyMs: 0, downloadLatencyMs: 0 } });
   const { t } = stack;
@@ -214,7 +214,7 @@ async function jobsSince(t: Backend, since: number): Promise<Events[]> {
 }
 
 /** End-to-end job time (pending → stored) ÷ the fake provider's own latency. */
-export async function pipelineOverhead(size: BenchSize): Promise<Row> {
+async function pipelineOverhead(size: BenchSize): Promise<Row> {
   const requestMs = 150;
   const downloadMs = 50;
   const provider = requestMs + downloadMs;
@@ -259,7 +259,7 @@ export async function pipelineOverhead(size: BenchSize): Promise<Row> {
 }
 
 /** Many stories inserted at once: makespan against the ideal, the cap as the server saw it, jobs lost. */
-export async function burst(size: BenchSize): Promise<Row> {
+async function burst(size: BenchSize): Promise<Row> {
   const latency = 50;
   const concurrency = 4;
   const stack = await benchStack({ recraft: { latencyMs: latency, downloadLatencyMs: 0 } });
@@ -325,7 +325,7 @@ async function runProbe<T>(mib: number, part: "pipeline" | "download"): Promise<
  * Bytes of ArrayBuffers per image against the runtime's 64 MiB per action
  * (scripts/lib/memoryProbe.ts), and an endless body against the byte cap.
  */
-export async function memory(size: BenchSize): Promise<Row> {
+async function memory(size: BenchSize): Promise<Row> {
   const download = await runProbe<{ heldCopies: number; allocatedCopies: number }>(size.memoryMiB, "download");
   const { image, endless, cap } = await runProbe<ProbeResult>(size.memoryMiB, "pipeline");
   const budget = (ACTION_ARRAY_BUFFER_BYTES * 3) / 4;
@@ -351,7 +351,7 @@ export async function memory(size: BenchSize): Promise<Row> {
 }
 
 /** Documents read by the status-count read at two table sizes. */
-export async function adminReadCost(size: BenchSize): Promise<Row> {
+async function adminReadCost(size: BenchSize): Promise<Row> {
   const stack = await benchStack();
   try {
     return await readCostOn(stack.t, size);
@@ -402,7 +402,7 @@ async function readCostOn(t: Backend, size: BenchSize): Promise<Row> {
 }
 
 /** Documents read by the admin chart's query (convex/lib/activity.ts) at two sizes of the event log. */
-export async function chartReadCost(size: BenchSize): Promise<Row> {
+async function chartReadCost(size: BenchSize): Promise<Row> {
   const stack = await benchStack();
   const { t } = stack;
   try {
@@ -485,7 +485,7 @@ async function seedJobs(t: Backend, template: Omit<Doc<"portraitJobs">, "_id" | 
 }
 
 /** Story generation's success rate while every image request fails. */
-export async function failureIsolation(size: BenchSize): Promise<Row> {
+async function failureIsolation(size: BenchSize): Promise<Row> {
   const stack = await benchStack({ recraft: { latencyMs: 0, downloadLatencyMs: 0, fault: failRatePicker(1) } });
   try {
     const { storyIds, progress } = await generateStories(stack, size.stories, undefined, { pollMs: 20, timeoutMs: 60_000 });
@@ -515,7 +515,7 @@ const scaledRecraftLatency = () => 500 + Math.random() * 1_000;
 const AT_DEFAULTS_X10 = { ...RECRAFT_LIMITS_X10, PORTRAIT_MAX_CONCURRENCY: "40", PORTRAIT_START_TOLERANCE_MS: undefined };
 
 /** Sustained start rate as a share of Recraft's two limits, as the fake counts the starts. */
-export async function providerShare(size: BenchSize): Promise<Row> {
+async function providerShare(size: BenchSize): Promise<Row> {
   const lateStarts: string[] = [];
   const stack = await benchStack({
     recraft: { latencyMs: scaledRecraftLatency, downloadLatencyMs: 0 },
@@ -557,7 +557,7 @@ export async function providerShare(size: BenchSize): Promise<Row> {
 const PRODUCT_TABLES = new Set(["stories", "portraitJobs", "portraitJobEvents", "_storage"]);
 
 /** Documents read, written, and written that another job also writes, per stored portrait. */
-export async function costPerJob(size: BenchSize): Promise<Row> {
+async function costPerJob(size: BenchSize): Promise<Row> {
   const accesses: Access[] = [];
   const stack = await benchStack({
     modules: meteredModules(accesses),
@@ -628,7 +628,7 @@ export async function costPerJob(size: BenchSize): Promise<Row> {
 }
 
 /** Drain time against the ideal schedule, on time and under a lagging scheduler (scripts/lib/drain.ts). */
-export async function drainTime(size: BenchSize): Promise<Row> {
+async function drainTime(size: BenchSize): Promise<Row> {
   const results = [];
   for (const scenario of drainScenarios(size.drainScale, size.drainJobs, "40")) results.push(await drain(scenario));
   const { table, met, measured } = drainFigureRow(results, size.drainScale);
@@ -652,7 +652,7 @@ const READ_LIMIT = 32_000;
 const WRITE_LIMIT = 16_000;
 
 /** The largest transaction of each function, measured by convex-test's own meter at scale (scripts/lib/transactions.ts). */
-export async function largestTransactions(size: BenchSize): Promise<Row> {
+async function largestTransactions(size: BenchSize): Promise<Row> {
   const scale = size.queueScale;
   const measured = await queueAtScale(scale);
   const bounds = new Map(documentedBounds().map((b) => [b.fn, b]));

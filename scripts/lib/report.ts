@@ -62,7 +62,7 @@ export interface ReportMeta {
 
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 23);
 
-export function renderReport(snapshots: StorySnapshot[], meta: ReportMeta): string {
+function renderReport(snapshots: StorySnapshot[], meta: ReportMeta): string {
   const summary = summarize(snapshots);
   const allAt = snapshots.flatMap((s) => s.events.map((e) => e.at));
   const t0 = allAt.length ? Math.min(...allAt) : 0;

@@ -16,9 +16,9 @@ import { convexAuthEnv, convexAuthModules, convexAuthSchema } from "./convexAuth
 import { claudeFailRate, DEMO_DOWNLOAD_LATENCY_MS, demoLatency, failRatePicker, painter } from "./faults.ts";
 import { sleep } from "./wait.ts";
 
-export const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
-export const FAKE_ANTHROPIC_KEY = "sk-ant-demo-fake-anthropic-key";
-export const FAKE_TINIFY_KEY = "tinify-demo-fake-key";
+const FAKE_RECRAFT_KEY = "rk-demo-fake-recraft-key";
+const FAKE_ANTHROPIC_KEY = "sk-ant-demo-fake-anthropic-key";
+const FAKE_TINIFY_KEY = "tinify-demo-fake-key";
 
 export type Counts = Record<JobStatus, number>;
 export const LIVE: JobStatus[] = ["pending", "requested", "downloaded"];
@@ -196,7 +196,7 @@ export async function jobCounts(t: Backend): Promise<Counts> {
   return t.run((ctx) => readCounts(ctx));
 }
 
-export interface FailedAttempt {
+interface FailedAttempt {
   jobId: string;
   slug: string;
   attempt: number;
@@ -208,7 +208,7 @@ export interface FailedAttempt {
 }
 
 /** Every failed attempt since `since` (from the event log), newest last. */
-export async function failedAttempts(t: Backend, since: number): Promise<FailedAttempt[]> {
+async function failedAttempts(t: Backend, since: number): Promise<FailedAttempt[]> {
   return t.run(async (ctx) => {
     const events = await ctx.db
       .query("portraitJobEvents")
@@ -232,10 +232,10 @@ export async function failedAttempts(t: Backend, since: number): Promise<FailedA
   });
 }
 
-export type RunCounts = Record<StoryRunStatus, number>;
+type RunCounts = Record<StoryRunStatus, number>;
 const RUN_STATUSES: StoryRunStatus[] = ["pending", "writing", "repairing", "inserted", "failed"];
 
-export interface StoryAttemptFailure {
+interface StoryAttemptFailure {
   /** 0-based position of the run among those requested. */
   index: number;
   attempt: number;

@@ -122,7 +122,7 @@ function compactStory(i: number, now: number, storageId?: Id<"_storage">) {
 type Stack = Awaited<ReturnType<typeof benchStack>>;
 
 /** Seeds `scale` in bulk inserts (a few thousand documents per t.run). */
-export async function seedQueue(stack: Stack, scale: QueueScale): Promise<void> {
+async function seedQueue(stack: Stack, scale: QueueScale): Promise<void> {
   const { t } = stack;
   const now = Date.now();
   const old = now - 60_000; // settled: the loop folds count rows untouched for 10 s

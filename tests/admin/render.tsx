@@ -19,7 +19,7 @@ import { asConvexClient, BridgeClient, type BridgeTransport } from "../../admin/
 
 export type Caller = "admin" | "guest" | "anon";
 
-export function bridgeRenderer(backend: () => Backend) {
+function bridgeRenderer(backend: () => Backend) {
   const clients: BridgeClient[] = [];
   const inFlight = new Set<Promise<unknown>>();
   /** The transport, with every call it runs kept in `inFlight` until it is answered. */
