@@ -1,7 +1,7 @@
 /**
  * The admin app's views on data from the real backend functions: the
  * project's Convex functions on convex-test with the loopback fakes (as in
- * tests/), reached through the bridge client and executor in-process
+ * the backend suites), reached through the bridge client and executor in-process
  * (scripts/lib/bridge.ts localTransport), so no fixture is hand-written.
  */
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
@@ -11,7 +11,6 @@ import { api, internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { numberedCaseFile, settle } from "../harness";
-
 import { adminSuite, fiveJobs, type Caller } from "./render";
 import { App, Counts } from "../../admin/src/App";
 import { Audit } from "../../admin/src/Audit";

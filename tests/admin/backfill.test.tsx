@@ -7,9 +7,7 @@ import type { ReactElement } from "react";
 import { expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import { portraitPng } from "../../scripts/fakes/png";
-
 import { caseFile, gameStoryDocument, jobOf, numberedCaseFile, settle } from "../harness";
-
 import { adminSuite } from "./render";
 import { Backfill } from "../../admin/src/Backfill";
 import { JobPage } from "../../admin/src/JobPage";

@@ -13,7 +13,6 @@ import { ADMIN_IDENTITY } from "../../scripts/lib/backend";
 import { localTransport } from "../../scripts/lib/bridge";
 import { DEMO_FAULTS } from "../../scripts/lib/faults";
 import { caseFile, jobOf, modules, numberedCaseFile, settle } from "../harness";
-
 import { adminSuite, fiveJobs } from "./render";
 import { App, GenerateStory } from "../../admin/src/App";
 import { Audit } from "../../admin/src/Audit";

@@ -6,9 +6,7 @@
 import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import type { ReactElement } from "react";
 import { describe, expect, test } from "vitest";
-
 import { jobOf, settle } from "../harness";
-
 import { adminSuite } from "./render";
 import { GenerateStory } from "../../admin/src/App";
 import { StoryRuns } from "../../admin/src/StoryRuns";
