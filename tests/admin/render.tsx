@@ -88,12 +88,14 @@ export function adminSuite(options: Parameters<typeof startStack>[0] = {}) {
   });
   afterEach(async () => {
     ui.closeAll();
+    const running = current;
+    current = undefined;
+    if (!running) return; // its start failed, and said so
     try {
-      await settle(stack().t);
-      await expectInvariants(stack().t);
+      await settle(running.t);
+      await expectInvariants(running.t);
     } finally {
-      await stack().close();
-      current = undefined;
+      await running.close();
       vi.restoreAllMocks();
     }
   });
