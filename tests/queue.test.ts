@@ -10,6 +10,7 @@ import { FOLD_BATCH, MAX_UNFOLDED_READ } from "../convex/lib/counts";
 import { createJob, readCounts } from "../convex/lib/jobs";
 import type { Fault } from "../scripts/fakes/recraftServer";
 import { lagScheduler, randomLag } from "../scripts/lib/lag";
+import { overLimit } from "../scripts/lib/stats";
 import { captureLogs, caseFile, editSlot, gameStoryDocument, jobOf, pathOf, settle, slotPathOf, startStack, type Stack } from "./harness";
 import { snapshot, violations } from "./invariants";
 
@@ -400,6 +401,14 @@ describe("a lagging scheduler", () => {
     const { jobs, scheduled } = await snapshot(stack.t);
     expect(jobs.filter((j) => j.status === "stored")).toHaveLength(40);
     expect(stack.recraft.requests).toHaveLength(40);
+    // The pacing itself: the starts the claims reserved never crowd a window. No event-loop delay is in
+    // them, so this holds however busy the machine; the fake's receipts below add this process's delay.
+    const reserved = (await stack.t.run((ctx) => ctx.db.query("portraitSlotEvents").collect())).flatMap((e) =>
+      e.change === "claimed" && e.slot.kind === "held" && e.slot.startedAt !== undefined ? [e.slot.startedAt] : [],
+    );
+    expect(reserved).toHaveLength(40);
+    expect(overLimit(reserved, 250, 5)).toBe(0);
+    expect(overLimit(reserved, 2_500, 20)).toBe(0);
     expect(stack.recraft.startsOverLimit(250, 5)).toBe(0);
     expect(stack.recraft.startsOverLimit(2_500, 20)).toBe(0);
     // One action per request: none ran only to be refused or deferred.

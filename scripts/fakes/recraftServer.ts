@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
+import { overLimit, windowCounts } from "../lib/stats.ts";
 import { portraitPng } from "./png.ts";
 
 /** Faults of the generation call itself. */
@@ -253,16 +254,6 @@ async function stream(res: ServerResponse, total: number, head: Uint8Array, sign
     }
   }
   if (!signal.aborted) res.end();
-}
-
-/** For each start, how many starts fell in the window of `windowMs` ending with it (itself included). */
-function windowCounts(starts: number[], windowMs: number): number[] {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let first = 0;
-  return sorted.map((at, i) => {
-    while (sorted[first]! <= at - windowMs) first++;
-    return i - first + 1;
-  });
 }
 
 export async function startRecraftServer(options: RecraftServerOptions = {}): Promise<FakeRecraft> {
@@ -532,10 +523,11 @@ export async function startRecraftServer(options: RecraftServerOptions = {}): Pr
       ).reduce((a, b) => Math.max(a, b), 0);
     },
     startsOverLimit(windowMs, limit) {
-      return windowCounts(
+      return overLimit(
         requests.map((r) => r.at),
         windowMs,
-      ).filter((n) => n > limit).length;
+        limit,
+      );
     },
     get oversizeBytesSent() {
       return oversizeBytesSent;

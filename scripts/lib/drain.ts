@@ -12,6 +12,7 @@ import { reserveStart } from "../../convex/lib/pacing.ts";
 import { convexModules, wrapMutations } from "./backend.ts";
 import { benchStack, insertStory, live, waitForCounts } from "./benchStack.ts";
 import { lagScheduler, randomLag, type LagOptions } from "./lag.ts";
+import { overLimit } from "./stats.ts";
 
 export type DrainScenario = {
   name: string;
@@ -167,16 +168,6 @@ export async function drain(s: DrainScenario): Promise<DrainResult> {
     lag?.restore();
     await stack.close();
   }
-}
-
-/** How many of `starts` had `limit` others in the `windowMs` before them (the fake's count, lib/recraftServer.ts). */
-function overLimit(starts: number[], windowMs: number, limit: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let first = 0;
-  return sorted.filter((at, i) => {
-    while (sorted[first]! <= at - windowMs) first++;
-    return i - first + 1 > limit;
-  }).length;
 }
 
 /** The issue's scenarios: real windows (scale 1) or shorter ones for a quick run (scale 10: windows and latencies ÷ 10). */

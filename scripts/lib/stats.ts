@@ -18,3 +18,17 @@ export function formatBytes(bytes: number): string {
   if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${bytes} B`;
 }
+
+/** For each of `starts` (any order), how many starts the `windowMs` ending at it holds, itself included. */
+export function windowCounts(starts: readonly number[], windowMs: number): number[] {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let first = 0;
+  return sorted.map((at, i) => {
+    while (sorted[first]! <= at - windowMs) first++;
+    return i - first + 1;
+  });
+}
+
+/** How many of `starts` came while `limit` others had already come in the `windowMs` before them. */
+export const overLimit = (starts: readonly number[], windowMs: number, limit: number) =>
+  windowCounts(starts, windowMs).filter((n) => n > limit).length;
