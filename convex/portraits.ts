@@ -117,8 +117,7 @@ export const claim = internalMutation({
       });
       return null;
     }
-    await claimSlot(ctx, job, { startedAt: start, claimId });
-    await move(ctx, (await ctx.db.get("portraitJobs", jobId))!, "requested");
+    await move(ctx, await claimSlot(ctx, job, { startedAt: start, claimId }), "requested");
     return { attempt: job.attempt, prompt: prompt!.trim(), startAt: start };
   },
 });

@@ -24,9 +24,18 @@ function held(job: Doc<"portraitJobs">, change: SlotChange): HeldSlot {
   return job.slot;
 }
 
-async function changeSlot(ctx: MutationCtx, job: Doc<"portraitJobs">, change: SlotChange, slot: JobSlot, at = Date.now(), heldMs?: number) {
+/** Patches the job's slot and records the change; returns the job as it became. */
+async function changeSlot(
+  ctx: MutationCtx,
+  job: Doc<"portraitJobs">,
+  change: SlotChange,
+  slot: JobSlot,
+  at = Date.now(),
+  heldMs?: number,
+): Promise<Doc<"portraitJobs">> {
   await ctx.db.patch("portraitJobs", job._id, { slot });
   await ctx.db.insert("portraitSlotEvents", { jobId: job._id, attempt: job.attempt, change, at, slot, heldMs });
+  return { ...job, slot };
 }
 
 /** The loop gives a pending job a slot: its action is scheduled for `plannedAt`. */
@@ -49,13 +58,13 @@ export async function deferSlot(
   await changeSlot(ctx, job, "deferred", { ...held(job, "deferred"), plannedAt, scheduledFunctionId });
 }
 
-/** The claim reserved the request's real start (and names itself, so its own retry is recognised). */
+/** The claim reserved the request's real start (and names itself, so its own retry is recognised); returns the job as it became. */
 export async function claimSlot(
   ctx: MutationCtx,
   job: Doc<"portraitJobs">,
   { startedAt, claimId }: { startedAt: number; claimId?: string },
 ) {
-  await changeSlot(ctx, job, "claimed", { ...held(job, "claimed"), startedAt, ...(claimId ? { claimId } : {}) });
+  return changeSlot(ctx, job, "claimed", { ...held(job, "claimed"), startedAt, ...(claimId ? { claimId } : {}) });
 }
 
 /**

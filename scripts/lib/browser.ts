@@ -246,16 +246,18 @@ async function checkPaintsText(browser: Browser, executablePath: string): Promis
   }
 }
 
+/** Playwright's options for launching the resolved Chromium. */
+async function launchOptions(env: NodeJS.ProcessEnv) {
+  const resolved = await resolveChromium(env);
+  return { executablePath: resolved.executablePath, args: CHROMIUM_ARGS, env: { ...env, ...resolved.env } };
+}
+
 /** Launches the resolved Chromium and checks that it paints text. */
 export async function launchChromium(env: NodeJS.ProcessEnv = process.env): Promise<Browser> {
-  const resolved = await resolveChromium(env);
-  const browser = await playwrightChromium.launch({
-    executablePath: resolved.executablePath,
-    args: CHROMIUM_ARGS,
-    env: { ...env, ...resolved.env },
-  });
+  const options = await launchOptions(env);
+  const browser = await playwrightChromium.launch(options);
   try {
-    await checkPaintsText(browser, resolved.executablePath);
+    await checkPaintsText(browser, options.executablePath);
   } catch (error) {
     await browser.close();
     throw error;
@@ -269,16 +271,12 @@ export async function launchChromium(env: NodeJS.ProcessEnv = process.env): Prom
  * `launchChromium`. The browser test files share one this way (tests/e2e/setup.ts).
  */
 export async function launchChromiumServer(env: NodeJS.ProcessEnv = process.env): Promise<BrowserServer> {
-  const resolved = await resolveChromium(env);
-  const server = await playwrightChromium.launchServer({
-    executablePath: resolved.executablePath,
-    args: CHROMIUM_ARGS,
-    env: { ...env, ...resolved.env },
-  });
+  const options = await launchOptions(env);
+  const server = await playwrightChromium.launchServer(options);
   try {
     const browser = await connectChromium(server.wsEndpoint());
     try {
-      await checkPaintsText(browser, resolved.executablePath);
+      await checkPaintsText(browser, options.executablePath);
     } finally {
       await browser.close();
     }
